@@ -1,0 +1,21 @@
+//! gRPC clients of the services. Each wraps one lazily-connected channel: HTTP/2 multiplexes every
+//! concurrent call over it, it reconnects by itself after a service restarts, and a call to a service
+//! that is down fails within the connect timeout instead of hanging.
+
+use auth_core::config::SuiteConfig;
+use auth_proto::token::v1::token_service_client::TokenServiceClient;
+use tonic::transport::Channel;
+
+#[derive(Clone)]
+pub struct ServiceClients {
+    pub token: TokenServiceClient<Channel>,
+}
+
+impl ServiceClients {
+    pub fn new(suite: &SuiteConfig) -> anyhow::Result<Self> {
+        let channel = |url: &str| auth_core::grpc::channel(url, suite.grpc_connect_timeout, suite.grpc_timeout);
+        Ok(Self {
+            token: TokenServiceClient::new(channel(&suite.token_url)?),
+        })
+    }
+}

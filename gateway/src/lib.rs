@@ -1,0 +1,66 @@
+//! The HTTP gateway: GoTrue's public REST API in front of the suite's gRPC services.
+//!
+//! It owns no data. It parses requests, applies the cross-cutting HTTP rules (CORS, request ids, the
+//! 1 MiB body limit, the request timeout, error rendering in both GoTrue formats) and makes (usually)
+//! one RPC per request.
+
+mod clients;
+pub mod error;
+mod extract;
+mod middleware;
+mod routes;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use auth_core::Config;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use clients::ServiceClients;
+pub use extract::AppJson;
+
+/// Shared by every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub clients: ServiceClients,
+    /// `/settings` depends only on the configuration: rendered once.
+    settings_json: Arc<str>,
+}
+
+impl AppState {
+    pub fn new(config: Arc<Config>) -> anyhow::Result<Self> {
+        let clients = ServiceClients::new(&config.suite)?;
+        let settings_json = routes::general::render_settings(&config)?.into();
+        Ok(Self {
+            config,
+            clients,
+            settings_json,
+        })
+    }
+}
+
+/// The complete application: every route behind every middleware.
+pub fn app(state: AppState) -> Router {
+    middleware::wrap(routes::router(), state)
+}
+
+/// Serves the gateway on `listener` until `shutdown` fires, then finishes in-flight requests.
+pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let state = AppState::new(config)?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "gateway listening");
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+    .context("gateway server failed")?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The cross-cutting HTTP behaviour, in GoTrue's order: request id → logging → body limit →
+//! request timeout → CORS → the routes, with every error rendered in GoTrue's JSON shape.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, Method, StatusCode};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+use crate::error::{API_VERSION_HEADER, ApiError, ApiVersion};
+
+/// GoTrue's request body limit.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+const REQUEST_ID_RESPONSE_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the current request: from `REQUEST_ID_HEADER` when configured and present, else a fresh
+/// UUID (a client-chosen id is never trusted unless the operator asked for it).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub fn wrap(routes: Router<AppState>, state: AppState) -> Router {
+    let timeout = state.config.api.max_request_duration;
+    routes
+        .layer(cors(&state))
+        .layer(middleware::from_fn_with_state(timeout, request_timeout))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A panic becomes an ordinary 500 `unexpected_failure`, rendered like every other error.
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+            tracing::error!("handler panicked");
+            ApiError::unexpected().into_response()
+        }))
+        .layer(middleware::from_fn(render_errors))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request.extensions().get::<RequestId>().map(|id| id.0.as_str()).unwrap_or_default();
+                tracing::info_span!("http", method = %request.method(), path = request.uri().path(), request_id)
+            }),
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), assign_request_id))
+        .with_state(state)
+}
+
+async fn assign_request_id(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let inherited = state
+        .config
+        .api
+        .request_id_header
+        .as_deref()
+        .and_then(|name| request.headers().get(name))
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.is_empty() && value.len() <= 200)
+        .map(str::to_string);
+    let id = inherited.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_RESPONSE_HEADER, value);
+    }
+    response
+}
+
+/// Writes the body of every error response in the format the request asked for, and turns the
+/// router's bare 404/405 into JSON errors.
+async fn render_errors(request: Request, next: Next) -> Response {
+    let version = ApiVersion::from_headers(request.headers());
+    let request_id = request.extensions().get::<RequestId>().cloned();
+    let mut response = next.run(request).await;
+    let error = match response.extensions_mut().remove::<ApiError>() {
+        Some(error) => error,
+        None => return response,
+    };
+    let mut rendered = error.render(version, request_id.as_ref().map(|id| id.0.as_str()));
+    // Keep headers the handler or CORS layer set (Allow, Access-Control-*), but not the body's.
+    for (name, value) in response.headers() {
+        if name != http::header::CONTENT_TYPE && name != http::header::CONTENT_LENGTH {
+            rendered.headers_mut().entry(name).or_insert(value.clone());
+        }
+    }
+    rendered
+}
+
+async fn request_timeout(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::request_timeout().into_response(),
+    }
+}
+
+/// GoTrue's CORS policy: any origin (reflected, since credentials are allowed), its method list, its
+/// header list plus `GOTRUE_CORS_ALLOWED_HEADERS`, and the headers the admin API exposes.
+fn cors(state: &AppState) -> CorsLayer {
+    let mut allowed = vec![
+        HeaderName::from_static("accept"),
+        HeaderName::from_static("authorization"),
+        HeaderName::from_static("content-type"),
+        HeaderName::from_static("x-client-ip"),
+        HeaderName::from_static("x-client-info"),
+        HeaderName::from_static("x-jwt-aud"),
+        HeaderName::from_static("x-use-cookie"),
+        API_VERSION_HEADER,
+    ];
+    allowed.extend(
+        state
+            .config
+            .cors_allowed_headers
+            .iter()
+            .filter_map(|name| HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).ok()),
+    );
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers(allowed)
+        .expose_headers([
+            HeaderName::from_static("x-total-count"),
+            HeaderName::from_static("link"),
+            API_VERSION_HEADER,
+        ])
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, auth_core::ErrorCode::NotFound, "Not Found")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, auth_core::ErrorCode::MethodNotAllowed, "Method Not Allowed")
+}

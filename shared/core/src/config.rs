@@ -1,0 +1,663 @@
+//! Configuration from GoTrue's environment variables.
+//!
+//! Every process of the suite reads the same variables, with GoTrue's names, aliases and defaults
+//! (`spec/gotrue-readme.txt`, `spec/GOTRUE_BEHAVIOUR.md` §11), from the process environment and an
+//! optional `.env` file (the environment wins, as in GoTrue). A few suite-only variables (`AUTH_*`,
+//! `NATS_URL`) wire the processes together.
+//!
+//! Loading collects every problem before failing, and each message names the variable, so an operator
+//! fixes a bad environment in one round.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+/// Every GoTrue OAuth provider, as `(key in /settings and in provider names, env segment)`.
+/// `x` and `vercel_marketplace` are configurable but GoTrue does not list them in `/settings`.
+pub const OAUTH_PROVIDERS: &[(&str, &str)] = &[
+    ("apple", "APPLE"),
+    ("azure", "AZURE"),
+    ("bitbucket", "BITBUCKET"),
+    ("discord", "DISCORD"),
+    ("facebook", "FACEBOOK"),
+    ("snapchat", "SNAPCHAT"),
+    ("figma", "FIGMA"),
+    ("fly", "FLY"),
+    ("github", "GITHUB"),
+    ("gitlab", "GITLAB"),
+    ("google", "GOOGLE"),
+    ("keycloak", "KEYCLOAK"),
+    ("kakao", "KAKAO"),
+    ("linkedin", "LINKEDIN"),
+    ("linkedin_oidc", "LINKEDIN_OIDC"),
+    ("notion", "NOTION"),
+    ("spotify", "SPOTIFY"),
+    ("slack", "SLACK"),
+    ("slack_oidc", "SLACK_OIDC"),
+    ("workos", "WORKOS"),
+    ("twitch", "TWITCH"),
+    ("twitter", "TWITTER"),
+    ("zoom", "ZOOM"),
+    ("x", "X"),
+    ("vercel_marketplace", "VERCEL_MARKETPLACE"),
+];
+
+/// The whole configuration. Built once at start and shared read-only (`Arc<Config>`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api: ApiConfig,
+    /// `GOTRUE_SITE_URL`: where users land after verifying; the default redirect.
+    pub site_url: Url,
+    /// `GOTRUE_URI_ALLOW_LIST`: extra redirect targets (globs).
+    pub uri_allow_list: Vec<String>,
+    /// `GOTRUE_DISABLE_SIGNUP`
+    pub disable_signup: bool,
+    /// `GOTRUE_CORS_ALLOWED_HEADERS`: added to GoTrue's fixed list.
+    pub cors_allowed_headers: Vec<String>,
+    pub db: DbConfig,
+    pub jwt: JwtConfig,
+    pub external: ExternalConfig,
+    pub mailer: MailerConfig,
+    pub sms: SmsConfig,
+    pub saml: SamlConfig,
+    /// `GOTRUE_PASSKEY_ENABLED`
+    pub passkey_enabled: bool,
+    pub log: LogConfig,
+    pub tracing: TracingConfig,
+    pub suite: SuiteConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// `GOTRUE_API_HOST` (default: all interfaces)
+    pub host: String,
+    /// `PORT` / `GOTRUE_API_PORT` (default 8081)
+    pub port: u16,
+    /// `API_EXTERNAL_URL` / `GOTRUE_API_EXTERNAL_URL` (required): the public base URL of the API.
+    pub external_url: Url,
+    /// `REQUEST_ID_HEADER` / `GOTRUE_API_REQUEST_ID_HEADER`: inherit request ids from this header.
+    pub request_id_header: Option<String>,
+    /// `GOTRUE_API_MAX_REQUEST_DURATION` (default 10s): past it the gateway answers 504 `request_timeout`.
+    pub max_request_duration: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// `DATABASE_URL` / `GOTRUE_DB_DATABASE_URL` (required)
+    pub url: SecretString,
+    /// `DB_NAMESPACE` / `GOTRUE_DB_NAMESPACE` (default `auth`): the schema holding every table.
+    pub namespace: String,
+    /// `GOTRUE_DB_MAX_POOL_SIZE` (0 = the suite's default of 10 per process)
+    pub max_pool_size: u32,
+    /// `GOTRUE_DB_CONN_MAX_LIFETIME`
+    pub conn_max_lifetime: Option<Duration>,
+    /// `GOTRUE_DB_CONN_MAX_IDLE_TIME`
+    pub conn_max_idle_time: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// `GOTRUE_JWT_SECRET` (required): HS256 signing secret and verification fallback.
+    pub secret: SecretString,
+    /// `GOTRUE_JWT_EXP` (seconds, default 3600)
+    pub exp: u64,
+    /// `GOTRUE_JWT_AUD` (default `authenticated`)
+    pub aud: String,
+    /// `GOTRUE_JWT_ADMIN_ROLES` (default `service_role,supabase_admin`)
+    pub admin_roles: Vec<String>,
+    /// `GOTRUE_JWT_DEFAULT_GROUP_NAME`: `role` of new users (default `authenticated`).
+    pub default_group_name: String,
+    /// `GOTRUE_JWT_ISSUER`
+    pub issuer: Option<String>,
+    /// `GOTRUE_JWT_KEY_ID`: the `kid` of the HS256 secret.
+    pub key_id: Option<String>,
+    /// `GOTRUE_JWT_KEYS`: JSON array of private JWKs. Kept as JSON objects; the token service builds keys.
+    pub keys: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// `GOTRUE_JWT_VALID_METHODS`
+    pub valid_methods: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExternalConfig {
+    /// `GOTRUE_EXTERNAL_EMAIL_ENABLED` (default true)
+    pub email_enabled: bool,
+    /// `GOTRUE_EXTERNAL_PHONE_ENABLED` (default false)
+    pub phone_enabled: bool,
+    /// `GOTRUE_EXTERNAL_ANONYMOUS_USERS_ENABLED` (default false)
+    pub anonymous_users_enabled: bool,
+    /// `GOTRUE_EXTERNAL_<P>_*`, keyed by the lower-case provider name of [`OAUTH_PROVIDERS`].
+    pub providers: BTreeMap<&'static str, OAuthProviderConfig>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OAuthProviderConfig {
+    pub enabled: bool,
+    pub client_ids: Vec<String>,
+    pub secret: Option<SecretString>,
+    pub redirect_uri: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailerConfig {
+    /// `GOTRUE_MAILER_AUTOCONFIRM`
+    pub autoconfirm: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmsConfig {
+    /// `GOTRUE_SMS_AUTOCONFIRM`
+    pub autoconfirm: bool,
+    /// `GOTRUE_SMS_PROVIDER` (`twilio`, `messagebird`, `textlocal`, `vonage`, ...)
+    pub provider: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SamlConfig {
+    /// `GOTRUE_SAML_ENABLED`
+    pub enabled: bool,
+    /// Whether `GOTRUE_SAML_PRIVATE_KEY_NEXT` is set (reported by `/settings`).
+    pub private_key_next_configured: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `GOTRUE_LOG_LEVEL` (default `info`); `RUST_LOG`, when set, takes precedence.
+    pub level: String,
+    /// `AUTH_LOG_FORMAT`: `text` (default) or `json`.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct TracingConfig {
+    /// `GOTRUE_TRACING_ENABLED`: export spans over OTLP.
+    pub enabled: bool,
+    /// `GOTRUE_TRACING_SERVICE_NAME` prefix; each process appends its own name.
+    pub service_name: String,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT` (default `http://localhost:4317`).
+    pub otlp_endpoint: String,
+}
+
+/// Suite-only wiring: where the services listen and are reached, and the NATS server.
+#[derive(Debug, Clone)]
+pub struct SuiteConfig {
+    /// `AUTH_TOKEN_URL` etc.: gRPC endpoints of the services, e.g. `http://127.0.0.1:50051`.
+    pub token_url: String,
+    pub user_url: String,
+    pub mfa_url: String,
+    pub sso_url: String,
+    pub notification_url: String,
+    /// `AUTH_GRPC_CONNECT_TIMEOUT` (default 1s): a service that is down is reported quickly.
+    pub grpc_connect_timeout: Duration,
+    /// `AUTH_GRPC_TIMEOUT` (default 10s): upper bound on any one RPC.
+    pub grpc_timeout: Duration,
+    /// `NATS_URL` (default `nats://127.0.0.1:4222`)
+    pub nats_url: String,
+    /// `AUTH_NATS_PREFIX` (default `auth`): prefix of every subject and stream, so that several suites
+    /// (or tests) share one NATS server without seeing each other.
+    pub nats_prefix: String,
+}
+
+/// Every problem found while loading, each naming its variable.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for problem in &self.problems {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Loads from the process environment over an optional env file (`--env-file`, else `.env` if present).
+    pub fn load(env_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let vars = EnvVars::from_process(env_file).map_err(|problem| ConfigError {
+            problems: vec![problem],
+        })?;
+        Self::from_vars(&vars)
+    }
+
+    /// Loads from explicit pairs only (tests, embedding).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError> {
+        Self::from_vars(&EnvVars::from_pairs(pairs))
+    }
+
+    fn from_vars(vars: &EnvVars) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            vars,
+            problems: Vec::new(),
+        };
+
+        let db_driver = r.string(&["GOTRUE_DB_DRIVER", "DB_DRIVER"], "postgres");
+        if db_driver != "postgres" {
+            r.problem("GOTRUE_DB_DRIVER", "must be postgres");
+        }
+        let namespace = r.string(&["GOTRUE_DB_NAMESPACE", "DB_NAMESPACE"], "auth");
+        if !is_identifier(&namespace) {
+            r.problem(
+                "DB_NAMESPACE",
+                "must be a plain SQL identifier (letters, digits, underscore)",
+            );
+        }
+
+        let api = ApiConfig {
+            host: r.string(&["GOTRUE_API_HOST", "API_HOST"], ""),
+            port: r.parse(&["GOTRUE_API_PORT", "PORT"], 8081u16),
+            external_url: r.required_url(&["GOTRUE_API_EXTERNAL_URL", "API_EXTERNAL_URL"]),
+            request_id_header: r.optional(&["GOTRUE_API_REQUEST_ID_HEADER", "REQUEST_ID_HEADER"]),
+            max_request_duration: r.duration(
+                &["GOTRUE_API_MAX_REQUEST_DURATION"],
+                Duration::from_secs(10),
+            ),
+        };
+
+        let db = DbConfig {
+            url: SecretString::from(r.required(&["GOTRUE_DB_DATABASE_URL", "DATABASE_URL"])),
+            namespace,
+            max_pool_size: r.parse(&["GOTRUE_DB_MAX_POOL_SIZE"], 0u32),
+            conn_max_lifetime: r.optional_duration(&["GOTRUE_DB_CONN_MAX_LIFETIME"]),
+            conn_max_idle_time: r.optional_duration(&["GOTRUE_DB_CONN_MAX_IDLE_TIME"]),
+        };
+
+        let jwt = JwtConfig {
+            secret: SecretString::from(r.required(&["GOTRUE_JWT_SECRET"])),
+            exp: r.parse(&["GOTRUE_JWT_EXP"], 3600u64),
+            aud: r.string(&["GOTRUE_JWT_AUD"], "authenticated"),
+            admin_roles: r.list(
+                &["GOTRUE_JWT_ADMIN_ROLES"],
+                &["service_role", "supabase_admin"],
+            ),
+            default_group_name: r.string(&["GOTRUE_JWT_DEFAULT_GROUP_NAME"], "authenticated"),
+            issuer: r.optional(&["GOTRUE_JWT_ISSUER"]),
+            key_id: r.optional(&["GOTRUE_JWT_KEY_ID"]),
+            keys: r.jwks(&["GOTRUE_JWT_KEYS"]),
+            valid_methods: r.list(&["GOTRUE_JWT_VALID_METHODS"], &[]),
+        };
+
+        let providers = OAUTH_PROVIDERS
+            .iter()
+            .map(|&(key, env)| {
+                let name = |field: &str| format!("GOTRUE_EXTERNAL_{env}_{field}");
+                let provider = OAuthProviderConfig {
+                    enabled: r.bool(&[&name("ENABLED")], false),
+                    client_ids: r.list(&[&name("CLIENT_ID")], &[]),
+                    secret: r.optional(&[&name("SECRET")]).map(SecretString::from),
+                    redirect_uri: r.optional(&[&name("REDIRECT_URI")]),
+                    url: r.optional(&[&name("URL")]),
+                };
+                (key, provider)
+            })
+            .collect();
+
+        let external = ExternalConfig {
+            email_enabled: r.bool(&["GOTRUE_EXTERNAL_EMAIL_ENABLED"], true),
+            phone_enabled: r.bool(&["GOTRUE_EXTERNAL_PHONE_ENABLED"], false),
+            anonymous_users_enabled: r.bool(&["GOTRUE_EXTERNAL_ANONYMOUS_USERS_ENABLED"], false),
+            providers,
+        };
+
+        let log_format = match r.string(&["AUTH_LOG_FORMAT"], "text").as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => {
+                r.problem("AUTH_LOG_FORMAT", "must be `text` or `json`");
+                LogFormat::Text
+            }
+        };
+
+        let otlp_protocol = r.string(&["OTEL_EXPORTER_OTLP_PROTOCOL"], "grpc");
+        if otlp_protocol != "grpc" {
+            r.problem(
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "only `grpc` is supported (point it at the collector's OTLP/gRPC port, 4317)",
+            );
+        }
+
+        let site_url = r.required_url(&["GOTRUE_SITE_URL"]);
+        let nats_prefix = r.string(&["AUTH_NATS_PREFIX"], "auth");
+        if !is_identifier(&nats_prefix.replace('-', "_")) {
+            r.problem(
+                "AUTH_NATS_PREFIX",
+                "must contain only letters, digits, `_` and `-`",
+            );
+        }
+
+        let config = Config {
+            api,
+            site_url,
+            uri_allow_list: r.list(&["GOTRUE_URI_ALLOW_LIST"], &[]),
+            disable_signup: r.bool(&["GOTRUE_DISABLE_SIGNUP"], false),
+            cors_allowed_headers: r.list(&["GOTRUE_CORS_ALLOWED_HEADERS"], &[]),
+            db,
+            jwt,
+            external,
+            mailer: MailerConfig {
+                autoconfirm: r.bool(&["GOTRUE_MAILER_AUTOCONFIRM"], false),
+            },
+            sms: SmsConfig {
+                autoconfirm: r.bool(&["GOTRUE_SMS_AUTOCONFIRM"], false),
+                provider: r.string(&["GOTRUE_SMS_PROVIDER"], ""),
+            },
+            saml: SamlConfig {
+                enabled: r.bool(&["GOTRUE_SAML_ENABLED"], false),
+                private_key_next_configured: r
+                    .optional(&["GOTRUE_SAML_PRIVATE_KEY_NEXT"])
+                    .is_some(),
+            },
+            passkey_enabled: r.bool(&["GOTRUE_PASSKEY_ENABLED"], false),
+            log: LogConfig {
+                level: r.string(&["GOTRUE_LOG_LEVEL"], "info"),
+                format: log_format,
+            },
+            tracing: TracingConfig {
+                enabled: r.bool(&["GOTRUE_TRACING_ENABLED"], false),
+                service_name: r.string(&["GOTRUE_TRACING_SERVICE_NAME"], "auth"),
+                otlp_endpoint: r.string(
+                    &[
+                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                        "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    ],
+                    "http://localhost:4317",
+                ),
+            },
+            suite: SuiteConfig {
+                token_url: r.string(&["AUTH_TOKEN_URL"], "http://127.0.0.1:50051"),
+                user_url: r.string(&["AUTH_USER_URL"], "http://127.0.0.1:50052"),
+                mfa_url: r.string(&["AUTH_MFA_URL"], "http://127.0.0.1:50053"),
+                sso_url: r.string(&["AUTH_SSO_URL"], "http://127.0.0.1:50054"),
+                notification_url: r.string(&["AUTH_NOTIFICATION_URL"], "http://127.0.0.1:50055"),
+                grpc_connect_timeout: r
+                    .duration(&["AUTH_GRPC_CONNECT_TIMEOUT"], Duration::from_secs(1)),
+                grpc_timeout: r.duration(&["AUTH_GRPC_TIMEOUT"], Duration::from_secs(10)),
+                nats_url: r.string(&["NATS_URL"], "nats://127.0.0.1:4222"),
+                nats_prefix,
+            },
+        };
+
+        if r.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                problems: r.problems,
+            })
+        }
+    }
+
+    /// The OAuth providers GoTrue reports in `/settings.external` (all but `x` and `vercel_marketplace`).
+    pub fn provider_enabled(&self, key: &str) -> bool {
+        self.external.providers.get(key).is_some_and(|p| p.enabled)
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// The raw variables: an env file overlaid by the process environment.
+#[derive(Debug, Default)]
+struct EnvVars(HashMap<String, String>);
+
+impl EnvVars {
+    fn from_process(env_file: Option<&Path>) -> Result<Self, String> {
+        let mut vars = HashMap::new();
+        let file = match env_file {
+            Some(path) => Some(path.to_path_buf()),
+            None => Path::new(".env").exists().then(|| ".env".into()),
+        };
+        if let Some(path) = file {
+            let entries = dotenvy::from_path_iter(&path)
+                .map_err(|e| format!("env file {}: {e}", path.display()))?;
+            for entry in entries {
+                let (key, value) = entry.map_err(|e| format!("env file {}: {e}", path.display()))?;
+                vars.insert(key, value);
+            }
+        }
+        // The environment wins over the file, as in GoTrue.
+        vars.extend(std::env::vars());
+        Ok(Self(vars))
+    }
+
+    fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+/// Typed reads over [`EnvVars`]. The first name of a list is the canonical one (used in messages);
+/// the rest are GoTrue's aliases. An empty value counts as unset.
+struct Reader<'a> {
+    vars: &'a EnvVars,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn lookup(&self, names: &[&str]) -> Option<(String, String)> {
+        names.iter().find_map(|name| {
+            self.vars
+                .0
+                .get(*name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| ((*name).to_string(), v.trim().to_string()))
+        })
+    }
+
+    fn problem(&mut self, name: &str, what: &str) {
+        self.problems.push(format!("{name}: {what}"));
+    }
+
+    fn optional(&self, names: &[&str]) -> Option<String> {
+        self.lookup(names).map(|(_, v)| v)
+    }
+
+    fn string(&self, names: &[&str], default: &str) -> String {
+        self.optional(names).unwrap_or_else(|| default.to_string())
+    }
+
+    fn required(&mut self, names: &[&str]) -> String {
+        self.optional(names).unwrap_or_else(|| {
+            self.problem(&names.join(" or "), "is required");
+            String::new()
+        })
+    }
+
+    fn required_url(&mut self, names: &[&str]) -> Url {
+        let fallback = Url::parse("http://invalid.localhost").expect("static URL");
+        match self.lookup(names) {
+            None => {
+                self.problem(&names.join(" or "), "is required");
+                fallback
+            }
+            Some((name, value)) => Url::parse(&value).unwrap_or_else(|e| {
+                self.problem(&name, &format!("is not a valid URL ({e})"));
+                fallback
+            }),
+        }
+    }
+
+    fn parse<T: std::str::FromStr>(&mut self, names: &[&str], default: T) -> T {
+        match self.lookup(names) {
+            None => default,
+            Some((name, value)) => value.parse().unwrap_or_else(|_| {
+                self.problem(&name, &format!("`{value}` is not a valid number"));
+                default
+            }),
+        }
+    }
+
+    /// Go's `strconv.ParseBool`: 1, t, T, TRUE, true, True and their negatives.
+    fn bool(&mut self, names: &[&str], default: bool) -> bool {
+        match self.lookup(names) {
+            None => default,
+            Some((name, value)) => match value.as_str() {
+                "1" | "t" | "T" | "true" | "TRUE" | "True" => true,
+                "0" | "f" | "F" | "false" | "FALSE" | "False" => false,
+                _ => {
+                    self.problem(&name, &format!("`{value}` is not a boolean"));
+                    default
+                }
+            },
+        }
+    }
+
+    /// Go's `time.ParseDuration` syntax (`10s`, `1h30m`, `1.5h`, `300ms`).
+    fn optional_duration(&mut self, names: &[&str]) -> Option<Duration> {
+        let (name, value) = self.lookup(names)?;
+        match go_parse_duration::parse_duration(&value) {
+            Ok(nanos) if nanos >= 0 => Some(Duration::from_nanos(nanos.unsigned_abs())),
+            _ => {
+                self.problem(&name, &format!("`{value}` is not a duration like 10s or 1h30m"));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, names: &[&str], default: Duration) -> Duration {
+        self.optional_duration(names).unwrap_or(default)
+    }
+
+    /// Comma-separated list, items trimmed, empty items dropped.
+    fn list(&self, names: &[&str], default: &[&str]) -> Vec<String> {
+        match self.optional(names) {
+            None => default.iter().map(|s| s.to_string()).collect(),
+            Some(value) => value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    fn jwks(&mut self, names: &[&str]) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        let Some((name, value)) = self.lookup(names) else {
+            return Vec::new();
+        };
+        match serde_json::from_str::<Vec<serde_json::Map<String, serde_json::Value>>>(&value) {
+            Ok(keys) => {
+                let signing = keys
+                    .iter()
+                    .filter(|k| {
+                        k.get("key_ops")
+                            .and_then(|ops| ops.as_array())
+                            .is_some_and(|ops| ops.iter().any(|op| op == "sign"))
+                    })
+                    .count();
+                if !keys.is_empty() && signing != 1 {
+                    self.problem(
+                        &name,
+                        "exactly one key must have \"sign\" in its key_ops",
+                    );
+                }
+                keys
+            }
+            Err(e) => {
+                self.problem(&name, &format!("is not a JSON array of JWKs ({e})"));
+                Vec::new()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("GOTRUE_SITE_URL", "http://localhost:3000"),
+            ("API_EXTERNAL_URL", "http://localhost:9999"),
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1/postgres"),
+            ("GOTRUE_JWT_SECRET", "secret-secret-secret-secret-secret"),
+        ]
+    }
+
+    #[test]
+    fn defaults_follow_gotrue() {
+        let config = Config::from_pairs(minimal()).expect("valid");
+        assert_eq!(config.api.port, 8081);
+        assert_eq!(config.db.namespace, "auth");
+        assert_eq!(config.jwt.exp, 3600);
+        assert_eq!(config.jwt.admin_roles, ["service_role", "supabase_admin"]);
+        assert!(config.external.email_enabled);
+        assert!(!config.external.phone_enabled);
+        assert!(!config.disable_signup);
+        assert_eq!(config.api.max_request_duration, Duration::from_secs(10));
+        assert_eq!(config.suite.nats_prefix, "auth");
+    }
+
+    #[test]
+    fn aliases_and_prefixed_names_both_work() {
+        let mut pairs = minimal();
+        pairs.push(("PORT", "9999"));
+        pairs.push(("GOTRUE_DB_NAMESPACE", "tenant_a"));
+        pairs.push(("GOTRUE_API_MAX_REQUEST_DURATION", "1m30s"));
+        pairs.push(("GOTRUE_EXTERNAL_GITHUB_ENABLED", "T"));
+        let config = Config::from_pairs(pairs).expect("valid");
+        assert_eq!(config.api.port, 9999);
+        assert_eq!(config.db.namespace, "tenant_a");
+        assert_eq!(config.api.max_request_duration, Duration::from_secs(90));
+        assert!(config.provider_enabled("github"));
+        assert!(!config.provider_enabled("google"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_by_variable_name() {
+        let err = Config::from_pairs([
+            ("GOTRUE_SITE_URL", "not a url"),
+            ("PORT", "eighty"),
+            ("GOTRUE_DISABLE_SIGNUP", "maybe"),
+            ("GOTRUE_API_MAX_REQUEST_DURATION", "10 parsecs"),
+            ("DB_NAMESPACE", "auth; drop table users"),
+        ])
+        .expect_err("invalid");
+        let text = err.to_string();
+        for name in [
+            "GOTRUE_SITE_URL",
+            "PORT",
+            "GOTRUE_DISABLE_SIGNUP",
+            "GOTRUE_API_MAX_REQUEST_DURATION",
+            "DB_NAMESPACE",
+            "GOTRUE_JWT_SECRET",
+            "DATABASE_URL",
+            "API_EXTERNAL_URL",
+        ] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn jwt_keys_need_exactly_one_signing_key() {
+        let mut pairs = minimal();
+        pairs.push((
+            "GOTRUE_JWT_KEYS",
+            r#"[{"kty":"oct","k":"c2VjcmV0","key_ops":["verify"]}]"#,
+        ));
+        let err = Config::from_pairs(pairs).expect_err("no signing key");
+        assert!(err.to_string().contains("GOTRUE_JWT_KEYS"));
+    }
+}

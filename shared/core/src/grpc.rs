@@ -1,0 +1,84 @@
+//! gRPC plumbing shared by every service and client: serving with health and graceful shutdown,
+//! and lazily-connected channels that fail fast while a service is down and recover by themselves.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+/// Serves `routes` plus the standard gRPC health service on `listener` until `shutdown` fires, then
+/// drains in-flight calls. `service_name` is the fully-qualified name reported as SERVING (the empty
+/// name, "the whole server", is reported too).
+pub async fn serve(
+    service_name: &'static str,
+    routes: Routes,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(service_name, tonic_health::ServingStatus::Serving)
+        .await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, service = service_name, "gRPC server listening");
+    let incoming = TcpListenerStream::new(listener);
+    let shutdown_signal = {
+        let shutdown = shutdown.clone();
+        let reporter = reporter.clone();
+        async move {
+            shutdown.cancelled().await;
+            // Tell health checkers first, so load balancers stop sending work while we drain.
+            reporter
+                .set_service_status(service_name, tonic_health::ServingStatus::NotServing)
+                .await;
+            reporter
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+    };
+    Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_routes(routes.add_service(health_service))
+        .serve_with_incoming_shutdown(incoming, shutdown_signal)
+        .await
+        .with_context(|| format!("gRPC server {service_name} failed"))?;
+    tracing::info!(service = service_name, "gRPC server stopped");
+    Ok(())
+}
+
+/// A channel to a service. It connects lazily and reconnects by itself, so a process can start before
+/// its dependencies and survives their restarts. One channel multiplexes every call over HTTP/2;
+/// clone it freely (clones share the connection).
+pub fn channel(url: &str, connect_timeout: Duration, timeout: Duration) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .with_context(|| format!("invalid gRPC endpoint URL {url}"))?
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    Ok(endpoint.connect_lazy())
+}
+
+/// Asks a server's health service whether `service_name` is SERVING.
+pub async fn is_serving(channel: Channel, service_name: &str) -> bool {
+    let mut client = HealthClient::new(channel);
+    let request = HealthCheckRequest {
+        service: service_name.to_string(),
+    };
+    matches!(
+        client.check(request).await,
+        Ok(response) if response.get_ref().status() == ServingStatus::Serving
+    )
+}

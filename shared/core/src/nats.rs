@@ -1,0 +1,63 @@
+//! NATS JetStream naming and setup shared by the publishers (outbox relays) and the notifier.
+//!
+//! Every subject and stream carries the configured prefix (`AUTH_NATS_PREFIX`), so several suites or
+//! test runs share one NATS server without seeing each other's messages.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, stream};
+
+/// Subject of a notification event: `<prefix>.notification.v1.<event>`.
+pub fn notification_subject(prefix: &str, event: &str) -> String {
+    format!("{prefix}.notification.v1.{event}")
+}
+
+/// The stream holding every notification request of one suite.
+pub fn notification_stream_name(prefix: &str) -> String {
+    // Stream names may not contain dots; prefixes are letters, digits, `_` and `-`.
+    format!("{}_NOTIFICATIONS", prefix.to_uppercase().replace('-', "_"))
+}
+
+pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name("auth-suite")
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {url} (NATS_URL)"))
+}
+
+/// Creates the notification stream if it does not exist yet. A work queue: each message is removed
+/// once one notifier replica acknowledged it; the duplicate window drops re-published outbox rows.
+pub async fn ensure_notification_stream(
+    jetstream: &jetstream::Context,
+    prefix: &str,
+) -> anyhow::Result<stream::Stream> {
+    let name = notification_stream_name(prefix);
+    jetstream
+        .get_or_create_stream(stream::Config {
+            name: name.clone(),
+            subjects: vec![notification_subject(prefix, "*")],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create JetStream stream {name}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_prefix() {
+        assert_eq!(
+            notification_subject("auth", "email_requested"),
+            "auth.notification.v1.email_requested"
+        );
+        assert_eq!(notification_stream_name("t-1a"), "T_1A_NOTIFICATIONS");
+    }
+}

@@ -1,0 +1,141 @@
+//! An SMTP server that accepts every message and keeps it for the test to read.
+//!
+//! It speaks just enough SMTP for real clients (lettre): EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT.
+//! No TLS, no authentication: point `GOTRUE_SMTP_HOST`/`GOTRUE_SMTP_PORT` at it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, mpsc};
+
+/// One message as the server received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub from: String,
+    pub to: Vec<String>,
+    /// Headers and body, as sent (CRLF line ends, dot-stuffing removed).
+    pub data: String,
+}
+
+impl ReceivedMail {
+    /// The value of header `name` (first occurrence, unfolded).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        let mut lines = self.data.split("\r\n").take_while(|line| !line.is_empty()).peekable();
+        while let Some(line) = lines.next() {
+            if line.to_ascii_lowercase().starts_with(&prefix) {
+                let mut value = line[prefix.len()..].trim().to_string();
+                while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
+                    value.push(' ');
+                    value.push_str(next.trim());
+                    lines.next();
+                }
+                return Some(value);
+            }
+        }
+        None
+    }
+}
+
+#[derive(Clone)]
+pub struct SmtpSink {
+    addr: SocketAddr,
+    received: Arc<Mutex<mpsc::UnboundedReceiver<ReceivedMail>>>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = session(stream, sender).await {
+                        tracing::debug!(error = %e, "SMTP sink session ended");
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            received: Arc::new(Mutex::new(receiver)),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The next message, waiting up to `timeout` for it.
+    pub async fn next_within(&self, timeout: Duration) -> Option<ReceivedMail> {
+        let mut received = self.received.lock().await;
+        tokio::time::timeout(timeout, received.recv()).await.ok().flatten()
+    }
+
+    /// The next message (waits up to 10 s).
+    pub async fn next(&self) -> Option<ReceivedMail> {
+        self.next_within(Duration::from_secs(10)).await
+    }
+}
+
+async fn session(stream: TcpStream, sender: mpsc::UnboundedSender<ReceivedMail>) -> anyhow::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write.write_all(b"220 auth-testkit SMTP sink ready\r\n").await?;
+    let (mut from, mut to) = (String::new(), Vec::new());
+    while let Some(line) = lines.next_line().await? {
+        let command = line.get(..4).unwrap_or(&line).to_ascii_uppercase();
+        let reply: &[u8] = match command.as_str() {
+            "EHLO" => b"250-auth-testkit\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            "HELO" | "NOOP" => b"250 OK\r\n",
+            "MAIL" => {
+                from = address_of(&line);
+                to.clear();
+                b"250 OK\r\n"
+            }
+            "RCPT" => {
+                to.push(address_of(&line));
+                b"250 OK\r\n"
+            }
+            "RSET" => {
+                from.clear();
+                to.clear();
+                b"250 OK\r\n"
+            }
+            "DATA" => {
+                write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                let mut data = String::new();
+                while let Some(line) = lines.next_line().await? {
+                    if line == "." {
+                        break;
+                    }
+                    // RFC 5321 §4.5.2: a leading dot was doubled by the client.
+                    data.push_str(line.strip_prefix('.').filter(|_| line.starts_with("..")).unwrap_or(&line));
+                    data.push_str("\r\n");
+                }
+                let mail = ReceivedMail { from: from.clone(), to: std::mem::take(&mut to), data };
+                let _ = sender.send(mail);
+                b"250 OK: queued\r\n"
+            }
+            "QUIT" => {
+                write.write_all(b"221 Bye\r\n").await?;
+                return Ok(());
+            }
+            _ => b"502 Command not implemented\r\n",
+        };
+        write.write_all(reply).await?;
+    }
+    Ok(())
+}
+
+/// `MAIL FROM:<a@b> SIZE=1` → `a@b`
+fn address_of(line: &str) -> String {
+    let start = line.find('<').map(|i| i + 1).unwrap_or(0);
+    let end = line[start..].find('>').map(|i| start + i).unwrap_or(line.len());
+    line[start..end].to_string()
+}
