@@ -98,6 +98,8 @@ async fn request_timeout(State(timeout): State<Duration>, request: Request, next
 fn cors(state: &AppState) -> CorsLayer {
     let mut allowed = vec![
         HeaderName::from_static("accept"),
+        // supabase-js sends it; on Supabase the API gateway in front answers CORS for it
+        HeaderName::from_static("apikey"),
         HeaderName::from_static("authorization"),
         HeaderName::from_static("content-type"),
         HeaderName::from_static("x-client-ip"),

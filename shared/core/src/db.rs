@@ -11,7 +11,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
 use crate::config::DbConfig;
 
@@ -70,7 +70,7 @@ pub async fn migrate(config: &DbConfig) -> anyhow::Result<()> {
 
 async fn migrate_locked(conn: &mut PgConnection, namespace: &str) -> anyhow::Result<()> {
     // The namespace was validated as a plain identifier when the configuration was loaded.
-    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{namespace}\""))
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{namespace}\"")))
         .execute(&mut *conn)
         .await
         .with_context(|| format!("cannot create schema {namespace}"))?;
@@ -96,9 +96,9 @@ async fn refuse_old_gotrue_schema(conn: &mut PgConnection, namespace: &str) -> a
     if ours || !gotrue {
         return Ok(());
     }
-    let (rows, newest): (i64, Option<String>) = sqlx::query_as(&format!(
+    let (rows, newest): (i64, Option<String>) = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT count(*), max(version) FROM \"{namespace}\".schema_migrations"
-    ))
+    )))
     .fetch_one(&mut *conn)
     .await?;
     match newest {

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use auth_core::Config;
 use auth_core::runtime::ServiceContext;
-use sqlx::{Executor, PgPool};
+use sqlx::{AssertSqlSafe, Executor, PgPool};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -368,7 +368,7 @@ async fn admin_pool() -> anyhow::Result<PgPool> {
 pub async fn create_database_owned_by(name: &str, owner: Option<&str>) -> anyhow::Result<()> {
     let pool = admin_pool().await?;
     let owner = owner.map(|o| format!(" OWNER \"{o}\"")).unwrap_or_default();
-    pool.execute(format!("CREATE DATABASE \"{name}\"{owner}").as_str()).await?;
+    pool.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"{owner}"))).await?;
     pool.close().await;
     Ok(())
 }
@@ -379,7 +379,7 @@ pub async fn create_database(name: &str) -> anyhow::Result<()> {
 
 pub async fn drop_database(name: &str) -> anyhow::Result<()> {
     let pool = admin_pool().await?;
-    pool.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str()).await?;
+    pool.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).await?;
     pool.close().await;
     Ok(())
 }
@@ -387,7 +387,7 @@ pub async fn drop_database(name: &str) -> anyhow::Result<()> {
 /// Runs SQL on the maintenance database (roles and other cluster-wide fixtures).
 pub async fn admin_execute(sql: &str) -> anyhow::Result<()> {
     let pool = admin_pool().await?;
-    pool.execute(sql).await?;
+    pool.execute(AssertSqlSafe(sql.to_string())).await?;
     pool.close().await;
     Ok(())
 }
