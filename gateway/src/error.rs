@@ -82,7 +82,11 @@ impl ApiError {
     }
 
     pub fn unexpected() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::UnexpectedFailure, UNEXPECTED_FAILURE_MESSAGE)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::UnexpectedFailure,
+            UNEXPECTED_FAILURE_MESSAGE,
+        )
     }
 
     pub fn bad_json(detail: impl std::fmt::Display) -> Self {
@@ -165,12 +169,18 @@ impl From<tonic::Status> for ApiError {
         if let Some(decoded) = decode_status(&status) {
             let http = StatusCode::from_u16(decoded.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             if http.is_server_error() {
-                return Self { status: http, ..Self::unexpected() };
+                return Self {
+                    status: http,
+                    ..Self::unexpected()
+                };
             }
-            let weak_password_reasons = decoded
-                .metadata
-                .get(WEAK_PASSWORD_REASONS_KEY)
-                .map(|reasons| reasons.split(',').filter(|r| !r.is_empty()).map(str::to_string).collect());
+            let weak_password_reasons = decoded.metadata.get(WEAK_PASSWORD_REASONS_KEY).map(|reasons| {
+                reasons
+                    .split(',')
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            });
             return Self {
                 status: http,
                 code: decoded.code,
@@ -203,10 +213,20 @@ mod tests {
     fn api_version_selection_follows_gotrue() {
         assert_eq!(ApiVersion::from_headers(&HeaderMap::new()), ApiVersion::Initial);
         assert_eq!(ApiVersion::from_headers(&headers("2023-12-31")), ApiVersion::Initial);
-        assert_eq!(ApiVersion::from_headers(&headers("2024-01-01")), ApiVersion::V2024_01_01);
-        assert_eq!(ApiVersion::from_headers(&headers("2031-07-15")), ApiVersion::V2024_01_01);
+        assert_eq!(
+            ApiVersion::from_headers(&headers("2024-01-01")),
+            ApiVersion::V2024_01_01
+        );
+        assert_eq!(
+            ApiVersion::from_headers(&headers("2031-07-15")),
+            ApiVersion::V2024_01_01
+        );
         for invalid in ["2024-13-01", "2024-02-30", "yesterday", "2024-1-01", "20240101"] {
-            assert_eq!(ApiVersion::from_headers(&headers(invalid)), ApiVersion::Initial, "{invalid}");
+            assert_eq!(
+                ApiVersion::from_headers(&headers(invalid)),
+                ApiVersion::Initial,
+                "{invalid}"
+            );
         }
     }
 
@@ -230,7 +250,9 @@ mod tests {
         );
         let internal = ApiError::from(tonic::Status::internal("panicked at secret.rs"));
         assert_eq!(internal, ApiError::unexpected());
-        let from_service = ApiError::from(tonic::Status::from(ServiceError::internal(anyhow::anyhow!("db password wrong"))));
+        let from_service = ApiError::from(tonic::Status::from(ServiceError::internal(anyhow::anyhow!(
+            "db password wrong"
+        ))));
         assert_eq!(from_service.code, "unexpected_failure");
         assert!(!from_service.message.contains("password"));
     }

@@ -6,7 +6,11 @@ use auth_core::Config;
 
 /// GoTrue's listen address: `GOTRUE_API_HOST` (all interfaces when empty) and `PORT`.
 fn listen_addr(config: &Config) -> anyhow::Result<SocketAddr> {
-    let host = if config.api.host.is_empty() { "0.0.0.0" } else { &config.api.host };
+    let host = if config.api.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        &config.api.host
+    };
     let host = if host == "localhost" { "127.0.0.1" } else { host };
     format!("{host}:{}", config.api.port)
         .parse()

@@ -37,12 +37,14 @@ pub fn wrap(routes: Router<AppState>, state: AppState) -> Router {
             ApiError::unexpected().into_response()
         }))
         .layer(middleware::from_fn(render_errors))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let request_id = request.extensions().get::<RequestId>().map(|id| id.0.as_str()).unwrap_or_default();
-                tracing::info_span!("http", method = %request.method(), path = request.uri().path(), request_id)
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let request_id = request
+                .extensions()
+                .get::<RequestId>()
+                .map(|id| id.0.as_str())
+                .unwrap_or_default();
+            tracing::info_span!("http", method = %request.method(), path = request.uri().path(), request_id)
+        }))
         .layer(middleware::from_fn_with_state(state.clone(), assign_request_id))
         .with_state(state)
 }
@@ -132,5 +134,9 @@ pub async fn not_found() -> ApiError {
 }
 
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, auth_core::ErrorCode::MethodNotAllowed, "Method Not Allowed")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        auth_core::ErrorCode::MethodNotAllowed,
+        "Method Not Allowed",
+    )
 }

@@ -57,7 +57,11 @@ async fn send(app: Router, request: Request<Body>) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.expect("body").to_bytes();
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON body")
+    };
     Reply { status, headers, body }
 }
 
@@ -78,7 +82,10 @@ async fn health_is_gotrue_shaped() {
     let reply = send(crate::app(state(&[])), get_req("/health")).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["name"], "GoTrue");
-    assert_eq!(reply.body["description"], "GoTrue is a user registration and authentication API");
+    assert_eq!(
+        reply.body["description"],
+        "GoTrue is a user registration and authentication API"
+    );
     assert!(reply.body["version"].is_string());
     assert!(reply.headers.contains_key("x-request-id"));
 }
@@ -89,11 +96,20 @@ async fn malformed_json_in_both_error_formats() {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.body["code"], 400);
     assert_eq!(reply.body["error_code"], "bad_json");
-    assert!(reply.body["msg"].as_str().expect("msg").starts_with("Could not parse request body as JSON"));
+    assert!(
+        reply.body["msg"]
+            .as_str()
+            .expect("msg")
+            .starts_with("Could not parse request body as JSON")
+    );
     assert_eq!(reply.headers["x-sb-error-code"], "bad_json");
     assert!(reply.body.get("error_id").is_none(), "error_id is for 5xx only");
 
-    let reply = send(app_with_probes(state(&[])), post_req("/probe/echo", "{not json", Some("2024-01-01"))).await;
+    let reply = send(
+        app_with_probes(state(&[])),
+        post_req("/probe/echo", "{not json", Some("2024-01-01")),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.body.as_object().expect("object").len(), 2, "{}", reply.body);
     assert_eq!(reply.body["code"], "bad_json");
@@ -102,7 +118,11 @@ async fn malformed_json_in_both_error_formats() {
     assert_eq!(reply.headers["x-sb-error-code"], "bad_json");
 
     // a date before 2024-01-01 keeps the initial format
-    let reply = send(app_with_probes(state(&[])), post_req("/probe/echo", "", Some("2023-12-31"))).await;
+    let reply = send(
+        app_with_probes(state(&[])),
+        post_req("/probe/echo", "", Some("2023-12-31")),
+    )
+    .await;
     assert_eq!(reply.body["code"], 400);
     assert_eq!(reply.body["error_code"], "bad_json");
 }
@@ -140,7 +160,10 @@ async fn panics_become_500_with_error_id() {
     let reply = send(app_with_probes(state(&[])), get_req("/probe/panic")).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(reply.body["error_code"], "unexpected_failure");
-    assert_eq!(reply.body["error_id"], reply.headers["x-request-id"].to_str().expect("ascii"));
+    assert_eq!(
+        reply.body["error_id"],
+        reply.headers["x-request-id"].to_str().expect("ascii")
+    );
     assert!(!reply.body.to_string().contains("probe panic"));
 }
 
@@ -154,7 +177,12 @@ async fn slow_requests_time_out_with_504() {
 
 #[tokio::test]
 async fn request_ids_are_inherited_only_when_configured() {
-    let request = || Request::get("/health").header("x-request-id", "client-chosen").body(Body::empty()).expect("request");
+    let request = || {
+        Request::get("/health")
+            .header("x-request-id", "client-chosen")
+            .body(Body::empty())
+            .expect("request")
+    };
     let reply = send(crate::app(state(&[])), request()).await;
     assert_ne!(reply.headers["x-request-id"], "client-chosen");
 
@@ -184,9 +212,15 @@ async fn cors_follows_gotrue() {
         assert!(allowed.contains(header), "{header} not in {allowed}");
     }
 
-    let request = Request::get("/health").header("origin", "https://app.example.com").body(Body::empty()).expect("request");
+    let request = Request::get("/health")
+        .header("origin", "https://app.example.com")
+        .body(Body::empty())
+        .expect("request");
     let response = crate::app(state(&[])).oneshot(request).await.expect("infallible");
-    let exposed = response.headers()["access-control-expose-headers"].to_str().expect("ascii").to_string();
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
     for header in ["x-total-count", "link", "x-supabase-api-version"] {
         assert!(exposed.contains(header), "{header} not in {exposed}");
     }

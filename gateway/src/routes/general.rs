@@ -1,17 +1,19 @@
 //! `GET /health` and `GET /settings`.
 
+use auth_core::Config;
 use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use auth_core::Config;
 use http::header;
 use serde::Serialize;
 
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health)).route("/settings", get(settings))
+    Router::new()
+        .route("/health", get(health))
+        .route("/settings", get(settings))
 }
 
 #[derive(Serialize)]
@@ -31,7 +33,10 @@ async fn health() -> axum::Json<Health> {
 }
 
 async fn settings(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], state.settings_json.to_string())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.settings_json.to_string(),
+    )
 }
 
 /// `/settings` exactly as GoTrue v2.196 serialises it: these keys, in this order.

@@ -1,10 +1,10 @@
 //! `GET /.well-known/jwks.json`: the public signing keys, from the token service.
 
+use auth_proto::token::v1::GetJwksRequest;
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use auth_proto::token::v1::GetJwksRequest;
 use http::header;
 use serde_json::value::RawValue;
 

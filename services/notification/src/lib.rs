@@ -5,9 +5,7 @@
 
 use auth_core::nats;
 use auth_core::runtime::ServiceContext;
-use auth_proto::notification::v1::notification_service_server::{
-    NotificationService, NotificationServiceServer,
-};
+use auth_proto::notification::v1::notification_service_server::{NotificationService, NotificationServiceServer};
 use tonic::service::Routes;
 
 struct NotificationGrpc;

@@ -52,20 +52,27 @@ mod tests {
     use serde_json::json;
 
     fn jwk(value: Value) -> Jwk {
-        value.as_object().cloned().expect("object")
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not a JSON object: {other}"),
+        }
     }
 
     #[test]
     fn hmac_keys_are_never_published() {
-        let keys = [jwk(json!({"kty": "oct", "k": "c2VjcmV0", "kid": "a", "key_ops": ["sign", "verify"]}))];
+        let keys = [jwk(
+            json!({"kty": "oct", "k": "c2VjcmV0", "kid": "a", "key_ops": ["sign", "verify"]}),
+        )];
         assert!(public_jwks(&keys).expect("valid").is_empty());
     }
 
     #[test]
     fn private_members_are_stripped() {
         let keys = [
-            jwk(json!({"kty": "RSA", "kid": "r1", "alg": "RS256", "n": "AQAB-n", "e": "AQAB",
-                       "d": "secret", "p": "s", "q": "s", "dp": "s", "dq": "s", "qi": "s", "key_ops": ["sign"]})),
+            jwk(
+                json!({"kty": "RSA", "kid": "r1", "alg": "RS256", "n": "AQAB-n", "e": "AQAB",
+                       "d": "secret", "p": "s", "q": "s", "dp": "s", "dq": "s", "qi": "s", "key_ops": ["sign"]}),
+            ),
             jwk(json!({"kty": "EC", "kid": "e1", "alg": "ES256", "crv": "P-256", "x": "x", "y": "y", "d": "secret"})),
             jwk(json!({"kty": "OKP", "kid": "o1", "alg": "EdDSA", "crv": "Ed25519", "x": "x", "d": "secret"})),
         ];

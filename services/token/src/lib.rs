@@ -12,11 +12,5 @@ use tonic::service::Routes;
 pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     let service = grpc::TokenGrpc::new(&ctx.config)?;
     let routes = Routes::new(TokenServiceServer::new(service));
-    auth_core::grpc::serve(
-        auth_proto::service_names::TOKEN,
-        routes,
-        ctx.listener,
-        ctx.shutdown,
-    )
-    .await
+    auth_core::grpc::serve(auth_proto::service_names::TOKEN, routes, ctx.listener, ctx.shutdown).await
 }

@@ -263,10 +263,7 @@ impl Config {
             port: r.parse(&["GOTRUE_API_PORT", "PORT"], 8081u16),
             external_url: r.required_url(&["GOTRUE_API_EXTERNAL_URL", "API_EXTERNAL_URL"]),
             request_id_header: r.optional(&["GOTRUE_API_REQUEST_ID_HEADER", "REQUEST_ID_HEADER"]),
-            max_request_duration: r.duration(
-                &["GOTRUE_API_MAX_REQUEST_DURATION"],
-                Duration::from_secs(10),
-            ),
+            max_request_duration: r.duration(&["GOTRUE_API_MAX_REQUEST_DURATION"], Duration::from_secs(10)),
         };
 
         let db = DbConfig {
@@ -281,10 +278,7 @@ impl Config {
             secret: SecretString::from(r.required(&["GOTRUE_JWT_SECRET"])),
             exp: r.parse(&["GOTRUE_JWT_EXP"], 3600u64),
             aud: r.string(&["GOTRUE_JWT_AUD"], "authenticated"),
-            admin_roles: r.list(
-                &["GOTRUE_JWT_ADMIN_ROLES"],
-                &["service_role", "supabase_admin"],
-            ),
+            admin_roles: r.list(&["GOTRUE_JWT_ADMIN_ROLES"], &["service_role", "supabase_admin"]),
             default_group_name: r.string(&["GOTRUE_JWT_DEFAULT_GROUP_NAME"], "authenticated"),
             issuer: r.optional(&["GOTRUE_JWT_ISSUER"]),
             key_id: r.optional(&["GOTRUE_JWT_KEY_ID"]),
@@ -334,10 +328,7 @@ impl Config {
         let site_url = r.required_url(&["GOTRUE_SITE_URL"]);
         let nats_prefix = r.string(&["AUTH_NATS_PREFIX"], "auth");
         if !is_identifier(&nats_prefix.replace('-', "_")) {
-            r.problem(
-                "AUTH_NATS_PREFIX",
-                "must contain only letters, digits, `_` and `-`",
-            );
+            r.problem("AUTH_NATS_PREFIX", "must contain only letters, digits, `_` and `-`");
         }
 
         let config = Config {
@@ -358,9 +349,7 @@ impl Config {
             },
             saml: SamlConfig {
                 enabled: r.bool(&["GOTRUE_SAML_ENABLED"], false),
-                private_key_next_configured: r
-                    .optional(&["GOTRUE_SAML_PRIVATE_KEY_NEXT"])
-                    .is_some(),
+                private_key_next_configured: r.optional(&["GOTRUE_SAML_PRIVATE_KEY_NEXT"]).is_some(),
             },
             passkey_enabled: r.bool(&["GOTRUE_PASSKEY_ENABLED"], false),
             log: LogConfig {
@@ -371,10 +360,7 @@ impl Config {
                 enabled: r.bool(&["GOTRUE_TRACING_ENABLED"], false),
                 service_name: r.string(&["GOTRUE_TRACING_SERVICE_NAME"], "auth"),
                 otlp_endpoint: r.string(
-                    &[
-                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                        "OTEL_EXPORTER_OTLP_ENDPOINT",
-                    ],
+                    &["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"],
                     "http://localhost:4317",
                 ),
             },
@@ -384,8 +370,7 @@ impl Config {
                 mfa_url: r.string(&["AUTH_MFA_URL"], "http://127.0.0.1:50053"),
                 sso_url: r.string(&["AUTH_SSO_URL"], "http://127.0.0.1:50054"),
                 notification_url: r.string(&["AUTH_NOTIFICATION_URL"], "http://127.0.0.1:50055"),
-                grpc_connect_timeout: r
-                    .duration(&["AUTH_GRPC_CONNECT_TIMEOUT"], Duration::from_secs(1)),
+                grpc_connect_timeout: r.duration(&["AUTH_GRPC_CONNECT_TIMEOUT"], Duration::from_secs(1)),
                 grpc_timeout: r.duration(&["AUTH_GRPC_TIMEOUT"], Duration::from_secs(10)),
                 nats_url: r.string(&["NATS_URL"], "nats://127.0.0.1:4222"),
                 nats_prefix,
@@ -395,9 +380,7 @@ impl Config {
         if r.problems.is_empty() {
             Ok(config)
         } else {
-            Err(ConfigError {
-                problems: r.problems,
-            })
+            Err(ConfigError { problems: r.problems })
         }
     }
 
@@ -426,8 +409,7 @@ impl EnvVars {
             None => Path::new(".env").exists().then(|| ".env".into()),
         };
         if let Some(path) = file {
-            let entries = dotenvy::from_path_iter(&path)
-                .map_err(|e| format!("env file {}: {e}", path.display()))?;
+            let entries = dotenvy::from_path_iter(&path).map_err(|e| format!("env file {}: {e}", path.display()))?;
             for entry in entries {
                 let (key, value) = entry.map_err(|e| format!("env file {}: {e}", path.display()))?;
                 vars.insert(key, value);
@@ -439,12 +421,7 @@ impl EnvVars {
     }
 
     fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
+        Self(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 }
 
@@ -568,10 +545,7 @@ impl Reader<'_> {
                     })
                     .count();
                 if !keys.is_empty() && signing != 1 {
-                    self.problem(
-                        &name,
-                        "exactly one key must have \"sign\" in its key_ops",
-                    );
+                    self.problem(&name, "exactly one key must have \"sign\" in its key_ops");
                 }
                 keys
             }

@@ -34,7 +34,11 @@ pub fn connect_options(config: &DbConfig, application_name: &str) -> anyhow::Res
 /// A pool for one process. Sized by `GOTRUE_DB_MAX_POOL_SIZE` (10 when unset: six processes share the
 /// server's connection budget).
 pub async fn connect(config: &DbConfig, application_name: &str) -> anyhow::Result<PgPool> {
-    let max = if config.max_pool_size == 0 { 10 } else { config.max_pool_size };
+    let max = if config.max_pool_size == 0 {
+        10
+    } else {
+        config.max_pool_size
+    };
     let pool = PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(5))

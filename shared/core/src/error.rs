@@ -224,8 +224,7 @@ impl ServiceError {
     }
 }
 
-pub const UNEXPECTED_FAILURE_MESSAGE: &str =
-    "Unexpected failure, please check server logs for more information";
+pub const UNEXPECTED_FAILURE_MESSAGE: &str = "Unexpected failure, please check server logs for more information";
 
 impl From<ServiceError> for Status {
     fn from(err: ServiceError) -> Self {
@@ -301,12 +300,21 @@ mod tests {
     #[test]
     fn grpc_codes_stay_meaningful_for_internal_callers() {
         let cases = [
-            (ServiceError::unprocessable(ErrorCode::UserAlreadyExists, "x"), Code::AlreadyExists),
+            (
+                ServiceError::unprocessable(ErrorCode::UserAlreadyExists, "x"),
+                Code::AlreadyExists,
+            ),
             (ServiceError::forbidden(ErrorCode::BadJwt, "x"), Code::PermissionDenied),
-            (ServiceError::new(401, ErrorCode::NoAuthorization, "x"), Code::Unauthenticated),
+            (
+                ServiceError::new(401, ErrorCode::NoAuthorization, "x"),
+                Code::Unauthenticated,
+            ),
             (ServiceError::not_found(ErrorCode::UserNotFound, "x"), Code::NotFound),
             (ServiceError::new(409, ErrorCode::Conflict, "x"), Code::Aborted),
-            (ServiceError::new(429, ErrorCode::OverRequestRateLimit, "x"), Code::ResourceExhausted),
+            (
+                ServiceError::new(429, ErrorCode::OverRequestRateLimit, "x"),
+                Code::ResourceExhausted,
+            ),
         ];
         for (err, code) in cases {
             assert_eq!(Status::from(err).code(), code);

@@ -176,31 +176,6 @@ pub fn listen_addr_from_url(url: &str) -> anyhow::Result<SocketAddr> {
     Ok(SocketAddr::from(([0, 0, 0, 0], port)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn args_parse() {
-        let args = ProcessArgs::parse(
-            "token",
-            ["--listen", "127.0.0.1:0", "--env-file", "x.env"].map(String::from),
-        )
-        .expect("valid");
-        assert_eq!(args.listen, Some("127.0.0.1:0".parse().expect("addr")));
-        assert_eq!(args.env_file, Some(PathBuf::from("x.env")));
-        assert!(ProcessArgs::parse("token", ["--bogus".to_string()]).is_err());
-    }
-
-    #[test]
-    fn service_listens_on_its_url_port() {
-        assert_eq!(
-            listen_addr_from_url("http://token:50051").expect("valid"),
-            "0.0.0.0:50051".parse().expect("addr")
-        );
-    }
-}
-
 /// What a gRPC service receives: the configuration, a migrated database pool, its listener and the
 /// shutdown token. Tests build one directly; binaries get one from [`run_service`].
 pub struct ServiceContext {
@@ -231,4 +206,29 @@ where
         .await
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_parse() {
+        let args = ProcessArgs::parse(
+            "token",
+            ["--listen", "127.0.0.1:0", "--env-file", "x.env"].map(String::from),
+        )
+        .expect("valid");
+        assert_eq!(args.listen, Some("127.0.0.1:0".parse().expect("addr")));
+        assert_eq!(args.env_file, Some(PathBuf::from("x.env")));
+        assert!(ProcessArgs::parse("token", ["--bogus".to_string()]).is_err());
+    }
+
+    #[test]
+    fn service_listens_on_its_url_port() {
+        assert_eq!(
+            listen_addr_from_url("http://token:50051").expect("valid"),
+            "0.0.0.0:50051".parse().expect("addr")
+        );
+    }
 }

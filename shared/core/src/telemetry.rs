@@ -31,7 +31,10 @@ impl Drop for TelemetryGuard {
 pub fn init(service: &str, log: &LogConfig, tracing: &TracingConfig) -> anyhow::Result<TelemetryGuard> {
     let filter = || {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            EnvFilter::new(format!("{},h2=warn,hyper=warn,tower=warn,tonic=warn,sqlx=warn,async_nats=warn", log.level))
+            EnvFilter::new(format!(
+                "{},h2=warn,hyper=warn,tower=warn,tonic=warn,sqlx=warn,async_nats=warn",
+                log.level
+            ))
         })
     };
     let fmt_layer = match log.format {
@@ -68,9 +71,7 @@ pub fn init(service: &str, log: &LogConfig, tracing: &TracingConfig) -> anyhow::
             .with_tracer(provider.tracer("auth-suite"))
             .with_filter(filter())
     });
-    opentelemetry::global::set_text_map_propagator(
-        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-    );
+    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
 
     tracing_subscriber::registry()
         .with(fmt_layer)

@@ -13,7 +13,10 @@ pub fn sign_hs256(claims: &Value, secret: &str) -> String {
 
 /// An admin token like Supabase's `service_role` key: a `role` claim and nothing else (no `sub`, no `exp`).
 pub fn service_role_token() -> String {
-    sign_hs256(&json!({ "role": "service_role", "iss": "supabase-demo" }), TEST_JWT_SECRET)
+    sign_hs256(
+        &json!({ "role": "service_role", "iss": "supabase-demo" }),
+        TEST_JWT_SECRET,
+    )
 }
 
 /// A user access token with GoTrue's claim set, valid for an hour.

@@ -58,7 +58,13 @@ pub enum Service {
 }
 
 impl Service {
-    pub const ALL: [Service; 5] = [Service::Token, Service::User, Service::Mfa, Service::Sso, Service::Notification];
+    pub const ALL: [Service; 5] = [
+        Service::Token,
+        Service::User,
+        Service::Mfa,
+        Service::Sso,
+        Service::Notification,
+    ];
 
     /// The variable that tells the other processes where this service is.
     pub fn url_variable(self) -> &'static str {
@@ -185,7 +191,10 @@ impl Suite {
         env.insert("GOTRUE_SMTP_HOST".into(), "127.0.0.1".into());
         env.insert("GOTRUE_SMTP_PORT".into(), smtp.addr().port().to_string());
         for (service, listener) in &listeners {
-            env.insert(service.url_variable().into(), format!("http://{}", listener.local_addr()?));
+            env.insert(
+                service.url_variable().into(),
+                format!("http://{}", listener.local_addr()?),
+            );
         }
         env.insert("PORT".into(), gateway_listener.local_addr()?.port().to_string());
         env.extend(builder.env);
@@ -245,7 +254,11 @@ impl Suite {
     /// A channel to a service, as an internal client would open one.
     pub fn channel(&self, service: Service) -> anyhow::Result<tonic::transport::Channel> {
         let addr = self.service_addr(service).context("service is not running")?;
-        auth_core::grpc::channel(&format!("http://{addr}"), Duration::from_secs(1), Duration::from_secs(10))
+        auth_core::grpc::channel(
+            &format!("http://{addr}"),
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+        )
     }
 
     /// Stops a service (graceful shutdown, as on SIGTERM). Its address stays reserved for [`Suite::restart`].
@@ -258,7 +271,9 @@ impl Suite {
 
     /// Starts a stopped service again on the address it had, and waits until it is healthy.
     pub async fn restart(&mut self, service: Service, addr: SocketAddr) -> anyhow::Result<()> {
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("rebinding {addr}"))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("rebinding {addr}"))?;
         self.spawn_service(service, listener);
         self.wait_serving(service).await
     }
@@ -368,7 +383,8 @@ async fn admin_pool() -> anyhow::Result<PgPool> {
 pub async fn create_database_owned_by(name: &str, owner: Option<&str>) -> anyhow::Result<()> {
     let pool = admin_pool().await?;
     let owner = owner.map(|o| format!(" OWNER \"{o}\"")).unwrap_or_default();
-    pool.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"{owner}"))).await?;
+    pool.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"{owner}")))
+        .await?;
     pool.close().await;
     Ok(())
 }
@@ -379,7 +395,10 @@ pub async fn create_database(name: &str) -> anyhow::Result<()> {
 
 pub async fn drop_database(name: &str) -> anyhow::Result<()> {
     let pool = admin_pool().await?;
-    pool.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).await?;
+    pool.execute(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .await?;
     pool.close().await;
     Ok(())
 }

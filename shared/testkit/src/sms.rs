@@ -28,7 +28,10 @@ pub struct ReceivedSms {
 impl ReceivedSms {
     /// A form field of the body (`To`, `Body`, ...).
     pub fn form_field(&self, name: &str) -> Option<String> {
-        url_decode_pairs(&self.body).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        url_decode_pairs(&self.body)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 }
 
@@ -52,12 +55,19 @@ impl FakeSmsProvider {
         let addr = listener.local_addr()?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let status = Arc::new(AtomicU16::new(200));
-        let shared = Shared { sender, status: status.clone() };
+        let shared = Shared {
+            sender,
+            status: status.clone(),
+        };
         let app = Router::new().fallback(record).with_state(shared);
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self { addr, status, received: Arc::new(Mutex::new(receiver)) })
+        Ok(Self {
+            addr,
+            status,
+            received: Arc::new(Mutex::new(receiver)),
+        })
     }
 
     pub fn base_url(&self) -> String {
@@ -87,7 +97,9 @@ async fn record(State(shared): State<Shared>, request: Request) -> impl IntoResp
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap_or_else(|_| Bytes::new());
+    let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .unwrap_or_else(|_| Bytes::new());
     let status = StatusCode::from_u16(shared.status.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK);
     let _ = shared.sender.send(ReceivedSms {
         method,

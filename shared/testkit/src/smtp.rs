@@ -115,10 +115,18 @@ async fn session(stream: TcpStream, sender: mpsc::UnboundedSender<ReceivedMail>)
                         break;
                     }
                     // RFC 5321 §4.5.2: a leading dot was doubled by the client.
-                    data.push_str(line.strip_prefix('.').filter(|_| line.starts_with("..")).unwrap_or(&line));
+                    data.push_str(
+                        line.strip_prefix('.')
+                            .filter(|_| line.starts_with(".."))
+                            .unwrap_or(&line),
+                    );
                     data.push_str("\r\n");
                 }
-                let mail = ReceivedMail { from: from.clone(), to: std::mem::take(&mut to), data };
+                let mail = ReceivedMail {
+                    from: from.clone(),
+                    to: std::mem::take(&mut to),
+                    data,
+                };
                 let _ = sender.send(mail);
                 b"250 OK: queued\r\n"
             }

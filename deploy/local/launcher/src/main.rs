@@ -35,16 +35,36 @@ struct Spec {
 }
 
 const SPECS: &[Spec] = &[
-    Spec { name: "token", url_variable: Some("AUTH_TOKEN_URL"), grpc_name: Some(auth_proto::service_names::TOKEN) },
+    Spec {
+        name: "token",
+        url_variable: Some("AUTH_TOKEN_URL"),
+        grpc_name: Some(auth_proto::service_names::TOKEN),
+    },
     Spec {
         name: "notification",
         url_variable: Some("AUTH_NOTIFICATION_URL"),
         grpc_name: Some(auth_proto::service_names::NOTIFICATION),
     },
-    Spec { name: "user", url_variable: Some("AUTH_USER_URL"), grpc_name: Some(auth_proto::service_names::USER) },
-    Spec { name: "mfa", url_variable: Some("AUTH_MFA_URL"), grpc_name: Some(auth_proto::service_names::MFA) },
-    Spec { name: "sso", url_variable: Some("AUTH_SSO_URL"), grpc_name: Some(auth_proto::service_names::SSO) },
-    Spec { name: "gateway", url_variable: None, grpc_name: None },
+    Spec {
+        name: "user",
+        url_variable: Some("AUTH_USER_URL"),
+        grpc_name: Some(auth_proto::service_names::USER),
+    },
+    Spec {
+        name: "mfa",
+        url_variable: Some("AUTH_MFA_URL"),
+        grpc_name: Some(auth_proto::service_names::MFA),
+    },
+    Spec {
+        name: "sso",
+        url_variable: Some("AUTH_SSO_URL"),
+        grpc_name: Some(auth_proto::service_names::SSO),
+    },
+    Spec {
+        name: "gateway",
+        url_variable: None,
+        grpc_name: None,
+    },
 ];
 
 struct Options {
@@ -66,7 +86,10 @@ fn parse_args() -> anyhow::Result<Options> {
     }
     let bin_dir = match bin_dir {
         Some(dir) => dir,
-        None => std::env::current_exe()?.parent().context("executable has no directory")?.to_path_buf(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("executable has no directory")?
+            .to_path_buf(),
     };
     Ok(Options { bin_dir, env_file })
 }
@@ -100,10 +123,19 @@ async fn run() -> anyhow::Result<()> {
 
     for spec in SPECS {
         let program = options.bin_dir.join(format!("auth-{}", spec.name));
-        anyhow::ensure!(program.exists(), "{} not found: build with `cargo build --bins` first", program.display());
+        anyhow::ensure!(
+            program.exists(),
+            "{} not found: build with `cargo build --bins` first",
+            program.display()
+        );
         // Services bind a free loopback port; the gateway uses GOTRUE_API_HOST/PORT as GoTrue does.
         let listen = spec.url_variable.map(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let mut process = Supervised { name: spec.name, program, listen, pid: Arc::new(Mutex::new(None)) };
+        let mut process = Supervised {
+            name: spec.name,
+            program,
+            listen,
+            pid: Arc::new(Mutex::new(None)),
+        };
         let (child, addr) = start(&process, &options, &wiring).await?;
         if let Some(variable) = spec.url_variable {
             wiring.push((variable.to_string(), format!("http://{addr}")));
@@ -122,14 +154,24 @@ async fn run() -> anyhow::Result<()> {
         pids.insert(process.name, *process.pid.lock().await);
     }
     let gateway_url = format!("http://{}", loopback_if_unspecified(gateway_addr));
-    println!("{}", serde_json::json!({ "ready": gateway_url, "processes": pids }));
+    // stdout carries only this machine-readable line; everything else goes to stderr
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{}", serde_json::json!({ "ready": gateway_url, "processes": pids }));
+    }
     eprintln!("[launcher] suite ready at {gateway_url} (Ctrl-C to stop)");
 
     let options = Arc::new(options);
     let wiring = Arc::new(wiring);
     let mut tasks = Vec::new();
     for (process, child) in supervised {
-        tasks.push(tokio::spawn(supervise(process, child, options.clone(), wiring.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(supervise(
+            process,
+            child,
+            options.clone(),
+            wiring.clone(),
+            shutdown.clone(),
+        )));
     }
     for task in tasks {
         task.await??;
@@ -139,11 +181,19 @@ async fn run() -> anyhow::Result<()> {
 }
 
 fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
 }
 
 /// Starts one process and returns it with the address it announced.
-async fn start(process: &Supervised, options: &Options, wiring: &[(String, String)]) -> anyhow::Result<(Child, SocketAddr)> {
+async fn start(
+    process: &Supervised,
+    options: &Options,
+    wiring: &[(String, String)],
+) -> anyhow::Result<(Child, SocketAddr)> {
     let mut command = Command::new(&process.program);
     if let Some(listen) = process.listen {
         command.args(["--listen", &listen.to_string()]);
@@ -157,7 +207,9 @@ async fn start(process: &Supervised, options: &Options, wiring: &[(String, Strin
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut child = command.spawn().with_context(|| format!("cannot start {}", process.program.display()))?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start {}", process.program.display()))?;
 
     let (announced, address) = oneshot::channel();
     let stdout = child.stdout.take().context("stdout is piped")?;
@@ -202,7 +254,11 @@ async fn wait_healthy(spec: &Spec, addr: SocketAddr, shutdown: &CancellationToke
     let addr = loopback_if_unspecified(addr);
     let deadline = Instant::now() + Duration::from_secs(60);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
-    let channel = auth_core::grpc::channel(&format!("http://{addr}"), Duration::from_secs(1), Duration::from_secs(2))?;
+    let channel = auth_core::grpc::channel(
+        &format!("http://{addr}"),
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+    )?;
     let mut backoff = Duration::from_millis(10);
     loop {
         let healthy = match spec.grpc_name {
@@ -214,7 +270,11 @@ async fn wait_healthy(spec: &Spec, addr: SocketAddr, shutdown: &CancellationToke
             return Ok(());
         }
         anyhow::ensure!(!shutdown.is_cancelled(), "stopped while waiting for {}", spec.name);
-        anyhow::ensure!(Instant::now() < deadline, "{} did not become healthy within 60 s", spec.name);
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} did not become healthy within 60 s",
+            spec.name
+        );
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_millis(250));
     }
@@ -280,4 +340,3 @@ async fn stop(name: &str, child: &mut Child) {
         }
     }
 }
-

@@ -6,7 +6,14 @@ use std::path::PathBuf;
 
 use serde_yaml_ng::Value;
 
-const BINARIES: &[&str] = &["auth-gateway", "auth-token", "auth-user", "auth-mfa", "auth-sso", "auth-notification"];
+const BINARIES: &[&str] = &[
+    "auth-gateway",
+    "auth-token",
+    "auth-user",
+    "auth-mfa",
+    "auth-sso",
+    "auth-notification",
+];
 
 fn repo_file(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
@@ -32,9 +39,15 @@ fn compose_runs_every_binary_with_health_checks_and_the_infrastructure() -> anyh
             _ => String::new(),
         };
         if BINARIES.contains(&command.as_str()) {
-            assert!(service.get("healthcheck").is_some(), "service {name} has no healthcheck");
+            assert!(
+                service.get("healthcheck").is_some(),
+                "service {name} has no healthcheck"
+            );
             let depends = service["depends_on"].as_mapping().expect("depends_on with conditions");
-            assert!(depends.contains_key("postgres"), "service {name} must wait for postgres");
+            assert!(
+                depends.contains_key("postgres"),
+                "service {name} must wait for postgres"
+            );
             commands.insert(command);
         }
     }
@@ -42,10 +55,16 @@ fn compose_runs_every_binary_with_health_checks_and_the_infrastructure() -> anyh
     assert_eq!(commands, expected, "every binary runs in compose");
 
     for infrastructure in ["postgres", "nats", "mailpit", "otel-collector"] {
-        assert!(services.contains_key(infrastructure), "{infrastructure} missing from compose");
+        assert!(
+            services.contains_key(infrastructure),
+            "{infrastructure} missing from compose"
+        );
     }
     let nats_command = format!("{:?}", services["nats"]["command"]);
-    assert!(nats_command.contains("-js"), "NATS must run with JetStream: {nats_command}");
+    assert!(
+        nats_command.contains("-js"),
+        "NATS must run with JetStream: {nats_command}"
+    );
     Ok(())
 }
 

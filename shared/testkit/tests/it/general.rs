@@ -5,9 +5,32 @@ use serde_json::{Value, json};
 
 /// GoTrue v2.196.0's `/settings.external` keys, in its order.
 const EXTERNAL_KEYS: &[&str] = &[
-    "anonymous_users", "apple", "azure", "bitbucket", "discord", "facebook", "snapchat", "figma", "fly",
-    "github", "gitlab", "google", "keycloak", "kakao", "linkedin", "linkedin_oidc", "notion", "spotify",
-    "slack", "slack_oidc", "workos", "twitch", "twitter", "email", "phone", "zoom",
+    "anonymous_users",
+    "apple",
+    "azure",
+    "bitbucket",
+    "discord",
+    "facebook",
+    "snapchat",
+    "figma",
+    "fly",
+    "github",
+    "gitlab",
+    "google",
+    "keycloak",
+    "kakao",
+    "linkedin",
+    "linkedin_oidc",
+    "notion",
+    "spotify",
+    "slack",
+    "slack_oidc",
+    "workos",
+    "twitch",
+    "twitter",
+    "email",
+    "phone",
+    "zoom",
 ];
 
 #[tokio::test]
@@ -18,7 +41,10 @@ async fn health_is_gotrue_shaped() -> anyhow::Result<()> {
     let body: Value = response.json().await?;
     assert_eq!(body.as_object().map(|o| o.len()), Some(3), "{body}");
     assert_eq!(body["name"], "GoTrue");
-    assert_eq!(body["description"], "GoTrue is a user registration and authentication API");
+    assert_eq!(
+        body["description"],
+        "GoTrue is a user registration and authentication API"
+    );
     assert!(body["version"].as_str().is_some_and(|v| !v.is_empty()));
     suite.shutdown().await;
     Ok(())
@@ -35,8 +61,14 @@ async fn settings_with_gotrue_defaults() -> anyhow::Result<()> {
 
     let top: Vec<&str> = body.as_object().expect("object").keys().map(String::as_str).collect();
     let mut expected_top = vec![
-        "disable_signup", "external", "mailer_autoconfirm", "passkeys_enabled", "phone_autoconfirm",
-        "saml_enabled", "saml_private_key_next_configured", "sms_provider",
+        "disable_signup",
+        "external",
+        "mailer_autoconfirm",
+        "passkeys_enabled",
+        "phone_autoconfirm",
+        "saml_enabled",
+        "saml_private_key_next_configured",
+        "sms_provider",
     ];
     expected_top.sort_unstable();
     let mut top_sorted = top.clone();
@@ -51,7 +83,10 @@ async fn settings_with_gotrue_defaults() -> anyhow::Result<()> {
     sorted.sort_unstable();
     assert_eq!(sorted, expected);
     // GoTrue's field order is kept on the wire
-    assert!(text.starts_with(r#"{"external":{"anonymous_users":false,"apple":false"#), "{text}");
+    assert!(
+        text.starts_with(r#"{"external":{"anonymous_users":false,"apple":false"#),
+        "{text}"
+    );
 
     for key in EXTERNAL_KEYS {
         let expected = *key == "email";
@@ -121,7 +156,10 @@ async fn jwks_publishes_only_public_halves_of_asymmetric_keys() -> anyhow::Resul
           "d": "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI" },
         { "kty": "oct", "kid": "hs-1", "alg": "HS256", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQ", "key_ops": ["verify"] },
     ]);
-    let suite = Suite::builder().env("GOTRUE_JWT_KEYS", &keys.to_string()).start().await?;
+    let suite = Suite::builder()
+        .env("GOTRUE_JWT_KEYS", &keys.to_string())
+        .start()
+        .await?;
     let body: Value = suite.get("/.well-known/jwks.json").await?.json().await?;
     let published = body["keys"].as_array().expect("keys array");
     assert_eq!(published.len(), 1, "{body}");
@@ -149,7 +187,10 @@ async fn unknown_routes_are_json_404_in_both_formats() -> anyhow::Result<()> {
     assert_eq!(response.status(), 404);
     assert_eq!(response.headers()["x-sb-error-code"], "not_found");
     assert_eq!(response.headers()["x-supabase-api-version"], "2024-01-01");
-    assert_eq!(response.json::<Value>().await?, json!({ "code": "not_found", "message": "Not Found" }));
+    assert_eq!(
+        response.json::<Value>().await?,
+        json!({ "code": "not_found", "message": "Not Found" })
+    );
     suite.shutdown().await;
     Ok(())
 }
@@ -165,7 +206,10 @@ async fn cors_preflight_reflects_the_origin() -> anyhow::Result<()> {
         .send()
         .await?;
     assert!(response.status().is_success());
-    assert_eq!(response.headers()["access-control-allow-origin"], "http://localhost:5173");
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
     assert_eq!(response.headers()["access-control-allow-credentials"], "true");
     suite.shutdown().await;
     Ok(())

@@ -37,7 +37,10 @@ fn ensure_gotrue_schema(facts: &str) -> anyhow::Result<()> {
 
 async fn schema_facts(config: &DbConfig) -> anyhow::Result<String> {
     let pool = auth_core::db::connect(config, "schema_test").await?;
-    let facts: Vec<String> = sqlx::query_scalar(SCHEMA_FACTS).bind(&config.namespace).fetch_all(&pool).await?;
+    let facts: Vec<String> = sqlx::query_scalar(SCHEMA_FACTS)
+        .bind(&config.namespace)
+        .fetch_all(&pool)
+        .await?;
     pool.close().await;
     Ok(facts.join("\n") + "\n")
 }
@@ -57,10 +60,15 @@ async fn schema_is_gotrue_fact_for_fact_and_idempotent() -> anyhow::Result<()> {
     // the suite's own tables exist beside GoTrue's, and GoTrue's migrations are recorded as applied
     let pool = auth_core::db::connect(&config, "schema_test").await?;
     for table in ["outbox_messages", "notification_deliveries"] {
-        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(format!("auth.{table}")).fetch_one(&pool).await?;
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(format!("auth.{table}"))
+            .fetch_one(&pool)
+            .await?;
         assert!(exists, "{table}");
     }
-    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM schema_migrations").fetch_one(&pool).await?;
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM schema_migrations")
+        .fetch_one(&pool)
+        .await?;
     assert_eq!(recorded, 70);
     pool.close().await;
     drop_database(&name).await
@@ -76,7 +84,9 @@ async fn sql_helpers_read_postgrest_claims() -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
     conn.execute(r#"SET request.jwt.claims = '{"sub":"8c5e2c47-4c0e-4a53-9b6a-6bd2b7f3b0a1","role":"authenticated","email":"a@example.com"}'"#).await?;
     let row: (uuid::Uuid, String, String, serde_json::Value) =
-        sqlx::query_as("SELECT auth.uid(), auth.role(), auth.email(), auth.jwt()").fetch_one(&mut *conn).await?;
+        sqlx::query_as("SELECT auth.uid(), auth.role(), auth.email(), auth.jwt()")
+            .fetch_one(&mut *conn)
+            .await?;
     assert_eq!(row.0.to_string(), "8c5e2c47-4c0e-4a53-9b6a-6bd2b7f3b0a1");
     assert_eq!(row.1, "authenticated");
     assert_eq!(row.2, "a@example.com");
@@ -105,7 +115,10 @@ async fn namespace_and_plain_owner_are_honoured() -> anyhow::Result<()> {
     // a role with no superuser power and no Supabase roles anywhere, owning its database
     let role = fresh_name("owner");
     let name = fresh_name("owned");
-    admin_execute(&format!("CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")).await?;
+    admin_execute(&format!(
+        "CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
+    ))
+    .await?;
     create_database_owned_by(&name, Some(&role)).await?;
     let url = database_url_for(&name).replacen("postgres@", &format!("{role}@"), 1);
     let config = db_config(url, "tenant_auth");
@@ -113,7 +126,9 @@ async fn namespace_and_plain_owner_are_honoured() -> anyhow::Result<()> {
         auth_core::db::migrate(&config).await?;
         ensure_gotrue_schema(&schema_facts(&config).await?)?;
         let pool = auth_core::db::connect(&config, "schema_test").await?;
-        let in_auth: bool = sqlx::query_scalar("SELECT to_regnamespace('auth') IS NOT NULL").fetch_one(&pool).await?;
+        let in_auth: bool = sqlx::query_scalar("SELECT to_regnamespace('auth') IS NOT NULL")
+            .fetch_one(&pool)
+            .await?;
         pool.close().await;
         anyhow::ensure!(!in_auth, "nothing may be created outside DB_NAMESPACE");
         Ok(())

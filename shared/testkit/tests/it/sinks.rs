@@ -22,7 +22,11 @@ async fn smtp_sink_captures_messages_from_a_real_client() -> anyhow::Result<()> 
     assert_eq!(mail.from, "noreply@example.com");
     assert_eq!(mail.to, vec!["someone@example.com".to_string()]);
     assert_eq!(mail.header("Subject").as_deref(), Some("Confirm Your Signup"));
-    assert!(mail.data.contains("\r\n.leading dot\r\n"), "dot-stuffing undone: {}", mail.data);
+    assert!(
+        mail.data.contains("\r\n.leading dot\r\n"),
+        "dot-stuffing undone: {}",
+        mail.data
+    );
     assert!(sink.next_within(std::time::Duration::from_millis(50)).await.is_none());
     Ok(())
 }

@@ -22,7 +22,11 @@ async fn main() -> ExitCode {
 }
 
 async fn grpc(addr: &str, service: &str) -> bool {
-    match auth_core::grpc::channel(&format!("http://{addr}"), Duration::from_secs(2), Duration::from_secs(3)) {
+    match auth_core::grpc::channel(
+        &format!("http://{addr}"),
+        Duration::from_secs(2),
+        Duration::from_secs(3),
+    ) {
         Ok(channel) => auth_core::grpc::is_serving(channel, service).await,
         Err(_) => false,
     }
