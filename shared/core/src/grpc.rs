@@ -22,12 +22,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status(service_name, tonic_health::ServingStatus::Serving)
-        .await;
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
+    report(&reporter, service_name, tonic_health::ServingStatus::Serving).await;
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, service = service_name, "gRPC server listening");
@@ -38,12 +33,7 @@ pub async fn serve(
         async move {
             shutdown.cancelled().await;
             // Tell health checkers first, so load balancers stop sending work while we drain.
-            reporter
-                .set_service_status(service_name, tonic_health::ServingStatus::NotServing)
-                .await;
-            reporter
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
+            report(&reporter, service_name, tonic_health::ServingStatus::NotServing).await;
         }
     };
     Server::builder()
@@ -55,6 +45,16 @@ pub async fn serve(
         .with_context(|| format!("gRPC server {service_name} failed"))?;
     tracing::info!(service = service_name, "gRPC server stopped");
     Ok(())
+}
+
+/// Sets the status of the named service and of the whole server (the empty name load balancers ask for).
+async fn report(
+    reporter: &tonic_health::server::HealthReporter,
+    service_name: &str,
+    status: tonic_health::ServingStatus,
+) {
+    reporter.set_service_status(service_name, status).await;
+    reporter.set_service_status("", status).await;
 }
 
 /// A channel to a service. It connects lazily and reconnects by itself, so a process can start before

@@ -47,6 +47,16 @@ fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
 }
 
+/// Every binary the workspace builds for running the suite.
+pub const SUITE_BINARIES: &[&str] = &[
+    "auth-gateway",
+    "auth-token",
+    "auth-user",
+    "auth-mfa",
+    "auth-sso",
+    "auth-notification",
+];
+
 /// The gRPC services of the suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Service {

@@ -27,14 +27,7 @@ fn signal(pid: u32, signal: Signal) {
 
 #[tokio::test]
 async fn launcher_runs_wires_restarts_and_stops_the_real_binaries() -> anyhow::Result<()> {
-    for binary in [
-        "auth-gateway",
-        "auth-token",
-        "auth-user",
-        "auth-mfa",
-        "auth-sso",
-        "auth-notification",
-    ] {
+    for binary in auth_testkit::SUITE_BINARIES {
         anyhow::ensure!(
             bin_dir().join(binary).exists(),
             "{binary} is not built: run `cargo build --workspace --bins`"

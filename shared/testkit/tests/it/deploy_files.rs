@@ -6,14 +6,7 @@ use std::path::PathBuf;
 
 use serde_yaml_ng::Value;
 
-const BINARIES: &[&str] = &[
-    "auth-gateway",
-    "auth-token",
-    "auth-user",
-    "auth-mfa",
-    "auth-sso",
-    "auth-notification",
-];
+use auth_testkit::SUITE_BINARIES as BINARIES;
 
 fn repo_file(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
