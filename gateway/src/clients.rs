@@ -4,11 +4,13 @@
 
 use auth_core::config::SuiteConfig;
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
+use auth_proto::user::v1::user_service_client::UserServiceClient;
 use tonic::transport::Channel;
 
 #[derive(Clone)]
 pub struct ServiceClients {
     pub token: TokenServiceClient<Channel>,
+    pub user: UserServiceClient<Channel>,
 }
 
 impl ServiceClients {
@@ -16,6 +18,7 @@ impl ServiceClients {
         let channel = |url: &str| auth_core::grpc::channel(url, suite.grpc_connect_timeout, suite.grpc_timeout);
         Ok(Self {
             token: TokenServiceClient::new(channel(&suite.token_url)?),
+            user: UserServiceClient::new(channel(&suite.user_url)?),
         })
     }
 }

@@ -8,6 +8,8 @@ mod clients;
 pub mod error;
 mod extract;
 mod middleware;
+mod rate_limit;
+mod render;
 mod routes;
 #[cfg(test)]
 mod tests;
@@ -28,6 +30,8 @@ pub use extract::AppJson;
 pub struct AppState {
     pub config: Arc<Config>,
     pub clients: ServiceClients,
+    /// Per-IP limits in NATS KV; `None` when no rate-limit header is configured (GoTrue applies none).
+    pub rate_limiter: Option<rate_limit::RateLimiter>,
     /// `/settings` depends only on the configuration: rendered once.
     settings_json: Arc<str>,
 }
@@ -39,6 +43,7 @@ impl AppState {
         Ok(Self {
             config,
             clients,
+            rate_limiter: None,
             settings_json,
         })
     }
@@ -51,7 +56,10 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves the gateway on `listener` until `shutdown` fires, then finishes in-flight requests.
 pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let state = AppState::new(config)?;
+    let mut state = AppState::new(config.clone())?;
+    if config.rate_limit.header.is_some() || config.security.sb_forwarded_for_enabled {
+        state.rate_limiter = Some(rate_limit::RateLimiter::connect(&config).await?);
+    }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "gateway listening");
     axum::serve(

@@ -1,24 +1,50 @@
-//! gRPC handlers: decode, call the domain, encode. No logic lives here.
+//! gRPC handlers: authenticate, decode, call the domain, encode. No logic lives here.
 
-use auth_core::Config;
-use auth_proto::token::v1::{GetJwksRequest, GetJwksResponse, token_service_server::TokenService};
+use std::sync::Arc;
+
+use auth_core::jwt::JwtKeys;
+use auth_core::principal;
+use auth_core::{Config, ErrorCode, ServiceError};
+use auth_proto::common::v1::SessionTokens;
+use auth_proto::token::v1::{
+    GetJwksRequest, GetJwksResponse, IssueSessionRequest, LogoutRequest, LogoutResponse, RefreshSessionRequest,
+    RevokeSessionsRequest, RevokeSessionsResponse, VerifyAccessTokenRequest, VerifyAccessTokenResponse,
+    token_service_server::TokenService,
+};
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::jwks;
+use crate::session::{Client, TokenState};
 
 pub struct TokenGrpc {
+    state: TokenState,
     /// The published key set never changes while the process runs: built once, served from memory.
     public_keys_json: Vec<String>,
 }
 
 impl TokenGrpc {
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    pub fn new(config: Arc<Config>, db: sqlx::PgPool) -> anyhow::Result<Self> {
         let public_keys_json = jwks::public_jwks(&config.jwt.keys)?
             .iter()
             .map(|key| serde_json::Value::Object(key.clone()).to_string())
             .collect();
-        Ok(Self { public_keys_json })
+        let keys = Arc::new(JwtKeys::from_config(&config.jwt)?);
+        Ok(Self {
+            state: TokenState { config, db, keys },
+            public_keys_json,
+        })
     }
+
+    async fn authenticate<T>(&self, request: &Request<T>) -> Result<principal::Principal, ServiceError> {
+        let state = &self.state;
+        principal::authenticate(request.metadata(), &state.keys, &state.config, &state.db).await
+    }
+}
+
+fn parse_uuid(value: &str, what: &str) -> Result<Uuid, ServiceError> {
+    Uuid::parse_str(value)
+        .map_err(|_| ServiceError::bad_request(ErrorCode::ValidationFailed, format!("{what} must be a UUID")))
 }
 
 #[tonic::async_trait]
@@ -28,5 +54,86 @@ impl TokenService for TokenGrpc {
         Ok(Response::new(GetJwksResponse {
             keys_json: self.public_keys_json.clone(),
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn issue_session(&self, request: Request<IssueSessionRequest>) -> Result<Response<SessionTokens>, Status> {
+        self.authenticate(&request).await?.require_admin()?;
+        let body = request.into_inner();
+        let user_id = parse_uuid(&body.user_id, "user_id")?;
+        let client = Client::from_proto(body.context.as_ref());
+        let tokens = self
+            .state
+            .issue_session(user_id, &body.authentication_method, &client)
+            .await?;
+        Ok(Response::new(tokens))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn refresh_session(
+        &self,
+        request: Request<RefreshSessionRequest>,
+    ) -> Result<Response<SessionTokens>, Status> {
+        let body = request.into_inner();
+        let client = Client::from_proto(body.context.as_ref());
+        Ok(Response::new(self.state.refresh(&body.refresh_token, &client).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
+        let principal = self.authenticate(&request).await?;
+        let scope = request.into_inner().scope;
+        let scope = match scope.as_str() {
+            "" | "global" => "global",
+            "local" => "local",
+            "others" => "others",
+            _ => {
+                return Err(ServiceError::bad_request(
+                    ErrorCode::ValidationFailed,
+                    format!("Unsupported logout scope {scope:?}"),
+                )
+                .into());
+            }
+        };
+        let user = principal.require_user()?;
+        let session = principal.session.as_ref().map(|s| s.id);
+        self.state.logout(user, session, scope).await?;
+        Ok(Response::new(LogoutResponse {}))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn verify_access_token(
+        &self,
+        request: Request<VerifyAccessTokenRequest>,
+    ) -> Result<Response<VerifyAccessTokenResponse>, Status> {
+        let token = request.into_inner().access_token;
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        if let Ok(value) = format!("Bearer {token}").parse() {
+            metadata.insert("authorization", value);
+        }
+        let state = &self.state;
+        let principal = principal::authenticate(&metadata, &state.keys, &state.config, &state.db).await?;
+        Ok(Response::new(VerifyAccessTokenResponse {
+            claims_json: serde_json::Value::Object(principal.claims.raw.clone()).to_string(),
+            user: principal.user.as_ref().map(|u| u.to_proto()),
+            session_id: principal.session.as_ref().map(|s| s.id.to_string()).unwrap_or_default(),
+            is_admin: principal.is_admin,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_sessions(
+        &self,
+        request: Request<RevokeSessionsRequest>,
+    ) -> Result<Response<RevokeSessionsResponse>, Status> {
+        self.authenticate(&request).await?.require_admin()?;
+        let body = request.into_inner();
+        let user_id = parse_uuid(&body.user_id, "user_id")?;
+        let keep = match body.keep_session_id.as_str() {
+            "" => None,
+            id => Some(parse_uuid(id, "keep_session_id")?),
+        };
+        let revoked = self.state.revoke_sessions(user_id, keep).await?;
+        Ok(Response::new(RevokeSessionsResponse { revoked }))
     }
 }

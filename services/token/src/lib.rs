@@ -3,6 +3,9 @@
 
 mod grpc;
 pub mod jwks;
+mod refresh;
+pub mod refresh_token;
+mod session;
 
 use auth_core::runtime::ServiceContext;
 use auth_proto::token::v1::token_service_server::TokenServiceServer;
@@ -10,7 +13,7 @@ use tonic::service::Routes;
 
 /// Serves the token service until `ctx.shutdown` fires.
 pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
-    let service = grpc::TokenGrpc::new(&ctx.config)?;
+    let service = grpc::TokenGrpc::new(ctx.config.clone(), ctx.db.clone())?;
     let routes = Routes::new(TokenServiceServer::new(service));
     auth_core::grpc::serve(auth_proto::service_names::TOKEN, routes, ctx.listener, ctx.shutdown).await
 }

@@ -64,6 +64,10 @@ pub struct Config {
     pub mailer: MailerConfig,
     pub sms: SmsConfig,
     pub saml: SamlConfig,
+    pub password: PasswordConfig,
+    pub security: SecurityConfig,
+    pub sessions: SessionsConfig,
+    pub rate_limit: RateLimitConfig,
     /// `GOTRUE_PASSKEY_ENABLED`
     pub passkey_enabled: bool,
     pub log: LogConfig,
@@ -111,6 +115,9 @@ pub struct JwtConfig {
     pub admin_roles: Vec<String>,
     /// `GOTRUE_JWT_DEFAULT_GROUP_NAME`: `role` of new users (default `authenticated`).
     pub default_group_name: String,
+    /// `GOTRUE_JWT_ADMIN_GROUP_NAME` (default `admin`): the legacy "admin user" role that may set
+    /// `app_metadata` through `PUT /user`.
+    pub admin_group_name: String,
     /// `GOTRUE_JWT_ISSUER`
     pub issuer: Option<String>,
     /// `GOTRUE_JWT_KEY_ID`: the `kid` of the HS256 secret.
@@ -146,6 +153,14 @@ pub struct OAuthProviderConfig {
 pub struct MailerConfig {
     /// `GOTRUE_MAILER_AUTOCONFIRM`
     pub autoconfirm: bool,
+    /// `GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED` (default true): confirm on both addresses.
+    pub secure_email_change_enabled: bool,
+    /// `GOTRUE_MAILER_OTP_LENGTH` (6..=10, default 6)
+    pub otp_length: usize,
+    /// `GOTRUE_MAILER_OTP_EXP` (seconds, default 86400)
+    pub otp_exp: Duration,
+    /// `GOTRUE_SMTP_MAX_FREQUENCY` (default 1m): minimum interval between emails to one user.
+    pub max_frequency: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +169,79 @@ pub struct SmsConfig {
     pub autoconfirm: bool,
     /// `GOTRUE_SMS_PROVIDER` (`twilio`, `messagebird`, `textlocal`, `vonage`, ...)
     pub provider: String,
+    /// `GOTRUE_SMS_OTP_LENGTH` (6..=10, default 6)
+    pub otp_length: usize,
+    /// `GOTRUE_SMS_OTP_EXP` (seconds, default 60)
+    pub otp_exp: Duration,
+    /// `GOTRUE_SMS_MAX_FREQUENCY` (default 1m)
+    pub max_frequency: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct PasswordConfig {
+    /// `GOTRUE_PASSWORD_MIN_LENGTH` (default and floor 6)
+    pub min_length: usize,
+    /// `GOTRUE_PASSWORD_REQUIRED_CHARACTERS`: character sets separated by `:` (`\:` escapes a colon);
+    /// a password must contain at least one character of each set.
+    pub required_characters: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    /// `GOTRUE_SECURITY_REFRESH_TOKEN_ROTATION_ENABLED` (default true)
+    pub refresh_token_rotation_enabled: bool,
+    /// `GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL` in seconds (default 0)
+    pub refresh_token_reuse_interval: Duration,
+    /// `GOTRUE_SECURITY_REFRESH_TOKEN_ALLOW_REUSE` (default false)
+    pub refresh_token_allow_reuse: bool,
+    /// `GOTRUE_SECURITY_REFRESH_TOKEN_ALGORITHM_VERSION`: 0/1 = 12-character tokens stored in
+    /// `refresh_tokens`; 2 = signed session tokens with a counter.
+    pub refresh_token_algorithm_version: u8,
+    /// `GOTRUE_SECURITY_REFRESH_TOKEN_UPGRADE_PERCENTAGE` (0..=100)
+    pub refresh_token_upgrade_percentage: u8,
+    /// `GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION`
+    pub update_password_require_reauthentication: bool,
+    /// `GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_CURRENT_PASSWORD`
+    pub update_password_require_current_password: bool,
+    /// `GOTRUE_SECURITY_SB_FORWARDED_FOR_ENABLED`
+    pub sb_forwarded_for_enabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionsConfig {
+    /// `GOTRUE_SESSIONS_TIMEBOX`: sessions end this long after they began.
+    pub timebox: Option<Duration>,
+    /// `GOTRUE_SESSIONS_INACTIVITY_TIMEOUT`: sessions end when not refreshed for this long.
+    pub inactivity_timeout: Option<Duration>,
+    /// `GOTRUE_SESSIONS_ALLOW_LOW_AAL`
+    pub allow_low_aal: Option<Duration>,
+    /// `GOTRUE_SESSIONS_SINGLE_PER_USER`
+    pub single_per_user: bool,
+    /// `GOTRUE_SESSIONS_TAGS`
+    pub tags: Vec<String>,
+}
+
+/// Per-IP request limits: requests allowed per `window` with a `burst` bucket (GoTrue's tollbooth).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IpRateLimit {
+    pub per_window: f64,
+    pub window: Duration,
+    pub burst: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    /// `GOTRUE_RATE_LIMIT_HEADER`: the header carrying the client IP. Without it (and without
+    /// `Sb-Forwarded-For` when enabled) GoTrue applies no per-IP limit, and neither do we.
+    pub header: Option<String>,
+    /// `GOTRUE_RATE_LIMIT_TOKEN_REFRESH` (150 per 5 min, burst 30): `/token`
+    pub token: IpRateLimit,
+    /// `GOTRUE_RATE_LIMIT_OTP` (30 per 5 min, burst 30): `/signup`, `PUT /user`, `/otp`, `/recover`, ...
+    pub otp: IpRateLimit,
+    /// `GOTRUE_RATE_LIMIT_ANONYMOUS_USERS` (30 per hour, burst = N): anonymous `/signup`
+    pub anonymous_users: IpRateLimit,
+    /// `GOTRUE_RATE_LIMIT_VERIFY` (30 per 5 min, burst 30): `/verify`
+    pub verify: IpRateLimit,
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +368,7 @@ impl Config {
             aud: r.string(&["GOTRUE_JWT_AUD"], "authenticated"),
             admin_roles: r.list(&["GOTRUE_JWT_ADMIN_ROLES"], &["service_role", "supabase_admin"]),
             default_group_name: r.string(&["GOTRUE_JWT_DEFAULT_GROUP_NAME"], "authenticated"),
+            admin_group_name: r.string(&["GOTRUE_JWT_ADMIN_GROUP_NAME"], "admin"),
             issuer: r.optional(&["GOTRUE_JWT_ISSUER"]),
             key_id: r.optional(&["GOTRUE_JWT_KEY_ID"]),
             keys: r.jwks(&["GOTRUE_JWT_KEYS"]),
@@ -342,10 +431,63 @@ impl Config {
             external,
             mailer: MailerConfig {
                 autoconfirm: r.bool(&["GOTRUE_MAILER_AUTOCONFIRM"], false),
+                secure_email_change_enabled: r.bool(&["GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED"], true),
+                otp_length: r.otp_length(&["GOTRUE_MAILER_OTP_LENGTH"]),
+                otp_exp: Duration::from_secs(r.parse(&["GOTRUE_MAILER_OTP_EXP"], 86_400u64)),
+                max_frequency: r.duration(&["GOTRUE_SMTP_MAX_FREQUENCY"], Duration::from_secs(60)),
             },
             sms: SmsConfig {
                 autoconfirm: r.bool(&["GOTRUE_SMS_AUTOCONFIRM"], false),
                 provider: r.string(&["GOTRUE_SMS_PROVIDER"], ""),
+                otp_length: r.otp_length(&["GOTRUE_SMS_OTP_LENGTH"]),
+                otp_exp: Duration::from_secs(r.parse(&["GOTRUE_SMS_OTP_EXP"], 60u64)),
+                max_frequency: r.duration(&["GOTRUE_SMS_MAX_FREQUENCY"], Duration::from_secs(60)),
+            },
+            password: PasswordConfig {
+                min_length: r.parse(&["GOTRUE_PASSWORD_MIN_LENGTH"], 6usize).max(6),
+                required_characters: parse_required_characters(&r.string(&["GOTRUE_PASSWORD_REQUIRED_CHARACTERS"], "")),
+            },
+            security: SecurityConfig {
+                refresh_token_rotation_enabled: r.bool(&["GOTRUE_SECURITY_REFRESH_TOKEN_ROTATION_ENABLED"], true),
+                refresh_token_reuse_interval: Duration::from_secs(
+                    r.parse(&["GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL"], 0u64),
+                ),
+                refresh_token_allow_reuse: r.bool(&["GOTRUE_SECURITY_REFRESH_TOKEN_ALLOW_REUSE"], false),
+                refresh_token_algorithm_version: r.bounded(
+                    &["GOTRUE_SECURITY_REFRESH_TOKEN_ALGORITHM_VERSION"],
+                    0u8,
+                    0..=2,
+                ),
+                refresh_token_upgrade_percentage: r.bounded(
+                    &["GOTRUE_SECURITY_REFRESH_TOKEN_UPGRADE_PERCENTAGE"],
+                    0u8,
+                    0..=100,
+                ),
+                update_password_require_reauthentication: r
+                    .bool(&["GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION"], false),
+                update_password_require_current_password: r
+                    .bool(&["GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_CURRENT_PASSWORD"], false),
+                sb_forwarded_for_enabled: r.bool(&["GOTRUE_SECURITY_SB_FORWARDED_FOR_ENABLED"], false),
+            },
+            sessions: SessionsConfig {
+                timebox: r
+                    .optional_duration(&["GOTRUE_SESSIONS_TIMEBOX"])
+                    .filter(|d| !d.is_zero()),
+                inactivity_timeout: r
+                    .optional_duration(&["GOTRUE_SESSIONS_INACTIVITY_TIMEOUT"])
+                    .filter(|d| !d.is_zero()),
+                allow_low_aal: r
+                    .optional_duration(&["GOTRUE_SESSIONS_ALLOW_LOW_AAL"])
+                    .filter(|d| !d.is_zero()),
+                single_per_user: r.bool(&["GOTRUE_SESSIONS_SINGLE_PER_USER"], false),
+                tags: r.list(&["GOTRUE_SESSIONS_TAGS"], &[]),
+            },
+            rate_limit: RateLimitConfig {
+                header: r.optional(&["GOTRUE_RATE_LIMIT_HEADER"]),
+                token: r.ip_rate(&["GOTRUE_RATE_LIMIT_TOKEN_REFRESH"], 150.0, FIVE_MINUTES, Some(30.0)),
+                otp: r.ip_rate(&["GOTRUE_RATE_LIMIT_OTP"], 30.0, FIVE_MINUTES, Some(30.0)),
+                anonymous_users: r.ip_rate(&["GOTRUE_RATE_LIMIT_ANONYMOUS_USERS"], 30.0, ONE_HOUR, None),
+                verify: r.ip_rate(&["GOTRUE_RATE_LIMIT_VERIFY"], 30.0, FIVE_MINUTES, Some(30.0)),
             },
             saml: SamlConfig {
                 enabled: r.bool(&["GOTRUE_SAML_ENABLED"], false),
@@ -388,6 +530,30 @@ impl Config {
     pub fn provider_enabled(&self, key: &str) -> bool {
         self.external.providers.get(key).is_some_and(|p| p.enabled)
     }
+}
+
+const FIVE_MINUTES: Duration = Duration::from_secs(300);
+const ONE_HOUR: Duration = Duration::from_secs(3600);
+
+/// GoTrue's `PasswordRequiredCharacters` decoding: sets split on `:`, where a set ending in `\\` is
+/// joined to the next one with a literal colon.
+fn parse_required_characters(value: &str) -> Vec<String> {
+    let mut sets: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for part in value.split(':') {
+        if let Some(escaped) = part.strip_suffix('\\') {
+            current.push_str(escaped);
+            current.push(':');
+        } else {
+            current.push_str(part);
+            sets.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        sets.push(current);
+    }
+    sets.retain(|set| !set.is_empty());
+    sets
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -530,6 +696,39 @@ impl Reader<'_> {
         }
     }
 
+    fn bounded<T>(&mut self, names: &[&str], default: T, range: std::ops::RangeInclusive<T>) -> T
+    where
+        T: std::str::FromStr + PartialOrd + Copy + fmt::Display,
+    {
+        let value = self.parse(names, default);
+        if range.contains(&value) {
+            value
+        } else {
+            self.problem(
+                names[0],
+                &format!("must be between {} and {}", range.start(), range.end()),
+            );
+            default
+        }
+    }
+
+    fn otp_length(&mut self, names: &[&str]) -> usize {
+        self.bounded(names, 6usize, 6..=10)
+    }
+
+    /// A per-IP limit: a number of requests per `window`; burst defaults to the number itself.
+    fn ip_rate(&mut self, names: &[&str], default: f64, window: Duration, burst: Option<f64>) -> IpRateLimit {
+        let per_window: f64 = self.parse(names, default);
+        if per_window.is_nan() || per_window < 0.0 {
+            self.problem(names[0], "must be a non-negative number");
+        }
+        IpRateLimit {
+            per_window,
+            window,
+            burst: burst.unwrap_or(per_window),
+        }
+    }
+
     fn jwks(&mut self, names: &[&str]) -> Vec<serde_json::Map<String, serde_json::Value>> {
         let Some((name, value)) = self.lookup(names) else {
             return Vec::new();
@@ -582,6 +781,19 @@ mod tests {
         assert!(!config.disable_signup);
         assert_eq!(config.api.max_request_duration, Duration::from_secs(10));
         assert_eq!(config.suite.nats_prefix, "auth");
+        assert_eq!(config.password.min_length, 6);
+        assert!(config.security.refresh_token_rotation_enabled);
+        assert_eq!(config.security.refresh_token_algorithm_version, 0);
+        assert_eq!(config.rate_limit.token.per_window, 150.0);
+        assert_eq!(config.rate_limit.token.burst, 30.0);
+        assert_eq!(config.rate_limit.anonymous_users.burst, 30.0);
+    }
+
+    #[test]
+    fn required_character_sets_split_on_unescaped_colons() {
+        assert_eq!(parse_required_characters("abc:ABC:0123"), ["abc", "ABC", "0123"]);
+        assert_eq!(parse_required_characters("ab\\:c:d"), ["ab:c", "d"]);
+        assert!(parse_required_characters("").is_empty());
     }
 
     #[test]

@@ -137,6 +137,24 @@ error_codes! {
     // Not GoTrue codes: GoTrue answers an unknown route or method with a plain-text page; the suite
     // answers JSON in the same error shape so clients can always parse errors.
     NotFound => "not_found",
+    CustomProviderNotFound => "custom_provider_not_found",
+    EmailAddressNotProvided => "email_address_not_provided",
+    InvalidCredentials => "invalid_credentials",
+    OauthAuthorizationNotFound => "oauth_authorization_not_found",
+    OauthClientStateExpired => "oauth_client_state_expired",
+    OauthClientStateNotFound => "oauth_client_state_not_found",
+    OauthConsentNotFound => "oauth_consent_not_found",
+    OauthDynamicClientRegistrationDisabled => "oauth_dynamic_client_registration_disabled",
+    OauthInvalidState => "oauth_invalid_state",
+    OverCustomProviderQuota => "over_custom_provider_quota",
+    TooManyPasskeys => "too_many_passkeys",
+    Web3ProviderDisabled => "web3_provider_disabled",
+    Web3UnsupportedChain => "web3_unsupported_chain",
+    WebauthnChallengeExpired => "webauthn_challenge_expired",
+    WebauthnChallengeNotFound => "webauthn_challenge_not_found",
+    WebauthnCredentialExists => "webauthn_credential_exists",
+    WebauthnCredentialNotFound => "webauthn_credential_not_found",
+    WebauthnVerificationFailed => "webauthn_verification_failed",
     MethodNotAllowed => "method_not_allowed",
 }
 

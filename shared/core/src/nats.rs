@@ -19,6 +19,11 @@ pub fn notification_stream_name(prefix: &str) -> String {
     format!("{}_NOTIFICATIONS", prefix.to_uppercase().replace('-', "_"))
 }
 
+/// The key-value bucket holding the gateway's per-IP rate-limit buckets.
+pub fn rate_limit_bucket_name(prefix: &str) -> String {
+    format!("{}_RATE_LIMITS", prefix.to_uppercase().replace('-', "_"))
+}
+
 pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
     async_nats::ConnectOptions::new()
         .name("auth-suite")

@@ -296,13 +296,25 @@ impl Suite {
             .with_context(|| format!("{service:?} never became healthy"))
     }
 
-    async fn wait_gateway_healthy(&self) -> anyhow::Result<()> {
+    async fn wait_gateway_healthy(&mut self) -> anyhow::Result<()> {
         let url = self.url("/health");
-        retry_until(|| async {
-            matches!(self.http.get(&url).send().await, Ok(response) if response.status().is_success())
+        let exited = || self.gateway.as_ref().is_some_and(|g| g.task.is_finished());
+        let waited = retry_until(|| async {
+            exited() || matches!(self.http.get(&url).send().await, Ok(response) if response.status().is_success())
         })
-        .await
-        .context("the gateway never became healthy")
+        .await;
+        if exited()
+            && let Some(gateway) = self.gateway.take()
+        {
+            // Surface why the gateway stopped instead of timing out.
+            gateway
+                .task
+                .await
+                .context("gateway task panicked")?
+                .context("the gateway failed to start")?;
+            anyhow::bail!("the gateway exited during start-up");
+        }
+        waited.context("the gateway never became healthy")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -427,7 +439,18 @@ async fn delete_nats_stream(prefix: &str) -> anyhow::Result<()> {
     let name = auth_core::nats::notification_stream_name(prefix);
     // The stream may not exist (the notifier never started): not an error.
     let _ = jetstream.delete_stream(&name).await;
+    let _ = jetstream
+        .delete_key_value(auth_core::nats::rate_limit_bucket_name(prefix))
+        .await;
     Ok(())
+}
+
+/// Fixed private test signing keys (`"rsa"` RS256, `"ec"` ES256, `"ed"` EdDSA), generated once for
+/// the tests and never used elsewhere.
+pub fn test_jwk(kind: &str) -> serde_json::Value {
+    let all: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/test_jwks.json")).expect("fixture is JSON");
+    all[kind].clone()
 }
 
 /// Polls `check` until it is true, backing off from 5 ms to 100 ms, for at most 30 s. Readiness is

@@ -1,8 +1,13 @@
 //! End-to-end tests of the suite: every request goes through the gateway to real services, on a real
 //! Postgres database and NATS server (one integration binary; see shared/testkit for the harness).
 
+mod clients;
 mod deploy_files;
 mod general;
 mod resilience;
 mod schema;
+mod signup;
 mod sinks;
+mod support;
+mod tokens;
+mod user;

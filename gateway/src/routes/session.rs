@@ -1,0 +1,306 @@
+//! Sign-up, sign-in, token refresh, sign-out and the signed-in user:
+//! `POST /signup`, `POST /token`, `POST /logout`, `GET /user`, `PUT /user`.
+
+use auth_proto::common::v1::RequestContext;
+use auth_proto::token::v1::{LogoutRequest, RefreshSessionRequest};
+use auth_proto::user::v1::{
+    GetUserRequest, SignInWithPasswordRequest, SignUpRequest, UpdateUserRequest, sign_up_response,
+};
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::AppJson;
+use crate::middleware::RequestId;
+use crate::rate_limit::Limiter;
+use crate::render;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/signup", post(signup))
+        .route("/token", post(token))
+        .route("/logout", post(logout))
+        .route("/user", axum::routing::get(get_user).put(update_user))
+}
+
+/// What the services record about the caller.
+fn request_context(headers: &HeaderMap, request_id: Option<&RequestId>, state: &AppState) -> RequestContext {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let first = |value: &str| value.split(',').next().unwrap_or_default().trim().to_string();
+    let ip = if state.config.security.sb_forwarded_for_enabled && !header("sb-forwarded-for").is_empty() {
+        first(header("sb-forwarded-for"))
+    } else {
+        first(header("x-forwarded-for"))
+    };
+    RequestContext {
+        ip,
+        user_agent: header("user-agent").to_string(),
+        audience: header("x-jwt-aud").to_string(),
+        request_id: request_id.map(|r| r.0.clone()).unwrap_or_default(),
+    }
+}
+
+/// A gRPC request carrying the caller's `Authorization` header.
+fn with_authorization<T>(headers: &HeaderMap, body: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(body);
+    if let Some(value) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Ok(value) = value.parse()
+    {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+async fn rate_limit(state: &AppState, headers: &HeaderMap, limiter: Limiter) -> Result<(), ApiError> {
+    let Some(rate_limiter) = &state.rate_limiter else {
+        return Ok(());
+    };
+    let limits = &state.config.rate_limit;
+    let limit = match limiter {
+        Limiter::Token => limits.token,
+        Limiter::AnonymousSignup => limits.anonymous_users,
+        Limiter::Verify => limits.verify,
+        Limiter::Signup | Limiter::UserUpdate => limits.otp,
+    };
+    rate_limiter.check(headers, limiter, limit).await
+}
+
+fn json_text(value: Option<&Map<String, Value>>) -> String {
+    value.map(|m| Value::Object(m.clone()).to_string()).unwrap_or_default()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RedirectQuery {
+    redirect_to: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SignupBody {
+    email: Option<String>,
+    phone: Option<String>,
+    password: Option<String>,
+    data: Option<Map<String, Value>>,
+    channel: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+async fn signup(
+    State(state): State<AppState>,
+    Query(query): Query<RedirectQuery>,
+    request_id: Option<axum::Extension<RequestId>>,
+    headers: HeaderMap,
+    AppJson(body): AppJson<SignupBody>,
+) -> Result<Response, ApiError> {
+    let email = body.email.unwrap_or_default();
+    let phone = body.phone.unwrap_or_default();
+    let anonymous = email.is_empty() && phone.is_empty();
+    if anonymous && !state.config.disable_signup && !state.config.external.anonymous_users_enabled {
+        // GoTrue answers this before rate limiting.
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            auth_core::ErrorCode::AnonymousProviderDisabled,
+            "Anonymous sign-ins are disabled",
+        ));
+    }
+    let limiter = if anonymous {
+        Limiter::AnonymousSignup
+    } else {
+        Limiter::Signup
+    };
+    rate_limit(&state, &headers, limiter).await?;
+
+    let request = SignUpRequest {
+        email,
+        phone,
+        password: body.password.unwrap_or_default(),
+        data_json: json_text(body.data.as_ref()),
+        channel: body.channel.unwrap_or_default(),
+        code_challenge: body.code_challenge.unwrap_or_default(),
+        code_challenge_method: body.code_challenge_method.unwrap_or_default(),
+        context: Some(request_context(&headers, request_id.as_deref(), &state)),
+        redirect_to: query.redirect_to.unwrap_or_default(),
+    };
+    let response = state.clients.user.clone().sign_up(request).await?.into_inner();
+    match response.result {
+        Some(sign_up_response::Result::Session(tokens)) => Ok(render::token_response(&tokens)),
+        Some(sign_up_response::Result::User(user)) => Ok(axum::Json(render::user(&user)).into_response()),
+        None => Err(ApiError::unexpected()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TokenQuery {
+    grant_type: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PasswordGrantBody {
+    email: Option<String>,
+    phone: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RefreshGrantBody {
+    refresh_token: Option<String>,
+}
+
+/// GoTrue's OAuth-style error (`{"error","error_description"}`, always 400).
+fn oauth_error(error: &str, description: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+async fn token(
+    State(state): State<AppState>,
+    Query(query): Query<TokenQuery>,
+    request_id: Option<axum::Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Result<AppJson<Value>, ApiError>,
+) -> Result<Response, ApiError> {
+    let grant = query.grant_type.unwrap_or_default();
+    if !matches!(
+        grant.as_str(),
+        "password" | "refresh_token" | "id_token" | "pkce" | "web3"
+    ) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            auth_core::ErrorCode::InvalidCredentials,
+            "unsupported_grant_type",
+        ));
+    }
+    // GoTrue limits before it reads the body: malformed requests count too.
+    rate_limit(&state, &headers, Limiter::Token).await?;
+    let AppJson(body) = body?;
+    let context = Some(request_context(&headers, request_id.as_deref(), &state));
+    match grant.as_str() {
+        "password" => {
+            let params: PasswordGrantBody = serde_json::from_value(body).map_err(ApiError::bad_json)?;
+            let request = SignInWithPasswordRequest {
+                email: params.email.unwrap_or_default(),
+                phone: params.phone.unwrap_or_default(),
+                password: params.password.unwrap_or_default(),
+                context,
+            };
+            let tokens = state
+                .clients
+                .user
+                .clone()
+                .sign_in_with_password(request)
+                .await?
+                .into_inner();
+            Ok(render::token_response(&tokens))
+        }
+        "refresh_token" => {
+            let params: RefreshGrantBody = serde_json::from_value(body).map_err(ApiError::bad_json)?;
+            let refresh_token = params.refresh_token.unwrap_or_default();
+            if refresh_token.is_empty() {
+                return Ok(oauth_error("invalid_request", "refresh_token required"));
+            }
+            let request = RefreshSessionRequest { refresh_token, context };
+            let tokens = state.clients.token.clone().refresh_session(request).await?.into_inner();
+            Ok(render::token_response(&tokens))
+        }
+        // id_token, pkce and web3 arrive with the OAuth/PKCE issues.
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            auth_core::ErrorCode::ValidationFailed,
+            format!("grant_type {grant} is not available yet on this server"),
+        )),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LogoutQuery {
+    scope: Option<String>,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    Query(query): Query<LogoutQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let request = with_authorization(
+        &headers,
+        LogoutRequest {
+            scope: query.scope.unwrap_or_default(),
+        },
+    );
+    state.clients.token.clone().logout(request).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_user(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let user = state
+        .clients
+        .user
+        .clone()
+        .get_user(with_authorization(&headers, GetUserRequest {}))
+        .await?
+        .into_inner();
+    Ok(axum::Json(render::user(&user)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct UpdateUserBody {
+    email: Option<String>,
+    phone: Option<String>,
+    password: Option<String>,
+    current_password: Option<String>,
+    nonce: Option<String>,
+    data: Option<Map<String, Value>>,
+    app_metadata: Option<Map<String, Value>>,
+    channel: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    Query(query): Query<RedirectQuery>,
+    request_id: Option<axum::Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Result<AppJson<UpdateUserBody>, ApiError>,
+) -> Result<Response, ApiError> {
+    rate_limit(&state, &headers, Limiter::UserUpdate).await?;
+    let AppJson(body) = body?;
+    let request = UpdateUserRequest {
+        email: body.email,
+        phone: body.phone,
+        password: body.password,
+        nonce: body.nonce,
+        current_password: body.current_password,
+        data_json: body.data.map(|d| Value::Object(d).to_string()),
+        app_metadata_json: body.app_metadata.map(|d| Value::Object(d).to_string()),
+        channel: body.channel.unwrap_or_default(),
+        code_challenge: body.code_challenge.unwrap_or_default(),
+        code_challenge_method: body.code_challenge_method.unwrap_or_default(),
+        context: Some(request_context(&headers, request_id.as_deref(), &state)),
+        redirect_to: query.redirect_to.unwrap_or_default(),
+    };
+    let user = state
+        .clients
+        .user
+        .clone()
+        .update_user(with_authorization(&headers, request))
+        .await?
+        .into_inner();
+    Ok(axum::Json(render::user(&user)).into_response())
+}

@@ -1,0 +1,513 @@
+//! `POST /token?grant_type=refresh_token`: GoTrue's rotation, reuse detection and session checks.
+//!
+//! Every refresh of one session is serialised on the session row (`SELECT ... FOR UPDATE`), so two
+//! requests with the same token cannot both rotate it: the second waits, then sees the token already
+//! rotated and gets the same answer a client that lost the response would get. A request that
+//! waits longer than [`LOCK_WAIT`] gets 409 `conflict`, as GoTrue answers after its retry loop.
+
+use std::time::Duration;
+
+use auth_core::audit::{self, AuditAction};
+use auth_core::users::{self, UserRecord};
+use auth_core::{ErrorCode, ServiceError};
+use auth_proto::common::v1 as pb;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::refresh_token::{self, PresentedToken, SignedToken};
+use crate::session::{Client, TokenHeaders, TokenState, insert_v1_token, token_response};
+
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+fn bad_request(code: ErrorCode, message: &str) -> ServiceError {
+    ServiceError::bad_request(code, message)
+}
+
+fn not_found() -> ServiceError {
+    bad_request(
+        ErrorCode::RefreshTokenNotFound,
+        "Invalid Refresh Token: Refresh Token Not Found",
+    )
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct LockedSession {
+    id: Uuid,
+    user_id: Uuid,
+    created_at: Option<DateTime<Utc>>,
+    refreshed_at: Option<NaiveDateTime>,
+    aal: Option<String>,
+    not_after: Option<DateTime<Utc>>,
+    tag: Option<String>,
+    refresh_token_hmac_key: Option<String>,
+    refresh_token_counter: Option<i64>,
+}
+
+impl LockedSession {
+    /// GoTrue's `LastRefreshedAt`: refreshed_at, else the token's time if later than creation, else creation.
+    fn last_refreshed_at(&self, token_time: Option<DateTime<Utc>>) -> DateTime<Utc> {
+        let created = self.created_at.unwrap_or_default();
+        match self.refreshed_at {
+            Some(at) => at.and_utc(),
+            None => token_time.filter(|t| *t > created).unwrap_or(created),
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct V1Row {
+    token: String,
+    revoked: Option<bool>,
+    updated_at: Option<DateTime<Utc>>,
+    session_id: Option<Uuid>,
+}
+
+/// Outcome of validity checks (GoTrue's `CheckValidity`).
+enum Validity {
+    Valid,
+    Expired,
+    TimedOut,
+    LowAal,
+}
+
+impl TokenState {
+    pub async fn refresh(&self, presented: &str, client: &Client) -> Result<pb::SessionTokens, ServiceError> {
+        let token = refresh_token::parse(presented)
+            .ok_or_else(|| bad_request(ErrorCode::ValidationFailed, "Refresh token is not valid"))?;
+        let mut tx = self.db.begin().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            LOCK_WAIT.as_millis()
+        )))
+        .execute(&mut *tx)
+        .await?;
+
+        let result = self.refresh_locked(&mut tx, &token, client).await;
+        match result {
+            Ok(response) => {
+                tx.commit().await?;
+                Ok(response)
+            }
+            // GoTrue commits the family revocation before reporting reuse.
+            Err(Refusal::CommitThen(error)) => {
+                tx.commit().await?;
+                Err(error)
+            }
+            Err(Refusal::Rollback(error)) => Err(error),
+        }
+    }
+
+    async fn refresh_locked(
+        &self,
+        conn: &mut PgConnection,
+        token: &PresentedToken,
+        client: &Client,
+    ) -> Result<pb::SessionTokens, Refusal> {
+        let mut headers = TokenHeaders::new();
+
+        // Find the session, then lock it: the lock is what serialises concurrent refreshes.
+        let (session_id, v1_row) = match token {
+            PresentedToken::V1(text) => {
+                let row: V1Row = sqlx::query_as(
+                    "SELECT token, revoked, updated_at, session_id FROM refresh_tokens WHERE token = $1",
+                )
+                .bind(text)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(internal)?
+                .ok_or_else(not_found)?;
+                let Some(session_id) = row.session_id else {
+                    sqlx::query("DELETE FROM refresh_tokens WHERE token = $1")
+                        .bind(text)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(internal)?;
+                    return Err(Refusal::CommitThen(bad_request(
+                        ErrorCode::SessionNotFound,
+                        "Invalid Refresh Token: No Valid Session Found",
+                    )));
+                };
+                (session_id, Some(row))
+            }
+            PresentedToken::V2(signed) => (signed.session_id, None),
+        };
+
+        let session: LockedSession = sqlx::query_as(
+            "SELECT id, user_id, created_at, refreshed_at, aal::text AS aal, not_after, tag, \
+             refresh_token_hmac_key, refresh_token_counter FROM sessions WHERE id = $1 FOR UPDATE",
+        )
+        .bind(session_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(lock_or_internal)?
+        .ok_or_else(not_found)?;
+
+        if let PresentedToken::V2(signed) = token {
+            let key = session
+                .refresh_token_hmac_key
+                .as_deref()
+                .and_then(refresh_token::decode_hmac_key)
+                .ok_or_else(not_found)?;
+            if !signed.signed_by(&key) {
+                return Err(not_found().into());
+            }
+        }
+        // Re-read the v1 row under the session lock: a concurrent refresh may have rotated it.
+        let v1_row = match v1_row {
+            Some(row) => Some(
+                sqlx::query_as::<_, V1Row>(
+                    "SELECT token, revoked, updated_at, session_id FROM refresh_tokens WHERE token = $1",
+                )
+                .bind(&row.token)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(internal)?
+                .ok_or_else(not_found)?,
+            ),
+            None => None,
+        };
+
+        let user = users::find_by_id(&mut *conn, session.user_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(not_found)?;
+        headers.insert("sb-auth-user-id".into(), user.id.to_string());
+        let now = Utc::now();
+        if user.is_banned(now) {
+            return Err(bad_request(ErrorCode::UserBanned, "Invalid Refresh Token: User Banned").into());
+        }
+        headers.insert("sb-auth-session-id".into(), session.id.to_string());
+
+        let token_time = v1_row.as_ref().and_then(|r| r.updated_at);
+        match self.validity(&session, &user, now, token_time) {
+            Validity::Valid => {}
+            Validity::Expired => {
+                return Err(bad_request(ErrorCode::SessionExpired, "Invalid Refresh Token: Session Expired").into());
+            }
+            Validity::TimedOut => {
+                return Err(bad_request(
+                    ErrorCode::SessionExpired,
+                    "Invalid Refresh Token: Session Expired (Inactivity)",
+                )
+                .into());
+            }
+            Validity::LowAal => {
+                return Err(bad_request(
+                    ErrorCode::SessionExpired,
+                    "Invalid Refresh Token: Session Expired (Low AAL: User Needs MFA Verification)",
+                )
+                .into());
+            }
+        }
+        if self.config.sessions.single_per_user {
+            self.check_newest_session(conn, &session, &user, now, token_time)
+                .await?;
+        }
+
+        let issued = match (token, v1_row) {
+            (PresentedToken::V1(_), Some(row)) => {
+                self.rotate_v1(conn, &user, &session, &row, now, &mut headers).await?
+            }
+            (PresentedToken::V2(signed), _) => self.rotate_v2(conn, &user, &session, signed, now, &mut headers).await?,
+            (PresentedToken::V1(_), None) => return Err(not_found().into()),
+        };
+
+        let (access_token, expires_at) = self
+            .access_token(conn, &user, session.id)
+            .await
+            .map_err(Refusal::Rollback)?;
+        sqlx::query(
+            "UPDATE sessions SET refreshed_at = (now() AT TIME ZONE 'UTC'), updated_at = now(), \
+             user_agent = $2, ip = $3::inet WHERE id = $1",
+        )
+        .bind(session.id)
+        .bind(&client.user_agent)
+        .bind(&client.ip)
+        .execute(&mut *conn)
+        .await
+        .map_err(internal)?;
+        Ok(token_response(access_token, expires_at, issued, &user, headers))
+    }
+
+    fn validity(
+        &self,
+        session: &LockedSession,
+        user: &UserRecord,
+        now: DateTime<Utc>,
+        token_time: Option<DateTime<Utc>>,
+    ) -> Validity {
+        let sessions = &self.config.sessions;
+        let created = session.created_at.unwrap_or_default();
+        if session.not_after.is_some_and(|limit| now > limit) {
+            return Validity::Expired;
+        }
+        if sessions.timebox.is_some_and(|timebox| now > created + timebox) {
+            return Validity::Expired;
+        }
+        if sessions
+            .inactivity_timeout
+            .is_some_and(|timeout| now > session.last_refreshed_at(token_time) + timeout)
+        {
+            return Validity::TimedOut;
+        }
+        let aal = session.aal.as_deref().unwrap_or("aal1");
+        if sessions
+            .allow_low_aal
+            .is_some_and(|allowed| aal < user.highest_possible_aal() && now > created + allowed)
+        {
+            return Validity::LowAal;
+        }
+        Validity::Valid
+    }
+
+    /// `GOTRUE_SESSIONS_SINGLE_PER_USER`: only the most recently refreshed valid session (per tag) lives.
+    async fn check_newest_session(
+        &self,
+        conn: &mut PgConnection,
+        session: &LockedSession,
+        user: &UserRecord,
+        now: DateTime<Utc>,
+        token_time: Option<DateTime<Utc>>,
+    ) -> Result<(), Refusal> {
+        let others: Vec<LockedSession> = sqlx::query_as(
+            "SELECT id, user_id, created_at, refreshed_at, aal::text AS aal, not_after, tag, \
+             refresh_token_hmac_key, refresh_token_counter FROM sessions WHERE user_id = $1 AND id <> $2",
+        )
+        .bind(user.id)
+        .bind(session.id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(internal)?;
+        let tags = &self.config.sessions.tags;
+        let tag_of = |s: &LockedSession| -> String {
+            match (tags.first(), s.tag.as_deref()) {
+                (None, _) => String::new(),
+                (Some(_), Some(tag)) if tags.iter().any(|t| t == tag) => tag.to_string(),
+                (Some(first), _) => first.clone(),
+            }
+        };
+        let mine = session.last_refreshed_at(token_time);
+        let my_tag = tag_of(session);
+        let newer = others.iter().any(|other| {
+            matches!(self.validity(other, user, now, None), Validity::Valid)
+                && tag_of(other) == my_tag
+                && other.last_refreshed_at(None) > mine
+        });
+        if newer {
+            return Err(bad_request(
+                ErrorCode::SessionExpired,
+                "Invalid Refresh Token: Session Expired (Revoked by Newer Login)",
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    async fn rotate_v1(
+        &self,
+        conn: &mut PgConnection,
+        user: &UserRecord,
+        session: &LockedSession,
+        row: &V1Row,
+        now: DateTime<Utc>,
+        headers: &mut TokenHeaders,
+    ) -> Result<String, Refusal> {
+        let security = &self.config.security;
+        if row.revoked.unwrap_or(false) {
+            let active: Option<(String, Option<String>)> = sqlx::query_as(
+                "SELECT token, parent FROM refresh_tokens WHERE session_id = $1 AND revoked = false \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(session.id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(internal)?;
+            // The client lost the response to its last refresh: hand out the token it never saw.
+            if let Some((active_token, Some(parent))) = &active
+                && parent == &row.token
+            {
+                audit::record(&mut *conn, user, AuditAction::TokenRefreshed, None)
+                    .await
+                    .map_err(internal)?;
+                headers.insert("sb-auth-refresh-token-prefix".into(), active_token[..5].to_string());
+                return Ok(active_token.clone());
+            }
+            let revoked_at = row.updated_at.unwrap_or_default();
+            let reuse_until = revoked_at + security.refresh_token_reuse_interval;
+            if now > reuse_until {
+                if security.refresh_token_rotation_enabled {
+                    sqlx::query("UPDATE refresh_tokens SET revoked = true, updated_at = now() WHERE session_id = $1 AND revoked = false")
+                        .bind(session.id)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(internal)?;
+                }
+                tracing::warn!(session_id = %session.id, "refresh token reuse detected; token family revoked");
+                return Err(Refusal::CommitThen(bad_request(
+                    ErrorCode::RefreshTokenAlreadyUsed,
+                    "Invalid Refresh Token: Already Used",
+                )));
+            }
+        }
+
+        audit::record(&mut *conn, user, AuditAction::TokenRefreshed, None)
+            .await
+            .map_err(internal)?;
+        sqlx::query("UPDATE refresh_tokens SET revoked = true, updated_at = now() WHERE token = $1")
+            .bind(&row.token)
+            .execute(&mut *conn)
+            .await
+            .map_err(internal)?;
+        audit::record(&mut *conn, user, AuditAction::TokenRevoked, None)
+            .await
+            .map_err(internal)?;
+        let child = insert_v1_token(conn, user, session.id, Some(&row.token))
+            .await
+            .map_err(internal)?;
+
+        if self.should_upgrade_to_v2(session.id) {
+            // Move this session to v2 tokens: give it a key, retire the v1 child at once.
+            let key = refresh_token::new_hmac_key();
+            sqlx::query("UPDATE sessions SET refresh_token_hmac_key = $2, refresh_token_counter = 0 WHERE id = $1")
+                .bind(session.id)
+                .bind(&key)
+                .execute(&mut *conn)
+                .await
+                .map_err(internal)?;
+            sqlx::query("UPDATE refresh_tokens SET revoked = true WHERE token = $1")
+                .bind(&child)
+                .execute(&mut *conn)
+                .await
+                .map_err(internal)?;
+            let key = refresh_token::decode_hmac_key(&key).expect("generated key is valid base64url");
+            headers.insert("sb-auth-refresh-token-counter".into(), "0".into());
+            headers.insert("sb-auth-refresh-token-reuse".into(), "false".into());
+            let token = refresh_token::encode_v2(&key, session.id, 0);
+            headers.insert("sb-auth-refresh-token-prefix".into(), token[..5].to_string());
+            return Ok(token);
+        }
+        headers.insert("sb-auth-refresh-token-reuse".into(), "false".into());
+        headers.insert("sb-auth-refresh-token-prefix".into(), child[..5].to_string());
+        Ok(child)
+    }
+
+    /// `GOTRUE_SECURITY_REFRESH_TOKEN_UPGRADE_PERCENTAGE`: a stable share of v1 sessions (by CRC-32
+    /// of the session id) moves to v2 tokens on their next refresh.
+    fn should_upgrade_to_v2(&self, session_id: Uuid) -> bool {
+        let security = &self.config.security;
+        if security.refresh_token_algorithm_version != 2 || security.refresh_token_upgrade_percentage == 0 {
+            return false;
+        }
+        let bucket = crc32fast::hash(session_id.as_bytes()) % 100;
+        bucket < u32::from(security.refresh_token_upgrade_percentage)
+    }
+
+    async fn rotate_v2(
+        &self,
+        conn: &mut PgConnection,
+        user: &UserRecord,
+        session: &LockedSession,
+        signed: &SignedToken,
+        now: DateTime<Utc>,
+        headers: &mut TokenHeaders,
+    ) -> Result<String, Refusal> {
+        let security = &self.config.security;
+        let key = session
+            .refresh_token_hmac_key
+            .as_deref()
+            .and_then(refresh_token::decode_hmac_key)
+            .ok_or_else(not_found)?;
+        let current = u64::try_from(session.refresh_token_counter.unwrap_or(0)).unwrap_or(0);
+        let presented = signed.counter;
+
+        let counter = if presented > current {
+            return Err(bad_request(
+                ErrorCode::ValidationFailed,
+                "Invalid Refresh Token: Not Issued By This Server",
+            )
+            .into());
+        } else if presented == current {
+            headers.insert("sb-auth-refresh-token-reuse".into(), "false".into());
+            current + 1
+        } else {
+            let fail_to_save = current - presented == 1;
+            let concurrent = (now - session.last_refreshed_at(None)).abs()
+                < chrono::Duration::from_std(security.refresh_token_reuse_interval).unwrap_or_default();
+            let mut causes = Vec::new();
+            if concurrent {
+                causes.push("concurrent-refresh");
+            }
+            if fail_to_save {
+                causes.push("fail-to-save");
+            }
+            if security.refresh_token_allow_reuse {
+                causes.push("always-allow");
+            }
+            if !causes.is_empty() {
+                headers.insert("sb-auth-refresh-token-reuse-cause".into(), causes.join(","));
+            }
+            if !(fail_to_save || concurrent || security.refresh_token_allow_reuse) {
+                if security.refresh_token_rotation_enabled {
+                    sqlx::query("DELETE FROM sessions WHERE id = $1")
+                        .bind(session.id)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(internal)?;
+                    tracing::warn!(session_id = %session.id, "refresh token reuse detected; session terminated");
+                }
+                return Err(Refusal::CommitThen(bad_request(
+                    ErrorCode::RefreshTokenAlreadyUsed,
+                    "Invalid Refresh Token: Already Used",
+                )));
+            }
+            // Re-issue the current token without moving the counter.
+            current
+        };
+
+        sqlx::query("UPDATE sessions SET refresh_token_counter = $2 WHERE id = $1")
+            .bind(session.id)
+            .bind(i64::try_from(counter).unwrap_or(i64::MAX))
+            .execute(&mut *conn)
+            .await
+            .map_err(internal)?;
+        headers.insert("sb-auth-refresh-token-counter".into(), counter.to_string());
+        audit::record(&mut *conn, user, AuditAction::TokenRefreshed, None)
+            .await
+            .map_err(internal)?;
+        Ok(refresh_token::encode_v2(&key, session.id, counter))
+    }
+}
+
+/// How a refresh fails: most failures roll back; reuse detection commits its revocation first.
+enum Refusal {
+    Rollback(ServiceError),
+    CommitThen(ServiceError),
+}
+
+impl From<ServiceError> for Refusal {
+    fn from(error: ServiceError) -> Self {
+        Refusal::Rollback(error)
+    }
+}
+
+fn internal(error: sqlx::Error) -> Refusal {
+    Refusal::Rollback(ServiceError::internal(error))
+}
+
+fn lock_or_internal(error: sqlx::Error) -> Refusal {
+    let lock_timeout = error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == LOCK_NOT_AVAILABLE);
+    if lock_timeout {
+        Refusal::Rollback(ServiceError::new(
+            409,
+            ErrorCode::Conflict,
+            "Too many concurrent token refresh requests on the same session or refresh token",
+        ))
+    } else {
+        internal(error)
+    }
+}

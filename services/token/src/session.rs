@@ -1,0 +1,269 @@
+//! Sessions: starting one, minting its access tokens, ending it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use auth_core::audit::{self, AuditAction};
+use auth_core::jwt::{AccessTokenClaims, AmrEntry, JwtKeys};
+use auth_core::users::{self, UserRecord};
+use auth_core::{Config, ErrorCode, ServiceError};
+use auth_proto::common::v1 as pb;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::refresh_token;
+
+/// Methods whose presence in a session's amr makes it AAL2 (GoTrue's `IsAAL2Claim`).
+const AAL2_METHODS: &[&str] = &["totp", "mfa/phone", "mfa/webauthn"];
+
+/// What the token service works with.
+#[derive(Clone)]
+pub struct TokenState {
+    pub config: Arc<Config>,
+    pub db: PgPool,
+    pub keys: Arc<JwtKeys>,
+}
+
+/// Client details recorded on the session.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Client {
+    pub fn from_proto(context: Option<&pb::RequestContext>) -> Self {
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        match context {
+            None => Self::default(),
+            Some(c) => Self {
+                ip: non_empty(&c.ip).filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()),
+                user_agent: non_empty(&c.user_agent),
+            },
+        }
+    }
+}
+
+/// Headers GoTrue sets on every token response.
+pub type TokenHeaders = HashMap<String, String>;
+
+impl TokenState {
+    /// GoTrue's `IssueRefreshToken`: a new session (v1 token row or v2 HMAC key), an amr claim for
+    /// the method, and a signed access token. One transaction.
+    pub async fn issue_session(
+        &self,
+        user_id: Uuid,
+        method: &str,
+        client: &Client,
+    ) -> Result<pb::SessionTokens, ServiceError> {
+        let mut tx = self.db.begin().await?;
+        let user = users::find_by_id(&mut *tx, user_id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found(ErrorCode::UserNotFound, "User not found"))?;
+        let session_id = Uuid::new_v4();
+        let mut headers = TokenHeaders::new();
+        headers.insert("sb-auth-user-id".into(), user.id.to_string());
+        headers.insert("sb-auth-session-id".into(), session_id.to_string());
+
+        let v2 = self.config.security.refresh_token_algorithm_version == 2;
+        let hmac_key = v2.then(refresh_token::new_hmac_key);
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, updated_at, aal, user_agent, ip, \
+             refresh_token_hmac_key, refresh_token_counter) \
+             VALUES ($1, $2, now(), now(), 'aal1', $3, $4::inet, $5, $6)",
+        )
+        .bind(session_id)
+        .bind(user.id)
+        .bind(&client.user_agent)
+        .bind(&client.ip)
+        .bind(&hmac_key)
+        .bind(v2.then_some(0i64))
+        .execute(&mut *tx)
+        .await?;
+
+        let refresh_token = match &hmac_key {
+            Some(stored_key) => {
+                let key = refresh_token::decode_hmac_key(stored_key).expect("generated key is valid base64url");
+                headers.insert("sb-auth-refresh-token-counter".into(), "0".into());
+                refresh_token::encode_v2(&key, session_id, 0)
+            }
+            None => {
+                let token = insert_v1_token(&mut tx, &user, session_id, None).await?;
+                headers.insert("sb-auth-refresh-token-prefix".into(), token[..5].to_string());
+                token
+            }
+        };
+        add_amr_claim(&mut tx, session_id, method).await?;
+
+        let (access_token, expires_at) = self.access_token(&mut tx, &user, session_id).await?;
+        tx.commit().await?;
+        Ok(token_response(access_token, expires_at, refresh_token, &user, headers))
+    }
+
+    /// Signs an access token for `user` in `session_id` with GoTrue's claims.
+    pub async fn access_token(
+        &self,
+        conn: &mut PgConnection,
+        user: &UserRecord,
+        session_id: Uuid,
+    ) -> Result<(String, i64), ServiceError> {
+        // The session's start and its amr claims in one round trip.
+        let joined: Vec<(Option<DateTime<Utc>>, Option<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT s.created_at, c.authentication_method, c.updated_at \
+             FROM sessions s LEFT JOIN mfa_amr_claims c ON c.session_id = s.id WHERE s.id = $1",
+        )
+        .bind(session_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let created_at = joined.first().and_then(|(created, _, _)| *created);
+        let rows: Vec<(String, Option<DateTime<Utc>>)> = joined
+            .into_iter()
+            .filter_map(|(_, method, at)| method.map(|m| (m, at)))
+            .collect();
+        let aal = if rows.iter().any(|(m, _)| AAL2_METHODS.contains(&m.as_str())) {
+            "aal2"
+        } else {
+            "aal1"
+        };
+        let sso_provider = match user.identities.0.as_slice() {
+            [only] => only.provider.strip_prefix("sso:").map(str::to_string),
+            _ => None,
+        };
+        let mut amr: Vec<AmrEntry> = rows
+            .into_iter()
+            .map(|(method, at)| AmrEntry {
+                provider: (method == "sso/saml").then(|| sso_provider.clone()).flatten(),
+                method,
+                timestamp: at.map_or(0, |t| t.timestamp()),
+            })
+            .collect();
+        amr.sort_by_key(|entry| std::cmp::Reverse(entry.timestamp));
+
+        let now = Utc::now();
+        let mut expires_at = now.timestamp() + i64::try_from(self.config.jwt.exp).unwrap_or(i64::MAX / 2);
+        if let (Some(allow_low_aal), Some(created_at)) = (self.config.sessions.allow_low_aal, created_at)
+            && aal < user.highest_possible_aal()
+        {
+            let cap = created_at + allow_low_aal;
+            expires_at = expires_at.min(cap.timestamp());
+        }
+
+        let claims = AccessTokenClaims {
+            iss: self.config.jwt.issuer.clone(),
+            sub: user.id.to_string(),
+            aud: user.aud().to_string(),
+            exp: expires_at,
+            iat: now.timestamp(),
+            email: user.email().to_string(),
+            phone: user.phone().to_string(),
+            app_metadata: Value::Object(user.app_metadata()),
+            user_metadata: Value::Object(user.user_metadata()),
+            role: user.role().to_string(),
+            aal: aal.to_string(),
+            amr,
+            session_id: session_id.to_string(),
+            is_anonymous: user.is_anonymous,
+        };
+        let token = self.keys.sign(&claims).map_err(ServiceError::internal)?;
+        Ok((token, expires_at))
+    }
+
+    /// POST /logout: `global` ends every session of the user, `local` the caller's, `others` all but
+    /// the caller's. Deleting a session cascades to its refresh tokens and amr claims.
+    pub async fn logout(&self, user: &UserRecord, session_id: Option<Uuid>, scope: &str) -> Result<(), ServiceError> {
+        let mut tx = self.db.begin().await?;
+        match (scope, session_id) {
+            ("local", Some(session)) => {
+                sqlx::query("DELETE FROM sessions WHERE id = $1")
+                    .bind(session)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            ("local", None) => {}
+            ("others", Some(session)) => {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+                    .bind(user.id)
+                    .bind(session)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            _ => {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(user.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        audit::record(&mut *tx, user, AuditAction::Logout, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends every session of `user_id` except `keep` (e.g. after a password change).
+    pub async fn revoke_sessions(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<u64, ServiceError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2::uuid IS NULL OR id <> $2)")
+            .bind(user_id)
+            .bind(keep)
+            .execute(&self.db)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Upserts the session's claim for `method`, bumping its time when it is used again.
+pub async fn add_amr_claim(conn: &mut PgConnection, session_id: Uuid, method: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method) \
+         VALUES ($1, $2, now(), now(), $3) \
+         ON CONFLICT ON CONSTRAINT mfa_amr_claims_session_id_authentication_method_pkey \
+         DO UPDATE SET updated_at = now()",
+    )
+    .bind(Uuid::new_v4())
+    .bind(session_id)
+    .bind(method)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts a new v1 token for the session (a child of `parent` when rotating).
+pub async fn insert_v1_token(
+    conn: &mut PgConnection,
+    user: &UserRecord,
+    session_id: Uuid,
+    parent: Option<&str>,
+) -> sqlx::Result<String> {
+    let token = refresh_token::new_v1();
+    sqlx::query(
+        "INSERT INTO refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id) \
+         VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, false, now(), now(), $3, $4)",
+    )
+    .bind(&token)
+    .bind(user.id.to_string())
+    .bind(parent)
+    .bind(session_id)
+    .execute(conn)
+    .await?;
+    Ok(token)
+}
+
+pub fn token_response(
+    access_token: String,
+    expires_at: i64,
+    refresh_token: String,
+    user: &UserRecord,
+    headers: TokenHeaders,
+) -> pb::SessionTokens {
+    pb::SessionTokens {
+        access_token,
+        token_type: "bearer".into(),
+        expires_in: (expires_at - Utc::now().timestamp()).max(0),
+        expires_at,
+        refresh_token,
+        user: Some(user.to_proto()),
+        headers,
+        weak_password: None,
+    }
+}

@@ -1,0 +1,46 @@
+//! gRPC handlers: authenticate, decode, call the domain, encode. No logic lives here.
+
+use auth_proto::common::v1::{SessionTokens, User};
+use auth_proto::user::v1::{
+    GetUserRequest, SignInWithPasswordRequest, SignUpRequest, SignUpResponse, UpdateUserRequest,
+    user_service_server::UserService,
+};
+use tonic::{Request, Response, Status};
+
+use crate::state::UserState;
+
+pub struct UserGrpc {
+    pub state: UserState,
+}
+
+#[tonic::async_trait]
+impl UserService for UserGrpc {
+    #[tracing::instrument(skip_all)]
+    async fn sign_up(&self, request: Request<SignUpRequest>) -> Result<Response<SignUpResponse>, Status> {
+        Ok(Response::new(self.state.sign_up(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn sign_in_with_password(
+        &self,
+        request: Request<SignInWithPasswordRequest>,
+    ) -> Result<Response<SessionTokens>, Status> {
+        Ok(Response::new(
+            self.state.sign_in_with_password(request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(principal.require_user()?.to_proto()))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_user(&self, request: Request<UpdateUserRequest>) -> Result<Response<User>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.update_user(&principal, request.into_inner()).await?,
+        ))
+    }
+}

@@ -1,0 +1,95 @@
+//! What the user service works with, and its calls to the token service.
+
+use std::sync::Arc;
+
+use auth_core::jwt::JwtKeys;
+use auth_core::password::PasswordHasher;
+use auth_core::principal::{self, Principal};
+use auth_core::{Config, ServiceError};
+use auth_proto::common::v1::{RequestContext, SessionTokens};
+use auth_proto::token::v1::token_service_client::TokenServiceClient;
+use auth_proto::token::v1::{IssueSessionRequest, RevokeSessionsRequest};
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct UserState {
+    pub config: Arc<Config>,
+    pub db: sqlx::PgPool,
+    pub keys: Arc<JwtKeys>,
+    pub hasher: PasswordHasher,
+    token: TokenServiceClient<Channel>,
+}
+
+impl UserState {
+    pub fn new(config: Arc<Config>, db: sqlx::PgPool) -> anyhow::Result<Self> {
+        let suite = &config.suite;
+        let channel = auth_core::grpc::channel(&suite.token_url, suite.grpc_connect_timeout, suite.grpc_timeout)?;
+        Ok(Self {
+            keys: Arc::new(JwtKeys::from_config(&config.jwt)?),
+            hasher: PasswordHasher::default(),
+            token: TokenServiceClient::new(channel),
+            config,
+            db,
+        })
+    }
+
+    pub async fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, ServiceError> {
+        principal::authenticate(metadata, &self.keys, &self.config, &self.db).await
+    }
+
+    fn service_request<T>(&self, body: T) -> Result<tonic::Request<T>, ServiceError> {
+        let token = principal::service_token(&self.keys, &self.config).map_err(ServiceError::internal)?;
+        Ok(principal::with_bearer(tonic::Request::new(body), &token))
+    }
+
+    /// Asks the token service for a session for a user who just proved who they are.
+    pub async fn issue_session(
+        &self,
+        user_id: Uuid,
+        method: &str,
+        context: Option<RequestContext>,
+    ) -> Result<SessionTokens, ServiceError> {
+        let request = self.service_request(IssueSessionRequest {
+            user_id: user_id.to_string(),
+            authentication_method: method.to_string(),
+            context,
+        })?;
+        let response = self.token.clone().issue_session(request).await.map_err(forward)?;
+        Ok(response.into_inner())
+    }
+
+    /// Ends the user's other sessions (all of them when `keep` is `None`).
+    pub async fn revoke_sessions(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<(), ServiceError> {
+        let request = self.service_request(RevokeSessionsRequest {
+            user_id: user_id.to_string(),
+            keep_session_id: keep.map(|id| id.to_string()).unwrap_or_default(),
+        })?;
+        self.token.clone().revoke_sessions(request).await.map_err(forward)?;
+        Ok(())
+    }
+
+    /// The audience of the request: `X-JWT-AUD` when sent, else `GOTRUE_JWT_AUD`.
+    pub fn request_aud(&self, context: Option<&RequestContext>) -> String {
+        context
+            .map(|c| c.audience.clone())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| self.config.jwt.aud.clone())
+    }
+}
+
+/// A token-service error passes through unchanged (it already carries GoTrue's code and status).
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(forward)`
+fn forward(status: tonic::Status) -> ServiceError {
+    match auth_core::error::decode_status(&status) {
+        Some(decoded) => {
+            let code = auth_core::ErrorCode::parse(&decoded.code).unwrap_or(auth_core::ErrorCode::UnexpectedFailure);
+            let mut error = ServiceError::new(decoded.http_status, code, decoded.message);
+            error.metadata = decoded.metadata;
+            error.metadata.remove(auth_core::error::HTTP_STATUS_KEY);
+            error
+        }
+        None => ServiceError::internal(anyhow::anyhow!("token service call failed: {status}")),
+    }
+}

@@ -1,0 +1,488 @@
+//! `PUT /user`: metadata, password, and the start of an email or phone change.
+
+use auth_core::audit::{self, AuditAction};
+use auth_core::password::check_strength;
+use auth_core::principal::Principal;
+use auth_core::users::{self, UserRecord};
+use auth_core::{ErrorCode, ServiceError};
+use auth_proto::common::v1 as pb;
+use auth_proto::notification::v1::EmailKind;
+use auth_proto::user::v1::UpdateUserRequest;
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+use sqlx::PgConnection;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::outbox::{self, EmailContent, OneTimeTokenKind};
+use crate::signup::{check_frequency, load};
+use crate::state::UserState;
+use crate::validate;
+
+/// Sessions started by proving control of the inbox or phone may set a password without the old one.
+const RECOVERY_METHODS: &[&str] = &["otp", "magiclink", "recovery"];
+const REAUTHENTICATION_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+/// GoTrue's metadata merge: keys are set, `null` removes a key.
+fn merge(target: &mut Map<String, Value>, updates: Map<String, Value>) {
+    for (key, value) in updates {
+        if value.is_null() {
+            target.remove(&key);
+        } else {
+            target.insert(key, value);
+        }
+    }
+}
+
+fn parse_object(json: &str, what: &str) -> Result<Map<String, Value>, ServiceError> {
+    match serde_json::from_str::<Value>(json) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(ServiceError::bad_request(
+            ErrorCode::BadJson,
+            format!("Could not parse request body as JSON: {what} must be an object"),
+        )),
+    }
+}
+
+impl UserState {
+    pub async fn update_user(
+        &self,
+        principal: &Principal,
+        request: UpdateUserRequest,
+    ) -> Result<pb::User, ServiceError> {
+        let config = &self.config;
+        let user = principal.require_user()?.clone();
+        let session = principal.session.as_ref();
+        let aud = self.request_aud(request.context.as_ref());
+
+        let email = match request.email.as_deref() {
+            Some(e) if !e.is_empty() => Some(validate::email(e)?),
+            _ => None,
+        };
+        let channel = if request.channel.is_empty() {
+            "sms"
+        } else {
+            request.channel.as_str()
+        };
+        let phone = match request.phone.as_deref() {
+            Some(p) if !p.is_empty() => {
+                let phone = validate::phone(p)?;
+                validate::channel(channel, &config.sms.provider)?;
+                Some(phone)
+            }
+            _ => None,
+        };
+        if let Some(password) = &request.password {
+            check_strength(&config.password, password)?;
+        }
+        let data = request
+            .data_json
+            .as_deref()
+            .map(|j| parse_object(j, "data"))
+            .transpose()?;
+        let app_data = request
+            .app_metadata_json
+            .as_deref()
+            .map(|j| parse_object(j, "app_metadata"))
+            .transpose()?;
+        let legacy_admin = user.role() == config.jwt.admin_group_name && user.aud() == config.jwt.aud;
+        if app_data.is_some() && !legacy_admin {
+            return Err(ServiceError::forbidden(
+                ErrorCode::NotAdmin,
+                "Updating app_metadata requires admin privileges",
+            ));
+        }
+
+        let new_password = request.password.as_deref().filter(|p| !p.is_empty());
+        let email_changes = email.as_deref().is_some_and(|e| e != user.email());
+        let phone_changes = phone.as_deref().is_some_and(|p| p != user.phone());
+        let session_aal = principal.claims.aal();
+        if user.highest_possible_aal() == "aal2"
+            && session_aal != "aal2"
+            && (new_password.is_some() || email_changes || phone_changes)
+        {
+            return Err(ServiceError::new(
+                401,
+                ErrorCode::InsufficientAal,
+                "AAL2 session is required to update email or password when MFA is enabled.",
+            ));
+        }
+        if user.is_anonymous && new_password.is_some() && email.is_none() && phone.is_none() {
+            return Err(ServiceError::unprocessable(
+                ErrorCode::ValidationFailed,
+                "Updating password of an anonymous user without an email or phone is not allowed",
+            ));
+        }
+        if user.is_sso_user
+            && (new_password.is_some()
+                || email_changes
+                || phone_changes
+                || request.nonce.as_deref().is_some_and(|n| !n.is_empty()))
+        {
+            return Err(ServiceError::unprocessable(
+                ErrorCode::UserSsoManaged,
+                "Updating email, phone, password of a SSO account only possible via SSO",
+            ));
+        }
+        if email_changes && let Some(email) = &email {
+            let taken = users::find_by_email(&self.db, email, &aud)
+                .await?
+                .is_some_and(|other| other.id != user.id);
+            if taken {
+                return Err(ServiceError::unprocessable(
+                    ErrorCode::EmailExists,
+                    "A user with this email address has already been registered",
+                ));
+            }
+        }
+        if phone_changes && let Some(phone) = &phone {
+            let taken = users::find_by_phone(&self.db, phone, &aud)
+                .await?
+                .is_some_and(|other| other.id != user.id);
+            if taken {
+                return Err(ServiceError::unprocessable(
+                    ErrorCode::PhoneExists,
+                    "A user with this phone number has already been registered",
+                ));
+            }
+        }
+
+        let mut password_hash = None;
+        if let Some(password) = &request.password {
+            self.check_reauthentication(&user, principal, request.nonce.as_deref().unwrap_or_default())?;
+            if !password.is_empty() && user.has_password() {
+                let stored = user.encrypted_password.clone().unwrap_or_default();
+                let recovery = principal
+                    .claims
+                    .amr_methods()
+                    .iter()
+                    .any(|m| RECOVERY_METHODS.contains(&m.as_str()));
+                if config.security.update_password_require_current_password && !recovery {
+                    let current = request.current_password.as_deref().unwrap_or_default();
+                    if current.is_empty() {
+                        return Err(ServiceError::bad_request(
+                            ErrorCode::CurrentPasswordRequired,
+                            "Current password required when setting new password.",
+                        ));
+                    }
+                    let ok = self
+                        .hasher
+                        .verify(current, &stored)
+                        .await
+                        .map(|v| v.matches)
+                        .unwrap_or(false);
+                    if !ok {
+                        return Err(ServiceError::bad_request(
+                            ErrorCode::CurrentPasswordInvalid,
+                            "Current password required when setting new password.",
+                        ));
+                    }
+                }
+                let same = self
+                    .hasher
+                    .verify(password, &stored)
+                    .await
+                    .map(|v| v.matches)
+                    .unwrap_or(false);
+                if same {
+                    return Err(ServiceError::unprocessable(
+                        ErrorCode::SamePassword,
+                        "New password should be different from the old password.",
+                    ));
+                }
+            }
+            password_hash = Some(self.hasher.hash(password).await.map_err(ServiceError::internal)?);
+        }
+
+        let mut tx = self.db.begin().await?;
+        if let Some(hash) = &password_hash {
+            // GoTrue's UpdatePassword: every pending code dies with the old password.
+            sqlx::query(
+                "UPDATE users SET encrypted_password = $2, updated_at = now(), \
+                 confirmation_token = '', confirmation_sent_at = NULL, recovery_token = '', recovery_sent_at = NULL, \
+                 email_change_token_current = '', email_change_token_new = '', email_change_sent_at = NULL, \
+                 phone_change_token = '', phone_change_sent_at = NULL, \
+                 reauthentication_token = '', reauthentication_sent_at = NULL WHERE id = $1",
+            )
+            .bind(user.id)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+            crate::signup::clear_one_time_tokens(&mut tx, user.id).await?;
+            audit::record(&mut *tx, &user, AuditAction::UserUpdatedPassword, None).await?;
+        }
+        if let Some(updates) = data {
+            let mut metadata = user.user_metadata();
+            merge(&mut metadata, updates);
+            sqlx::query("UPDATE users SET raw_user_meta_data = $2, updated_at = now() WHERE id = $1")
+                .bind(user.id)
+                .bind(sqlx::types::Json(Value::Object(metadata)))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(updates) = app_data {
+            let mut metadata = user.app_metadata();
+            merge(&mut metadata, updates);
+            sqlx::query("UPDATE users SET raw_app_meta_data = $2, updated_at = now() WHERE id = $1")
+                .bind(user.id)
+                .bind(sqlx::types::Json(Value::Object(metadata)))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if email_changes && let Some(email) = &email {
+            if user.is_anonymous && config.mailer.autoconfirm {
+                self.adopt_email(&mut tx, &user, email).await?;
+            } else {
+                self.send_email_change(&mut tx, &user, email, &request.redirect_to)
+                    .await?;
+            }
+        }
+        if phone_changes && let Some(phone) = &phone {
+            if config.sms.autoconfirm {
+                self.adopt_phone(&mut tx, &user, phone).await?;
+            } else {
+                self.send_phone_change(&mut tx, &user, phone, channel).await?;
+            }
+        }
+        audit::record(&mut *tx, &user, AuditAction::UserModified, None).await?;
+        let updated = load(&mut tx, user.id).await?;
+        tx.commit().await?;
+
+        if password_hash.is_some() {
+            // Other sessions end with the password; the caller's own session stays.
+            self.revoke_sessions(user.id, session.map(|s| s.id)).await?;
+        }
+        Ok(updated.to_proto())
+    }
+
+    /// `GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION`: a session older than 24 hours must
+    /// present the code from `GET /reauthenticate`.
+    fn check_reauthentication(
+        &self,
+        user: &UserRecord,
+        principal: &Principal,
+        nonce: &str,
+    ) -> Result<(), ServiceError> {
+        if !self.config.security.update_password_require_reauthentication {
+            return Ok(());
+        }
+        let recent = principal
+            .session
+            .as_ref()
+            .and_then(|s| s.created_at)
+            .is_some_and(|created| Utc::now() <= created + REAUTHENTICATION_WINDOW);
+        if recent {
+            return Ok(());
+        }
+        if nonce.is_empty() {
+            return Err(ServiceError::bad_request(
+                ErrorCode::ReauthenticationNeeded,
+                "Password update requires reauthentication",
+            ));
+        }
+        let (address, expiry) = if !user.email().is_empty() {
+            (user.email(), self.config.mailer.otp_exp)
+        } else if !user.phone().is_empty() {
+            (user.phone(), self.config.sms.otp_exp)
+        } else {
+            return Err(ServiceError::unprocessable(
+                ErrorCode::ReauthenticationNotValid,
+                "Reauthentication requires an email or a phone number",
+            ));
+        };
+        let expected = user.reauthentication_token.as_deref().unwrap_or_default();
+        let fresh = user
+            .reauthentication_sent_at
+            .is_some_and(|sent| Utc::now() <= sent + chrono::Duration::from_std(expiry).unwrap_or_default());
+        let presented = outbox::token_hash(address, nonce);
+        let matches = !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()));
+        if !(matches && fresh) {
+            return Err(ServiceError::unprocessable(
+                ErrorCode::ReauthenticationNotValid,
+                "Nonce has expired or is invalid",
+            ));
+        }
+        Ok(())
+    }
+
+    /// GoTrue's `sendEmailChange`: a code for the new address and, with secure email change, one for
+    /// the current address; both hashes stored, the email request in the outbox.
+    async fn send_email_change(
+        &self,
+        conn: &mut PgConnection,
+        user: &UserRecord,
+        new_email: &str,
+        redirect_to: &str,
+    ) -> Result<(), ServiceError> {
+        check_frequency(
+            user.email_change_sent_at,
+            self.config.mailer.max_frequency,
+            ErrorCode::OverEmailSendRateLimit,
+        )?;
+        let otp_new = outbox::generate_otp(self.config.mailer.otp_length);
+        let hash_new = outbox::token_hash(new_email, &otp_new);
+        let secure = self.config.mailer.secure_email_change_enabled && !user.email().is_empty();
+        let current = secure.then(|| {
+            let otp = outbox::generate_otp(self.config.mailer.otp_length);
+            let hash = outbox::token_hash(user.email(), &otp);
+            (otp, hash)
+        });
+        sqlx::query(
+            "UPDATE users SET email_change = $2, email_change_token_new = $3, email_change_token_current = $4, \
+             email_change_sent_at = now(), email_change_confirm_status = 0 WHERE id = $1",
+        )
+        .bind(user.id)
+        .bind(new_email)
+        .bind(&hash_new)
+        .bind(current.as_ref().map(|(_, h)| h.as_str()).unwrap_or_default())
+        .execute(&mut *conn)
+        .await?;
+        outbox::store_one_time_token(conn, user.id, OneTimeTokenKind::EmailChangeNew, &hash_new, new_email).await?;
+        let data_json = Value::Object(user.user_metadata()).to_string();
+        outbox::enqueue_email(
+            conn,
+            &self.config,
+            EmailKind::EmailChange,
+            new_email,
+            EmailContent {
+                otp: otp_new,
+                token_hash: hash_new,
+                link_type: "email_change",
+                redirect_to: redirect_to.to_string(),
+                new_email: new_email.to_string(),
+                data_json: data_json.clone(),
+            },
+        )
+        .await?;
+        if let Some((otp, hash)) = current {
+            outbox::store_one_time_token(conn, user.id, OneTimeTokenKind::EmailChangeCurrent, &hash, user.email())
+                .await?;
+            outbox::enqueue_email(
+                conn,
+                &self.config,
+                EmailKind::EmailChange,
+                user.email(),
+                EmailContent {
+                    otp,
+                    token_hash: hash,
+                    link_type: "email_change",
+                    redirect_to: redirect_to.to_string(),
+                    new_email: new_email.to_string(),
+                    data_json,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Phone change without autoconfirm: a code to the new number.
+    async fn send_phone_change(
+        &self,
+        conn: &mut PgConnection,
+        user: &UserRecord,
+        phone: &str,
+        channel: &str,
+    ) -> Result<(), ServiceError> {
+        check_frequency(
+            user.phone_change_sent_at,
+            self.config.sms.max_frequency,
+            ErrorCode::OverSmsSendRateLimit,
+        )?;
+        let otp = outbox::generate_otp(self.config.sms.otp_length);
+        let hash = outbox::token_hash(phone, &otp);
+        sqlx::query(
+            "UPDATE users SET phone_change = $2, phone_change_token = $3, phone_change_sent_at = now() WHERE id = $1",
+        )
+        .bind(user.id)
+        .bind(phone)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+        outbox::store_one_time_token(conn, user.id, OneTimeTokenKind::PhoneChange, &hash, phone).await?;
+        outbox::enqueue_sms(conn, &self.config, phone, channel, &otp).await?;
+        Ok(())
+    }
+
+    /// An anonymous user under mailer autoconfirm takes the address at once and becomes permanent.
+    async fn adopt_email(&self, conn: &mut PgConnection, user: &UserRecord, email: &str) -> Result<(), ServiceError> {
+        sqlx::query(
+            "UPDATE users SET email = $2, email_confirmed_at = now(), is_anonymous = false, email_change = '', \
+             updated_at = now(), raw_app_meta_data = COALESCE(raw_app_meta_data, '{}'::jsonb) || $3 WHERE id = $1",
+        )
+        .bind(user.id)
+        .bind(email)
+        .bind(sqlx::types::Json(
+            json!({"provider": "email", "providers": providers_with(user, "email")}),
+        ))
+        .execute(&mut *conn)
+        .await?;
+        upsert_identity(
+            conn,
+            user.id,
+            "email",
+            json!({"sub": user.id.to_string(), "email": email, "email_verified": true, "phone_verified": false}),
+        )
+        .await
+    }
+
+    /// Phone change under SMS autoconfirm: the number is taken at once.
+    async fn adopt_phone(&self, conn: &mut PgConnection, user: &UserRecord, phone: &str) -> Result<(), ServiceError> {
+        let provider = match user.app_metadata().get("provider").and_then(Value::as_str) {
+            Some(existing) if !user.is_anonymous => existing.to_string(),
+            _ => "phone".to_string(),
+        };
+        sqlx::query(
+            "UPDATE users SET phone = $2, phone_confirmed_at = now(), is_anonymous = false, phone_change = '', \
+             updated_at = now(), raw_app_meta_data = COALESCE(raw_app_meta_data, '{}'::jsonb) || $3 WHERE id = $1",
+        )
+        .bind(user.id)
+        .bind(phone)
+        .bind(sqlx::types::Json(
+            json!({"provider": provider, "providers": providers_with(user, "phone")}),
+        ))
+        .execute(&mut *conn)
+        .await?;
+        upsert_identity(
+            conn,
+            user.id,
+            "phone",
+            json!({"sub": user.id.to_string(), "phone": phone, "email_verified": false, "phone_verified": true}),
+        )
+        .await
+    }
+}
+
+fn providers_with(user: &UserRecord, provider: &str) -> Vec<String> {
+    let mut providers: Vec<String> = user
+        .app_metadata()
+        .get("providers")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    if !providers.iter().any(|p| p == provider) {
+        providers.push(provider.to_string());
+    }
+    providers
+}
+
+async fn upsert_identity(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    provider: &str,
+    data: Value,
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, now(), now(), now()) \
+         ON CONFLICT ON CONSTRAINT identities_provider_id_provider_unique \
+         DO UPDATE SET identity_data = EXCLUDED.identity_data, updated_at = now()",
+    )
+    .bind(user_id.to_string())
+    .bind(user_id)
+    .bind(sqlx::types::Json(data))
+    .bind(provider)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

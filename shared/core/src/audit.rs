@@ -1,0 +1,83 @@
+//! GoTrue's audit log (`audit_log_entries`), written in the same transaction as the action it records.
+//!
+//! The user service owns the table and serves it (`/admin/audit`); every service appends its own
+//! actions (the token service records `token_refreshed`, `token_revoked`, `logout`). An append-only
+//! log written beside the change is the only way to keep it truthful, so this is the one write the
+//! ownership rule allows across services.
+
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::users::UserRecord;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    Login,
+    Logout,
+    UserSignedUp,
+    UserModified,
+    UserConfirmationRequested,
+    UserRepeatedSignUp,
+    UserUpdatedPassword,
+    UserReauthenticateRequested,
+    TokenRevoked,
+    TokenRefreshed,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Logout => "logout",
+            Self::UserSignedUp => "user_signedup",
+            Self::UserModified => "user_modified",
+            Self::UserConfirmationRequested => "user_confirmation_requested",
+            Self::UserRepeatedSignUp => "user_repeated_signup",
+            Self::UserUpdatedPassword => "user_updated_password",
+            Self::UserReauthenticateRequested => "user_reauthenticate_requested",
+            Self::TokenRevoked => "token_revoked",
+            Self::TokenRefreshed => "token_refreshed",
+        }
+    }
+
+    /// GoTrue's `ActionLogTypeMap`.
+    pub fn log_type(self) -> &'static str {
+        match self {
+            Self::Login | Self::Logout => "account",
+            Self::UserSignedUp => "team",
+            Self::TokenRevoked | Self::TokenRefreshed => "token",
+            _ => "user",
+        }
+    }
+}
+
+/// Appends one entry. `traits` is omitted when `None`, as GoTrue does.
+pub async fn record<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    actor: &UserRecord,
+    action: AuditAction,
+    traits: Option<Value>,
+) -> sqlx::Result<()> {
+    let mut payload = Map::new();
+    payload.insert("actor_id".into(), json!(actor.id));
+    payload.insert("actor_via_sso".into(), json!(actor.is_sso_user));
+    payload.insert("actor_username".into(), json!(actor.audit_username()));
+    payload.insert("action".into(), json!(action.as_str()));
+    payload.insert("log_type".into(), json!(action.log_type()));
+    if let Some(name) = actor.user_metadata().get("full_name") {
+        payload.insert("actor_name".into(), name.clone());
+    }
+    if let Some(traits) = traits {
+        payload.insert("traits".into(), traits);
+    }
+    tracing::info!(action = action.as_str(), actor_id = %actor.id, "audit_event");
+    sqlx::query(
+        "INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
+         VALUES ('00000000-0000-0000-0000-000000000000', $1, $2::json, now(), '')",
+    )
+    .bind(Uuid::new_v4())
+    .bind(Value::Object(payload).to_string())
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! Who is calling: GoTrue's `requireAuthentication` + `maybeLoadUserOrSession` + `requireAdmin`,
+//! shared by every service so REST and internal gRPC callers get the same checks.
+//!
+//! The gateway forwards the client's `Authorization` header as `authorization` metadata; internal
+//! services send a short-lived `service_role` token minted by [`service_token`].
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use tonic::metadata::MetadataMap;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::error::{ErrorCode, ServiceError};
+use crate::jwt::{JwtKeys, VerifiedClaims, bearer_token};
+use crate::users::{self, UserRecord};
+
+/// The session row the token names, as far as authorization needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: Option<DateTime<Utc>>,
+    pub refreshed_at: Option<NaiveDateTime>,
+    pub aal: Option<String>,
+    pub not_after: Option<DateTime<Utc>>,
+}
+
+/// A caller whose token verified.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub claims: VerifiedClaims,
+    /// Set for user tokens; `None` for sessionless admin tokens without `sub`.
+    pub user: Option<UserRecord>,
+    pub session: Option<SessionRecord>,
+    pub is_admin: bool,
+}
+
+impl Principal {
+    /// The signed-in user, or 403 for tokens that carry none.
+    pub fn require_user(&self) -> Result<&UserRecord, ServiceError> {
+        self.user
+            .as_ref()
+            .ok_or_else(|| ServiceError::forbidden(ErrorCode::BadJwt, "invalid claim: missing sub claim"))
+    }
+
+    pub fn require_admin(&self) -> Result<(), ServiceError> {
+        if self.is_admin {
+            Ok(())
+        } else {
+            Err(ServiceError::forbidden(ErrorCode::NotAdmin, "User not allowed"))
+        }
+    }
+}
+
+fn authorization(metadata: &MetadataMap) -> Result<&str, ServiceError> {
+    metadata
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+        .ok_or_else(|| {
+            ServiceError::new(
+                401,
+                ErrorCode::NoAuthorization,
+                "This endpoint requires a valid Bearer token",
+            )
+        })
+}
+
+/// Verifies the bearer token and loads its user and session, with GoTrue's statuses and messages.
+/// Admin tokens (role in `GOTRUE_JWT_ADMIN_ROLES`) need no `sub`.
+pub async fn authenticate(
+    metadata: &MetadataMap,
+    keys: &JwtKeys,
+    config: &Config,
+    db: &sqlx::PgPool,
+) -> Result<Principal, ServiceError> {
+    let token = authorization(metadata)?;
+    let claims = keys.verify(token).map_err(|reason| {
+        ServiceError::forbidden(
+            ErrorCode::BadJwt,
+            format!("invalid JWT: unable to parse or verify signature, {reason}"),
+        )
+    })?;
+    let is_admin = config.jwt.admin_roles.iter().any(|r| r == claims.role());
+
+    let user = match claims.sub() {
+        None if is_admin => None,
+        None => {
+            return Err(ServiceError::forbidden(
+                ErrorCode::BadJwt,
+                "invalid claim: missing sub claim",
+            ));
+        }
+        Some(sub) => {
+            let id = Uuid::parse_str(sub)
+                .map_err(|_| ServiceError::bad_request(ErrorCode::BadJwt, "invalid claim: sub claim must be a UUID"))?;
+            match users::find_by_id(db, id).await? {
+                Some(user) => Some(user),
+                // A sessionless admin token may name anyone; GoTrue only loads users for user tokens.
+                None if is_admin => None,
+                None => {
+                    return Err(ServiceError::forbidden(
+                        ErrorCode::UserNotFound,
+                        "User from sub claim in JWT does not exist",
+                    ));
+                }
+            }
+        }
+    };
+
+    let session = match claims.session_id() {
+        None => None,
+        Some(raw) => {
+            let id = Uuid::parse_str(raw).map_err(|_| {
+                ServiceError::forbidden(ErrorCode::BadJwt, "invalid claim: session_id claim must be a UUID")
+            })?;
+            if id.is_nil() {
+                None
+            } else {
+                let session = find_session(db, id).await?.ok_or_else(|| {
+                    ServiceError::forbidden(
+                        ErrorCode::SessionNotFound,
+                        "Session from session_id claim in JWT does not exist",
+                    )
+                })?;
+                Some(session)
+            }
+        }
+    };
+
+    if let Some(user) = &user
+        && user.is_banned(Utc::now())
+        && !is_admin
+    {
+        return Err(ServiceError::forbidden(ErrorCode::UserBanned, "User is banned"));
+    }
+
+    Ok(Principal {
+        claims,
+        user,
+        session,
+        is_admin,
+    })
+}
+
+pub async fn find_session<'e>(db: impl sqlx::PgExecutor<'e>, id: Uuid) -> sqlx::Result<Option<SessionRecord>> {
+    sqlx::query_as(
+        "SELECT id, user_id, created_at, refreshed_at, aal::text AS aal, not_after FROM sessions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// A short-lived token for service-to-service calls: role `service_role` (or the first admin role).
+pub fn service_token(keys: &JwtKeys, config: &Config) -> anyhow::Result<String> {
+    let now = Utc::now().timestamp();
+    let role = config
+        .jwt
+        .admin_roles
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "service_role".into());
+    keys.sign(&serde_json::json!({
+        "iss": config.jwt.issuer,
+        "role": role,
+        "iat": now,
+        "exp": now + 60,
+    }))
+}
+
+/// Attaches `authorization: Bearer <token>` to an outgoing request.
+pub fn with_bearer<T>(mut request: tonic::Request<T>, token: &str) -> tonic::Request<T> {
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}

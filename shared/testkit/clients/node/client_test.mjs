@@ -1,0 +1,111 @@
+// Runs @supabase/auth-js (pinned in package.json) against a running suite and fails on any mismatch
+// with what GoTrue would answer. Usage: node client_test.mjs <gateway url>
+// The suite must autoconfirm emails, allow anonymous sign-ins and sign with an asymmetric key.
+import assert from 'node:assert/strict'
+import { AuthClient } from '@supabase/auth-js'
+
+const url = process.argv[2]
+assert.ok(url, 'usage: node client_test.mjs <gateway url>')
+
+const memory = new Map()
+const storage = {
+  getItem: (key) => memory.get(key) ?? null,
+  setItem: (key, value) => { memory.set(key, value) },
+  removeItem: (key) => { memory.delete(key) },
+}
+const client = () => new AuthClient({
+  url,
+  headers: { apikey: 'anon-key' },
+  storage,
+  persistSession: true,
+  autoRefreshToken: false,
+  detectSessionInUrl: false,
+})
+const auth = client()
+
+const email = `node-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`
+const password = 'node-password-123'
+
+// sign-up (autoconfirm: a session at once)
+let { data, error } = await auth.signUp({ email, password, options: { data: { name: 'Node' } } })
+assert.equal(error, null, `signUp: ${error?.message}`)
+assert.ok(data.session, 'signUp returns a session under autoconfirm')
+assert.equal(data.user.email, email)
+assert.equal(data.user.user_metadata.name, 'Node')
+assert.equal(data.user.app_metadata.provider, 'email')
+assert.deepEqual(data.user.app_metadata.providers, ['email'])
+const userId = data.user.id
+
+// repeated sign-up: 422 user_already_exists
+;({ data, error } = await client().signUp({ email, password }))
+assert.ok(error, 'repeated signUp fails')
+assert.equal(error.status, 422)
+assert.equal(error.code, 'user_already_exists')
+
+// wrong password
+;({ data, error } = await client().signInWithPassword({ email, password: 'wrong-password' }))
+assert.equal(error?.status, 400)
+assert.equal(error?.code, 'invalid_credentials')
+assert.equal(error?.message, 'Invalid login credentials')
+
+// sign-in
+;({ data, error } = await auth.signInWithPassword({ email, password }))
+assert.equal(error, null, `signInWithPassword: ${error?.message}`)
+assert.equal(data.user.id, userId)
+assert.equal(data.session.token_type, 'bearer')
+assert.ok(data.session.expires_at > Date.now() / 1000)
+const firstSession = data.session
+
+// get user
+;({ data, error } = await auth.getUser())
+assert.equal(error, null, `getUser: ${error?.message}`)
+assert.equal(data.user.email, email)
+
+// claims verified locally against the JWKS (asymmetric key)
+;({ data, error } = await auth.getClaims())
+assert.equal(error, null, `getClaims: ${error?.message}`)
+assert.equal(data.claims.sub, userId)
+assert.equal(data.claims.role, 'authenticated')
+assert.equal(data.claims.aal, 'aal1')
+assert.ok(['RS256', 'ES256', 'EdDSA'].includes(data.header.alg), `alg ${data.header.alg}`)
+
+// update user
+;({ data, error } = await auth.updateUser({ data: { theme: 'dark' } }))
+assert.equal(error, null, `updateUser: ${error?.message}`)
+assert.equal(data.user.user_metadata.theme, 'dark')
+assert.equal(data.user.user_metadata.name, 'Node')
+
+// weak password is refused with reasons
+;({ data, error } = await auth.updateUser({ password: '123' }))
+assert.equal(error?.status, 422)
+assert.equal(error?.code, 'weak_password')
+assert.deepEqual(error?.reasons, ['length'])
+
+// refresh
+;({ data, error } = await auth.refreshSession())
+assert.equal(error, null, `refreshSession: ${error?.message}`)
+assert.notEqual(data.session.refresh_token, firstSession.refresh_token)
+assert.equal(data.user.id, userId)
+
+// JWKS
+const jwks = await (await fetch(`${url}/.well-known/jwks.json`)).json()
+assert.equal(jwks.keys.length, 1)
+assert.equal(jwks.keys[0].d, undefined)
+
+// sign-out ends the session: its access token no longer works
+const lastToken = data.session.access_token
+;({ error } = await auth.signOut())
+assert.equal(error, null, `signOut: ${error?.message}`)
+;({ data, error } = await auth.getUser(lastToken))
+// auth-js turns GoTrue's 403 session_not_found into AuthSessionMissingError (lib/fetch.js)
+assert.equal(error?.name, 'AuthSessionMissingError', JSON.stringify(error))
+
+// anonymous sign-in
+const anon = client()
+memory.clear()
+;({ data, error } = await anon.signInAnonymously({ options: { data: { kind: 'guest' } } }))
+assert.equal(error, null, `signInAnonymously: ${error?.message}`)
+assert.equal(data.user.is_anonymous, true)
+assert.equal(data.user.user_metadata.kind, 'guest')
+
+console.error('auth-js client test passed')

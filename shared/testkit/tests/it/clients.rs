@@ -1,0 +1,71 @@
+//! The official clients against the suite: `@supabase/auth-js` (Node) and `supabase-auth` (Python),
+//! pinned in shared/testkit/clients and installed by deploy/local/test. Each script runs sign-up,
+//! sign-in, refresh, get/update user, JWKS-verified claims and sign-out, and exits non-zero on any
+//! difference from GoTrue's answers.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use auth_testkit::{Suite, test_jwk};
+use serde_json::json;
+
+fn clients_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients")
+}
+
+async fn client_suite() -> anyhow::Result<Suite> {
+    Suite::builder()
+        .env("GOTRUE_MAILER_AUTOCONFIRM", "true")
+        .env("GOTRUE_EXTERNAL_ANONYMOUS_USERS_ENABLED", "true")
+        .env("GOTRUE_JWT_KEYS", &json!([test_jwk("rsa")]).to_string())
+        .start()
+        .await
+}
+
+async fn run(program: PathBuf, script: PathBuf, url: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        program.exists() || program.components().count() == 1,
+        "{} is missing: run deploy/local/test (it installs the pinned clients)",
+        program.display()
+    );
+    let output = tokio::process::Command::new(&program)
+        .arg(&script)
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    anyhow::ensure!(output.status.success(), "{} failed:\n{stderr}", script.display());
+    Ok(())
+}
+
+#[tokio::test]
+async fn supabase_auth_js() -> anyhow::Result<()> {
+    let node_modules = clients_dir().join("node/node_modules/@supabase/auth-js");
+    anyhow::ensure!(
+        node_modules.exists(),
+        "@supabase/auth-js is not installed: run deploy/local/test (npm ci in shared/testkit/clients/node)"
+    );
+    let suite = client_suite().await?;
+    let result = run(
+        "node".into(),
+        clients_dir().join("node/client_test.mjs"),
+        &suite.base_url,
+    )
+    .await;
+    suite.shutdown().await;
+    result
+}
+
+#[tokio::test]
+async fn supabase_auth_python() -> anyhow::Result<()> {
+    let python = clients_dir().join("python/.venv/bin/python");
+    anyhow::ensure!(
+        python.exists(),
+        "supabase-auth is not installed: run deploy/local/test (venv in shared/testkit/clients/python)"
+    );
+    let suite = client_suite().await?;
+    let result = run(python, clients_dir().join("python/client_test.py"), &suite.base_url).await;
+    suite.shutdown().await;
+    result
+}

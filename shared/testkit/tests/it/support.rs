@@ -1,0 +1,118 @@
+//! Helpers shared by the end-to-end tests: sign-ups, sign-ins and direct database fixtures.
+
+use auth_testkit::Suite;
+use reqwest::Response;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "test-password-123";
+
+pub fn email() -> String {
+    format!("user-{}@example.com", &Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// A suite that confirms sign-ups at once (GOTRUE_MAILER_AUTOCONFIRM).
+pub async fn autoconfirm_suite() -> anyhow::Result<Suite> {
+    Suite::builder().env("GOTRUE_MAILER_AUTOCONFIRM", "true").start().await
+}
+
+/// Signs up under autoconfirm and returns the token response.
+pub async fn sign_up(suite: &Suite, email: &str) -> anyhow::Result<Value> {
+    let response = suite
+        .post_json("/signup", &json!({"email": email, "password": PASSWORD}))
+        .await?;
+    anyhow::ensure!(
+        response.status() == 200,
+        "signup: {} {}",
+        response.status(),
+        response.text().await?
+    );
+    Ok(response.json().await?)
+}
+
+pub async fn password_grant(suite: &Suite, email: &str, password: &str) -> anyhow::Result<Response> {
+    Ok(suite
+        .post_json(
+            "/token?grant_type=password",
+            &json!({"email": email, "password": password}),
+        )
+        .await?)
+}
+
+pub async fn sign_in(suite: &Suite, email: &str) -> anyhow::Result<Value> {
+    let response = password_grant(suite, email, PASSWORD).await?;
+    anyhow::ensure!(
+        response.status() == 200,
+        "sign-in: {} {}",
+        response.status(),
+        response.text().await?
+    );
+    Ok(response.json().await?)
+}
+
+pub async fn refresh(suite: &Suite, refresh_token: &str) -> anyhow::Result<Response> {
+    Ok(suite
+        .post_json(
+            "/token?grant_type=refresh_token",
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await?)
+}
+
+pub async fn refresh_ok(suite: &Suite, refresh_token: &str) -> anyhow::Result<Value> {
+    let response = refresh(suite, refresh_token).await?;
+    anyhow::ensure!(
+        response.status() == 200,
+        "refresh: {} {}",
+        response.status(),
+        response.text().await?
+    );
+    Ok(response.json().await?)
+}
+
+pub fn bearer(session: &Value) -> String {
+    format!("Bearer {}", session["access_token"].as_str().unwrap_or_default())
+}
+
+pub fn user_id(session: &Value) -> Uuid {
+    session["user"]["id"]
+        .as_str()
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .expect("user id")
+}
+
+/// Decodes a JWT's payload without verifying it (the tests check what the server put there).
+pub fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON payload")
+}
+
+pub fn header(token: &str) -> Value {
+    use base64::Engine;
+    let part = token.split('.').next().expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON header")
+}
+
+pub async fn get_user(suite: &Suite, authorization: &str) -> anyhow::Result<Response> {
+    Ok(suite
+        .request(reqwest::Method::GET, "/user")
+        .header("Authorization", authorization)
+        .send()
+        .await?)
+}
+
+pub async fn put_user(suite: &Suite, authorization: &str, body: &Value) -> anyhow::Result<Response> {
+    Ok(suite
+        .request(reqwest::Method::PUT, "/user")
+        .header("Authorization", authorization)
+        .json(body)
+        .send()
+        .await?)
+}
