@@ -49,6 +49,9 @@ impl Client {
 /// Headers GoTrue sets on every token response.
 pub type TokenHeaders = HashMap<String, String>;
 
+/// One row of "session joined with its amr claims": session start, method, claim time.
+type SessionAmrRow = (Option<DateTime<Utc>>, Option<String>, Option<DateTime<Utc>>);
+
 impl TokenState {
     /// GoTrue's `IssueRefreshToken`: a new session (v1 token row or v2 HMAC key), an amr claim for
     /// the method, and a signed access token. One transaction.
@@ -110,7 +113,7 @@ impl TokenState {
         session_id: Uuid,
     ) -> Result<(String, i64), ServiceError> {
         // The session's start and its amr claims in one round trip.
-        let joined: Vec<(Option<DateTime<Utc>>, Option<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        let joined: Vec<SessionAmrRow> = sqlx::query_as(
             "SELECT s.created_at, c.authentication_method, c.updated_at \
              FROM sessions s LEFT JOIN mfa_amr_claims c ON c.session_id = s.id WHERE s.id = $1",
         )
