@@ -3,9 +3,9 @@
 //! Every refresh of one session is serialised on the session row (`SELECT ... FOR UPDATE`), so two
 //! requests with the same token cannot both rotate it: the second waits, then sees the token already
 //! rotated and gets the same answer a client that lost the response would get. A request that
-//! waits longer than [`LOCK_WAIT`] gets 409 `conflict`, as GoTrue answers after its retry loop.
+//! waits longer than the pool's `lock_timeout` (5 s, see `auth_core::db`) gets 409 `conflict`, as GoTrue answers after its retry loop.
 
-use std::time::Duration;
+use std::sync::LazyLock;
 
 use auth_core::audit::{self, AuditAction};
 use auth_core::users::{self, UserRecord};
@@ -13,12 +13,12 @@ use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::refresh_token::{self, PresentedToken, SignedToken};
-use crate::session::{Client, TokenHeaders, TokenState, insert_v1_token, token_response};
+use crate::session::{AmrClaim, Client, TokenHeaders, TokenState, insert_v1_token, token_response};
 
-const LOCK_WAIT: Duration = Duration::from_secs(5);
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 fn bad_request(code: ErrorCode, message: &str) -> ServiceError {
@@ -32,18 +32,58 @@ fn not_found() -> ServiceError {
     )
 }
 
+/// The session columns a refresh reads, aliased (`s_*`) so they can share a row with the user's.
+const SESSION_COLUMNS: &str = "s.id AS s_id, s.created_at AS s_created_at, \
+     s.refreshed_at AS s_refreshed_at, s.aal::text AS s_aal, s.not_after AS s_not_after, s.tag AS s_tag, \
+     s.refresh_token_hmac_key AS s_refresh_token_hmac_key, s.refresh_token_counter AS s_refresh_token_counter";
+
 #[derive(Debug, sqlx::FromRow)]
 struct LockedSession {
+    #[sqlx(rename = "s_id")]
     id: Uuid,
-    user_id: Uuid,
+    #[sqlx(rename = "s_created_at")]
     created_at: Option<DateTime<Utc>>,
+    #[sqlx(rename = "s_refreshed_at")]
     refreshed_at: Option<NaiveDateTime>,
+    #[sqlx(rename = "s_aal")]
     aal: Option<String>,
+    #[sqlx(rename = "s_not_after")]
     not_after: Option<DateTime<Utc>>,
+    #[sqlx(rename = "s_tag")]
     tag: Option<String>,
+    #[sqlx(rename = "s_refresh_token_hmac_key")]
     refresh_token_hmac_key: Option<String>,
+    #[sqlx(rename = "s_refresh_token_counter")]
     refresh_token_counter: Option<i64>,
 }
+
+/// Everything a refresh needs, read in the statement that locks the session: the session, its
+/// user (with identities and factors) and its amr claims.
+#[derive(sqlx::FromRow)]
+struct LockedRow {
+    #[sqlx(flatten)]
+    session: LockedSession,
+    #[sqlx(flatten)]
+    user: UserRecord,
+    amr: Json<Vec<AmrClaim>>,
+}
+
+/// `SELECT <session> <user> <amr> FROM sessions s JOIN users u ... WHERE <by> FOR UPDATE OF s`.
+fn lock_query(by: &str) -> String {
+    format!(
+        "{user}, {SESSION_COLUMNS}, \
+         COALESCE((SELECT json_agg(json_build_object('method', c.authentication_method, 'at', c.updated_at)) \
+                   FROM mfa_amr_claims c WHERE c.session_id = s.id), '[]'::json) AS amr \
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE {by} FOR UPDATE OF s",
+        user = users::SELECT_USER_COLUMNS,
+    )
+}
+
+/// Locks the session a v1 token belongs to (found through the token row).
+static LOCK_BY_V1_TOKEN: LazyLock<String> =
+    LazyLock::new(|| lock_query("s.id = (SELECT session_id FROM refresh_tokens WHERE token = $1)"));
+/// Locks the session a v2 token names.
+static LOCK_BY_SESSION_ID: LazyLock<String> = LazyLock::new(|| lock_query("s.id = $1"));
 
 impl LockedSession {
     /// GoTrue's `LastRefreshedAt`: refreshed_at, else the token's time if later than creation, else creation.
@@ -76,14 +116,9 @@ impl TokenState {
     pub async fn refresh(&self, presented: &str, client: &Client) -> Result<pb::SessionTokens, ServiceError> {
         let token = refresh_token::parse(presented)
             .ok_or_else(|| bad_request(ErrorCode::ValidationFailed, "Refresh token is not valid"))?;
+        // The pool's connections carry `lock_timeout` (auth_core::db), so a refresh stuck behind
+        // another on the same session fails with 55P03 instead of waiting forever.
         let mut tx = self.db.begin().await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SET LOCAL lock_timeout = '{}ms'",
-            LOCK_WAIT.as_millis()
-        )))
-        .execute(&mut *tx)
-        .await?;
-
         let result = self.refresh_locked(&mut tx, &token, client).await;
         match result {
             Ok(response) => {
@@ -99,6 +134,66 @@ impl TokenState {
         }
     }
 
+    /// Locks the token's session and reads its user and amr claims in the same statement; for v1
+    /// tokens also (re-)reads the token row under the lock, since a concurrent refresh may just
+    /// have rotated it.
+    async fn lock_session(
+        &self,
+        conn: &mut PgConnection,
+        token: &PresentedToken,
+    ) -> Result<(LockedRow, Option<V1Row>), Refusal> {
+        match token {
+            PresentedToken::V2(signed) => {
+                let locked: LockedRow = sqlx::query_as(sqlx::AssertSqlSafe(LOCK_BY_SESSION_ID.as_str()))
+                    .bind(signed.session_id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(lock_or_internal)?
+                    .ok_or_else(not_found)?;
+                let key = locked
+                    .session
+                    .refresh_token_hmac_key
+                    .as_deref()
+                    .and_then(refresh_token::decode_hmac_key)
+                    .ok_or_else(not_found)?;
+                if !signed.signed_by(&key) {
+                    return Err(not_found().into());
+                }
+                Ok((locked, None))
+            }
+            PresentedToken::V1(text) => {
+                let locked: Option<LockedRow> = sqlx::query_as(sqlx::AssertSqlSafe(LOCK_BY_V1_TOKEN.as_str()))
+                    .bind(text)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(lock_or_internal)?;
+                let row: Option<V1Row> = sqlx::query_as(
+                    "SELECT token, revoked, updated_at, session_id FROM refresh_tokens WHERE token = $1",
+                )
+                .bind(text)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(internal)?;
+                match (locked, row) {
+                    (Some(locked), Some(row)) => Ok((locked, Some(row))),
+                    // A token of GoTrue's older releases that never belonged to a session.
+                    (None, Some(row)) if row.session_id.is_none() => {
+                        sqlx::query("DELETE FROM refresh_tokens WHERE token = $1")
+                            .bind(text)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(internal)?;
+                        Err(Refusal::CommitThen(bad_request(
+                            ErrorCode::SessionNotFound,
+                            "Invalid Refresh Token: No Valid Session Found",
+                        )))
+                    }
+                    _ => Err(not_found().into()),
+                }
+            }
+        }
+    }
+
     async fn refresh_locked(
         &self,
         conn: &mut PgConnection,
@@ -106,73 +201,8 @@ impl TokenState {
         client: &Client,
     ) -> Result<pb::SessionTokens, Refusal> {
         let mut headers = TokenHeaders::new();
+        let (LockedRow { session, user, amr }, v1_row) = self.lock_session(conn, token).await?;
 
-        // Find the session, then lock it: the lock is what serialises concurrent refreshes.
-        let (session_id, v1_row) = match token {
-            PresentedToken::V1(text) => {
-                let row: V1Row = sqlx::query_as(
-                    "SELECT token, revoked, updated_at, session_id FROM refresh_tokens WHERE token = $1",
-                )
-                .bind(text)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(internal)?
-                .ok_or_else(not_found)?;
-                let Some(session_id) = row.session_id else {
-                    sqlx::query("DELETE FROM refresh_tokens WHERE token = $1")
-                        .bind(text)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(internal)?;
-                    return Err(Refusal::CommitThen(bad_request(
-                        ErrorCode::SessionNotFound,
-                        "Invalid Refresh Token: No Valid Session Found",
-                    )));
-                };
-                (session_id, Some(row))
-            }
-            PresentedToken::V2(signed) => (signed.session_id, None),
-        };
-
-        let session: LockedSession = sqlx::query_as(
-            "SELECT id, user_id, created_at, refreshed_at, aal::text AS aal, not_after, tag, \
-             refresh_token_hmac_key, refresh_token_counter FROM sessions WHERE id = $1 FOR UPDATE",
-        )
-        .bind(session_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(lock_or_internal)?
-        .ok_or_else(not_found)?;
-
-        if let PresentedToken::V2(signed) = token {
-            let key = session
-                .refresh_token_hmac_key
-                .as_deref()
-                .and_then(refresh_token::decode_hmac_key)
-                .ok_or_else(not_found)?;
-            if !signed.signed_by(&key) {
-                return Err(not_found().into());
-            }
-        }
-        // Re-read the v1 row under the session lock: a concurrent refresh may have rotated it.
-        let v1_row = match v1_row {
-            Some(row) => Some(
-                sqlx::query_as::<_, V1Row>(
-                    "SELECT token, revoked, updated_at, session_id FROM refresh_tokens WHERE token = $1",
-                )
-                .bind(&row.token)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(internal)?
-                .ok_or_else(not_found)?,
-            ),
-            None => None,
-        };
-
-        let user = users::find_by_id(&mut *conn, session.user_id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(not_found)?;
         headers.insert("sb-auth-user-id".into(), user.id.to_string());
         let now = Utc::now();
         if user.is_banned(now) {
@@ -206,25 +236,30 @@ impl TokenState {
                 .await?;
         }
 
-        let issued = match (token, v1_row) {
-            (PresentedToken::V1(_), Some(row)) => {
-                self.rotate_v1(conn, &user, &session, &row, now, &mut headers).await?
+        let (issued, counter) = match (token, v1_row) {
+            (PresentedToken::V1(_), Some(row)) => (
+                self.rotate_v1(conn, &user, &session, &row, now, &mut headers).await?,
+                None,
+            ),
+            (PresentedToken::V2(signed), _) => {
+                let (token, counter) = self.rotate_v2(conn, &user, &session, signed, now, &mut headers).await?;
+                (token, Some(counter))
             }
-            (PresentedToken::V2(signed), _) => self.rotate_v2(conn, &user, &session, signed, now, &mut headers).await?,
             (PresentedToken::V1(_), None) => return Err(not_found().into()),
         };
 
         let (access_token, expires_at) = self
-            .access_token(conn, &user, session.id)
-            .await
+            .access_token(&user, session.id, session.created_at, amr.0)
             .map_err(Refusal::Rollback)?;
         sqlx::query(
             "UPDATE sessions SET refreshed_at = (now() AT TIME ZONE 'UTC'), updated_at = now(), \
-             user_agent = $2, ip = $3::inet WHERE id = $1",
+             user_agent = $2, ip = $3::inet, refresh_token_counter = COALESCE($4, refresh_token_counter) \
+             WHERE id = $1",
         )
         .bind(session.id)
         .bind(&client.user_agent)
         .bind(&client.ip)
+        .bind(counter)
         .execute(&mut *conn)
         .await
         .map_err(internal)?;
@@ -271,10 +306,9 @@ impl TokenState {
         now: DateTime<Utc>,
         token_time: Option<DateTime<Utc>>,
     ) -> Result<(), Refusal> {
-        let others: Vec<LockedSession> = sqlx::query_as(
-            "SELECT id, user_id, created_at, refreshed_at, aal::text AS aal, not_after, tag, \
-             refresh_token_hmac_key, refresh_token_counter FROM sessions WHERE user_id = $1 AND id <> $2",
-        )
+        let others: Vec<LockedSession> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.user_id = $1 AND s.id <> $2"
+        )))
         .bind(user.id)
         .bind(session.id)
         .fetch_all(&mut *conn)
@@ -352,15 +386,16 @@ impl TokenState {
             }
         }
 
-        audit::record(&mut *conn, user, AuditAction::TokenRefreshed, None)
-            .await
-            .map_err(internal)?;
+        audit::record_many(
+            &mut *conn,
+            user,
+            &[AuditAction::TokenRefreshed, AuditAction::TokenRevoked],
+        )
+        .await
+        .map_err(internal)?;
         sqlx::query("UPDATE refresh_tokens SET revoked = true, updated_at = now() WHERE token = $1")
             .bind(&row.token)
             .execute(&mut *conn)
-            .await
-            .map_err(internal)?;
-        audit::record(&mut *conn, user, AuditAction::TokenRevoked, None)
             .await
             .map_err(internal)?;
         let child = insert_v1_token(conn, user, session.id, Some(&row.token))
@@ -412,7 +447,7 @@ impl TokenState {
         signed: &SignedToken,
         now: DateTime<Utc>,
         headers: &mut TokenHeaders,
-    ) -> Result<String, Refusal> {
+    ) -> Result<(String, i64), Refusal> {
         let security = &self.config.security;
         let key = session
             .refresh_token_hmac_key
@@ -466,17 +501,12 @@ impl TokenState {
             current
         };
 
-        sqlx::query("UPDATE sessions SET refresh_token_counter = $2 WHERE id = $1")
-            .bind(session.id)
-            .bind(i64::try_from(counter).unwrap_or(i64::MAX))
-            .execute(&mut *conn)
-            .await
-            .map_err(internal)?;
         headers.insert("sb-auth-refresh-token-counter".into(), counter.to_string());
         audit::record(&mut *conn, user, AuditAction::TokenRefreshed, None)
             .await
             .map_err(internal)?;
-        Ok(refresh_token::encode_v2(&key, session.id, counter))
+        let stored_counter = i64::try_from(counter).unwrap_or(i64::MAX);
+        Ok((refresh_token::encode_v2(&key, session.id, counter), stored_counter))
     }
 }
 

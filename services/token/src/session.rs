@@ -49,8 +49,12 @@ impl Client {
 /// Headers GoTrue sets on every token response.
 pub type TokenHeaders = HashMap<String, String>;
 
-/// One row of "session joined with its amr claims": session start, method, claim time.
-type SessionAmrRow = (Option<DateTime<Utc>>, Option<String>, Option<DateTime<Utc>>);
+/// One `mfa_amr_claims` row of a session: how the user authenticated, and when.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AmrClaim {
+    pub method: String,
+    pub at: Option<DateTime<Utc>>,
+}
 
 impl TokenState {
     /// GoTrue's `IssueRefreshToken`: a new session (v1 token row or v2 HMAC key), an amr claim for
@@ -98,34 +102,28 @@ impl TokenState {
                 token
             }
         };
-        add_amr_claim(&mut tx, session_id, method).await?;
+        let claimed_at = add_amr_claim(&mut tx, session_id, method).await?;
 
-        let (access_token, expires_at) = self.access_token(&mut tx, &user, session_id).await?;
+        // A new session has exactly the claim just made.
+        let claims = vec![AmrClaim {
+            method: method.to_string(),
+            at: Some(claimed_at),
+        }];
+        let (access_token, expires_at) = self.access_token(&user, session_id, Some(claimed_at), claims)?;
         tx.commit().await?;
         Ok(token_response(access_token, expires_at, refresh_token, &user, headers))
     }
 
-    /// Signs an access token for `user` in `session_id` with GoTrue's claims.
-    pub async fn access_token(
+    /// Signs an access token for `user` in `session_id` with GoTrue's claims, from the session's
+    /// start and its amr claims (callers already hold both, so signing needs no query).
+    pub fn access_token(
         &self,
-        conn: &mut PgConnection,
         user: &UserRecord,
         session_id: Uuid,
+        created_at: Option<DateTime<Utc>>,
+        rows: Vec<AmrClaim>,
     ) -> Result<(String, i64), ServiceError> {
-        // The session's start and its amr claims in one round trip.
-        let joined: Vec<SessionAmrRow> = sqlx::query_as(
-            "SELECT s.created_at, c.authentication_method, c.updated_at \
-             FROM sessions s LEFT JOIN mfa_amr_claims c ON c.session_id = s.id WHERE s.id = $1",
-        )
-        .bind(session_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let created_at = joined.first().and_then(|(created, _, _)| *created);
-        let rows: Vec<(String, Option<DateTime<Utc>>)> = joined
-            .into_iter()
-            .filter_map(|(_, method, at)| method.map(|m| (m, at)))
-            .collect();
-        let aal = if rows.iter().any(|(m, _)| AAL2_METHODS.contains(&m.as_str())) {
+        let aal = if rows.iter().any(|claim| AAL2_METHODS.contains(&claim.method.as_str())) {
             "aal2"
         } else {
             "aal1"
@@ -136,10 +134,10 @@ impl TokenState {
         };
         let mut amr: Vec<AmrEntry> = rows
             .into_iter()
-            .map(|(method, at)| AmrEntry {
-                provider: (method == "sso/saml").then(|| sso_provider.clone()).flatten(),
-                method,
-                timestamp: at.map_or(0, |t| t.timestamp()),
+            .map(|claim| AmrEntry {
+                provider: (claim.method == "sso/saml").then(|| sso_provider.clone()).flatten(),
+                method: claim.method,
+                timestamp: claim.at.map_or(0, |t| t.timestamp()),
             })
             .collect();
         amr.sort_by_key(|entry| std::cmp::Reverse(entry.timestamp));
@@ -216,19 +214,20 @@ impl TokenState {
 }
 
 /// Upserts the session's claim for `method`, bumping its time when it is used again.
-pub async fn add_amr_claim(conn: &mut PgConnection, session_id: Uuid, method: &str) -> sqlx::Result<()> {
-    sqlx::query(
+/// Records (or renews) the session's claim for `method`; returns the claim's time, which is the
+/// transaction's `now()`.
+pub async fn add_amr_claim(conn: &mut PgConnection, session_id: Uuid, method: &str) -> sqlx::Result<DateTime<Utc>> {
+    sqlx::query_scalar(
         "INSERT INTO mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method) \
          VALUES ($1, $2, now(), now(), $3) \
          ON CONFLICT ON CONSTRAINT mfa_amr_claims_session_id_authentication_method_pkey \
-         DO UPDATE SET updated_at = now()",
+         DO UPDATE SET updated_at = now() RETURNING updated_at",
     )
     .bind(Uuid::new_v4())
     .bind(session_id)
     .bind(method)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 /// Inserts a new v1 token for the session (a child of `parent` when rotating).

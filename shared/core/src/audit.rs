@@ -51,13 +51,8 @@ impl AuditAction {
     }
 }
 
-/// Appends one entry. `traits` is omitted when `None`, as GoTrue does.
-pub async fn record<'e>(
-    db: impl sqlx::PgExecutor<'e>,
-    actor: &UserRecord,
-    action: AuditAction,
-    traits: Option<Value>,
-) -> sqlx::Result<()> {
+/// GoTrue's audit payload for `action` by `actor`.
+fn payload(actor: &UserRecord, action: AuditAction, traits: Option<Value>) -> String {
     let mut payload = Map::new();
     payload.insert("actor_id".into(), json!(actor.id));
     payload.insert("actor_via_sso".into(), json!(actor.is_sso_user));
@@ -71,12 +66,43 @@ pub async fn record<'e>(
         payload.insert("traits".into(), traits);
     }
     tracing::info!(action = action.as_str(), actor_id = %actor.id, "audit_event");
+    Value::Object(payload).to_string()
+}
+
+/// Appends one entry. `traits` is omitted when `None`, as GoTrue does.
+pub async fn record<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    actor: &UserRecord,
+    action: AuditAction,
+    traits: Option<Value>,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
          VALUES ('00000000-0000-0000-0000-000000000000', $1, $2::json, now(), '')",
     )
     .bind(Uuid::new_v4())
-    .bind(Value::Object(payload).to_string())
+    .bind(payload(actor, action, traits))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Appends several trait-less entries by one actor in a single statement (hot paths such as a
+/// refresh, which logs `token_refreshed` and `token_revoked`).
+pub async fn record_many<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    actor: &UserRecord,
+    actions: &[AuditAction],
+) -> sqlx::Result<()> {
+    let ids: Vec<Uuid> = actions.iter().map(|_| Uuid::new_v4()).collect();
+    let payloads: Vec<String> = actions.iter().map(|&action| payload(actor, action, None)).collect();
+    sqlx::query(
+        "INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
+         SELECT '00000000-0000-0000-0000-000000000000', entry.id, entry.payload::json, now(), '' \
+         FROM unnest($1::uuid[], $2::text[]) AS entry(id, payload)",
+    )
+    .bind(ids)
+    .bind(payloads)
     .execute(db)
     .await?;
     Ok(())

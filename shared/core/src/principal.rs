@@ -82,8 +82,18 @@ pub async fn authenticate(
     })?;
     let is_admin = config.jwt.admin_roles.iter().any(|r| r == claims.role());
 
-    let user = match claims.sub() {
-        None if is_admin => None,
+    let session_id = match claims.session_id() {
+        None => None,
+        Some(raw) => {
+            let id = Uuid::parse_str(raw).map_err(|_| {
+                ServiceError::forbidden(ErrorCode::BadJwt, "invalid claim: session_id claim must be a UUID")
+            })?;
+            (!id.is_nil()).then_some(id)
+        }
+    };
+
+    let (user, session) = match claims.sub() {
+        None if is_admin => (None, None),
         None => {
             return Err(ServiceError::forbidden(
                 ErrorCode::BadJwt,
@@ -93,10 +103,11 @@ pub async fn authenticate(
         Some(sub) => {
             let id = Uuid::parse_str(sub)
                 .map_err(|_| ServiceError::bad_request(ErrorCode::BadJwt, "invalid claim: sub claim must be a UUID"))?;
-            match users::find_by_id(db, id).await? {
-                Some(user) => Some(user),
+            // The hot path (every GET /user): user and session in one round trip.
+            match find_user_and_session(db, id, session_id).await? {
+                Some((user, session)) => (Some(user), session),
                 // A sessionless admin token may name anyone; GoTrue only loads users for user tokens.
-                None if is_admin => None,
+                None if is_admin => (None, None),
                 None => {
                     return Err(ServiceError::forbidden(
                         ErrorCode::UserNotFound,
@@ -106,25 +117,16 @@ pub async fn authenticate(
             }
         }
     };
-
-    let session = match claims.session_id() {
-        None => None,
-        Some(raw) => {
-            let id = Uuid::parse_str(raw).map_err(|_| {
-                ServiceError::forbidden(ErrorCode::BadJwt, "invalid claim: session_id claim must be a UUID")
-            })?;
-            if id.is_nil() {
-                None
-            } else {
-                let session = find_session(db, id).await?.ok_or_else(|| {
-                    ServiceError::forbidden(
-                        ErrorCode::SessionNotFound,
-                        "Session from session_id claim in JWT does not exist",
-                    )
-                })?;
-                Some(session)
-            }
-        }
+    let session = match (session_id, session) {
+        (None, _) => None,
+        (Some(_), Some(session)) => Some(session),
+        // Either the session is gone, or the user was not loaded (admin token without a user).
+        (Some(id), None) => Some(find_session(db, id).await?.ok_or_else(|| {
+            ServiceError::forbidden(
+                ErrorCode::SessionNotFound,
+                "Session from session_id claim in JWT does not exist",
+            )
+        })?),
     };
 
     if let Some(user) = &user
@@ -140,6 +142,56 @@ pub async fn authenticate(
         session,
         is_admin,
     })
+}
+
+/// A user row joined with the (optional) session the token names.
+#[derive(sqlx::FromRow)]
+struct UserAndSession {
+    #[sqlx(flatten)]
+    user: UserRecord,
+    session_id: Option<Uuid>,
+    session_user_id: Option<Uuid>,
+    session_created_at: Option<DateTime<Utc>>,
+    session_refreshed_at: Option<NaiveDateTime>,
+    session_aal: Option<String>,
+    session_not_after: Option<DateTime<Utc>>,
+}
+
+/// The user with identities and factors, and the session `session_id` (if any, and if it exists).
+/// The session is looked up by id alone, as GoTrue does.
+async fn find_user_and_session(
+    db: &sqlx::PgPool,
+    user_id: Uuid,
+    session_id: Option<Uuid>,
+) -> sqlx::Result<Option<(UserRecord, Option<SessionRecord>)>> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "{} , s.id AS session_id, s.user_id AS session_user_id, s.created_at AS session_created_at, \
+             s.refreshed_at AS session_refreshed_at, s.aal::text AS session_aal, \
+             s.not_after AS session_not_after \
+             FROM users u LEFT JOIN sessions s ON s.id = $2 WHERE u.id = $1",
+            users::SELECT_USER_COLUMNS
+        )
+    });
+    let row: Option<UserAndSession> = sqlx::query_as(sqlx::AssertSqlSafe(SQL.as_str()))
+        .bind(user_id)
+        .bind(session_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.map(|row| {
+        let session = match (row.session_id, row.session_user_id) {
+            (Some(id), Some(user_id)) => Some(SessionRecord {
+                id,
+                user_id,
+                created_at: row.session_created_at,
+                refreshed_at: row.session_refreshed_at,
+                aal: row.session_aal,
+                not_after: row.session_not_after,
+            }),
+            _ => None,
+        };
+        (row.user, session)
+    }))
 }
 
 pub async fn find_session<'e>(db: impl sqlx::PgExecutor<'e>, id: Uuid) -> sqlx::Result<Option<SessionRecord>> {

@@ -70,8 +70,8 @@ pub struct FactorRecord {
 }
 
 /// Every user column the suite reads, plus identities and factors aggregated in the same statement
-/// (one round trip instead of three).
-const SELECT_USER: &str = r#"
+/// (one round trip instead of three). Callers append `FROM users u ...`.
+pub const SELECT_USER_COLUMNS: &str = r#"
 SELECT u.id, u.aud, u.role, u.email, u.phone, u.encrypted_password,
        u.email_confirmed_at, u.phone_confirmed_at, u.confirmed_at, u.invited_at,
        u.confirmation_sent_at, u.recovery_sent_at, u.email_change, u.email_change_sent_at,
@@ -89,11 +89,10 @@ SELECT u.id, u.aud, u.role, u.email, u.phone, u.encrypted_password,
                    'status', f.status, 'friendly_name', f.friendly_name, 'factor_type', f.factor_type,
                    'phone', f.phone, 'last_challenged_at', f.last_challenged_at) ORDER BY f.created_at, f.id)
                  FROM mfa_factors f WHERE f.user_id = u.id), '[]'::json) AS factors
-FROM users u
 "#;
 
 pub async fn find_by_id<'e>(db: impl sqlx::PgExecutor<'e>, id: Uuid) -> sqlx::Result<Option<UserRecord>> {
-    let sql = format!("{SELECT_USER} WHERE u.id = $1");
+    let sql = format!("{SELECT_USER_COLUMNS} FROM users u WHERE u.id = $1");
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(db)
@@ -107,7 +106,7 @@ pub async fn find_by_email<'e>(
     aud: &str,
 ) -> sqlx::Result<Option<UserRecord>> {
     let sql = format!(
-        "{SELECT_USER} WHERE u.instance_id = '00000000-0000-0000-0000-000000000000' \
+        "{SELECT_USER_COLUMNS} FROM users u WHERE u.instance_id = '00000000-0000-0000-0000-000000000000' \
          AND lower(u.email) = lower($1) AND u.aud = $2 AND u.is_sso_user = false LIMIT 1"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -124,7 +123,7 @@ pub async fn find_by_phone<'e>(
     aud: &str,
 ) -> sqlx::Result<Option<UserRecord>> {
     let sql = format!(
-        "{SELECT_USER} WHERE u.instance_id = '00000000-0000-0000-0000-000000000000' \
+        "{SELECT_USER_COLUMNS} FROM users u WHERE u.instance_id = '00000000-0000-0000-0000-000000000000' \
          AND u.phone = $1 AND u.aud = $2 AND u.is_sso_user = false LIMIT 1"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))

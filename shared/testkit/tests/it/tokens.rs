@@ -84,6 +84,30 @@ async fn concurrent_refreshes_of_one_token_all_get_the_same_answer() -> anyhow::
 }
 
 #[tokio::test]
+async fn refresh_waiting_too_long_on_a_locked_session_is_a_conflict() -> anyhow::Result<()> {
+    let suite = autoconfirm_suite().await?;
+    let session = sign_up(&suite, &email()).await?;
+    let token = session["refresh_token"].as_str().unwrap_or_default().to_string();
+
+    // Another transaction holds the session row, as a stuck refresh would.
+    let mut holder = suite.db.begin().await?;
+    sqlx::query("SELECT id FROM sessions FOR UPDATE")
+        .execute(&mut *holder)
+        .await?;
+    let body = assert_gotrue_error(refresh(&suite, &token).await?, 409, "conflict").await;
+    assert_eq!(
+        body["msg"],
+        "Too many concurrent token refresh requests on the same session or refresh token"
+    );
+    holder.rollback().await?;
+
+    // Once the lock is gone the token still works: the refused attempt changed nothing.
+    refresh_ok(&suite, &token).await?;
+    suite.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn banned_users_and_expired_sessions_cannot_refresh() -> anyhow::Result<()> {
     let suite = Suite::builder()
         .env("GOTRUE_MAILER_AUTOCONFIRM", "true")
