@@ -5,7 +5,8 @@
 //!
 //! Reports, in one run: password sign-ins/s next to the hash-bound limit measured on this machine in
 //! the same run (cores ÷ the time of one argon2id verification), refreshes/s and `GET /user`/s, each
-//! with p50/p95/p99 latency, and the peak memory (VmHWM) of every process.
+//! with p50/p95/p99 latency, the CPU time each process (and Postgres, NATS and the load generator
+//! itself) spent per request in each phase, and the peak memory (VmHWM) of every process.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -100,6 +101,67 @@ where
     }
 }
 
+/// Linux reports process CPU time in clock ticks of `USER_HZ`, which is 100 on every supported kernel.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU ticks (user + system) of a process, from `/proc/<pid>/stat`.
+fn cpu_ticks(pid: &str) -> Option<(String, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_string();
+    // Fields after the command: state is field 3; utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((comm, utime + stime))
+}
+
+/// CPU ticks so far of each suite process (by name), of all Postgres and NATS processes, and of
+/// this load generator.
+fn cpu_sample(suite: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    let mut sample = BTreeMap::new();
+    for (name, pid) in suite {
+        if let Some((_, ticks)) = cpu_ticks(&pid.to_string()) {
+            sample.insert(name.clone(), ticks);
+        }
+    }
+    if let Some((_, ticks)) = cpu_ticks("self") {
+        sample.insert("load generator".into(), ticks);
+    }
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        if let Some((comm, ticks)) = cpu_ticks(pid) {
+            let group = match comm.as_str() {
+                "postgres" => "postgres",
+                "nats-server" => "nats",
+                _ => continue,
+            };
+            *sample.entry(group.to_string()).or_default() += ticks;
+        }
+    }
+    sample
+}
+
+/// CPU milliseconds per request of each process between two samples.
+fn cpu_per_request(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    requests: usize,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(name, end)| {
+            let start = before.get(name).copied().unwrap_or(*end);
+            let seconds = end.saturating_sub(start) as f64 / TICKS_PER_SECOND;
+            (name.clone(), seconds * 1000.0 / requests.max(1) as f64)
+        })
+        .collect()
+}
+
 /// Peak resident memory of a process, in MiB (`VmHWM`).
 fn peak_memory_mib(pid: u64) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -173,6 +235,15 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let base = ready["ready"].as_str().context("gateway URL")?.to_string();
+    let pids: BTreeMap<String, u64> = ready["processes"]
+        .as_object()
+        .map(|processes| {
+            processes
+                .iter()
+                .filter_map(|(name, pid)| Some((name.clone(), pid.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
     let http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS * 2).build()?;
 
     let (verify_ms, hash_limit) = tokio::task::spawn_blocking(hash_bound_limit).await??;
@@ -192,6 +263,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let emails: Vec<String> = sessions.iter().map(|(e, _)| e.clone()).collect();
 
+    let before = cpu_sample(&pids);
     let sign_in = {
         let (http, base) = (http.clone(), base.clone());
         let states: Vec<(usize, Vec<String>)> = (0..SIGN_IN_CLIENTS).map(|i| (i, emails.clone())).collect();
@@ -217,6 +289,9 @@ async fn main() -> anyhow::Result<()> {
         .await
     };
 
+    let sign_in_cpu = cpu_per_request(&before, &cpu_sample(&pids), sign_in.count);
+
+    let before = cpu_sample(&pids);
     let refresh = {
         let (http, base) = (http.clone(), base.clone());
         let states: Vec<String> = sessions
@@ -243,6 +318,8 @@ async fn main() -> anyhow::Result<()> {
         .await
     };
 
+    let refresh_cpu = cpu_per_request(&before, &cpu_sample(&pids), refresh.count);
+
     // Fresh sessions for GET /user (the refresh phase rotated the seeded ones).
     let mut access_tokens = Vec::new();
     for email in &emails {
@@ -255,6 +332,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         access_tokens.push(session["access_token"].as_str().unwrap_or_default().to_string());
     }
+    let before = cpu_sample(&pids);
     let get_user = {
         let (http, base) = (http.clone(), base.clone());
         run_phase("GET /user", CLIENTS, duration, access_tokens, move |token: String| {
@@ -272,14 +350,12 @@ async fn main() -> anyhow::Result<()> {
         .await
     };
 
-    let mut memory = BTreeMap::new();
-    if let Some(processes) = ready["processes"].as_object() {
-        for (name, pid) in processes {
-            if let Some(mib) = pid.as_u64().and_then(peak_memory_mib) {
-                memory.insert(name.clone(), mib);
-            }
-        }
-    }
+    let get_user_cpu = cpu_per_request(&before, &cpu_sample(&pids), get_user.count);
+
+    let memory: BTreeMap<&String, f64> = pids
+        .iter()
+        .filter_map(|(name, pid)| Some((name, peak_memory_mib(*pid)?)))
+        .collect();
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let report = |out: &mut String| {
@@ -311,6 +387,20 @@ async fn main() -> anyhow::Result<()> {
             "\nsign-in at {:.0}% of the hash-bound limit",
             100.0 * sign_in.per_second() / hash_limit
         );
+        let _ = writeln!(
+            out,
+            "\nCPU time per request (ms), by process:\n\n| process | sign-in | refresh | GET /user |\n|---|---|---|---|"
+        );
+        for name in get_user_cpu.keys() {
+            let cell = |table: &BTreeMap<String, f64>| table.get(name).map_or("-".to_string(), |ms| format!("{ms:.3}"));
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} |",
+                cell(&sign_in_cpu),
+                cell(&refresh_cpu),
+                cell(&get_user_cpu)
+            );
+        }
         let _ = writeln!(out, "\n| process | peak memory (MiB) |\n|---|---|");
         for (name, mib) in &memory {
             let _ = writeln!(out, "| {name} | {mib:.1} |");
@@ -323,7 +413,16 @@ async fn main() -> anyhow::Result<()> {
         print!("{out}");
     }
 
-    let _ = launcher.kill().await;
+    // SIGTERM lets the launcher stop its six processes (SIGKILL would orphan them).
+    if let Some(pid) = launcher.id().and_then(|pid| i32::try_from(pid).ok()) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+    }
+    if tokio::time::timeout(Duration::from_secs(15), launcher.wait())
+        .await
+        .is_err()
+    {
+        let _ = launcher.kill().await;
+    }
     let _ = std::fs::remove_file(&env_file);
     auth_testkit::drop_database(&database).await?;
     Ok(())

@@ -1,7 +1,7 @@
 //! Sessions: starting one, minting its access tokens, ending it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use auth_core::audit::{self, AuditAction};
 use auth_core::jwt::{AccessTokenClaims, AmrEntry, JwtKeys};
@@ -49,6 +49,14 @@ impl Client {
 /// Headers GoTrue sets on every token response.
 pub type TokenHeaders = HashMap<String, String>;
 
+/// A session just started: its user as read back, and the statement's `now()`.
+#[derive(sqlx::FromRow)]
+struct NewSession {
+    #[sqlx(flatten)]
+    user: UserRecord,
+    claimed_at: DateTime<Utc>,
+}
+
 /// One `mfa_amr_claims` row of a session: how the user authenticated, and when.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct AmrClaim {
@@ -58,59 +66,82 @@ pub struct AmrClaim {
 
 impl TokenState {
     /// GoTrue's `IssueRefreshToken`: a new session (v1 token row or v2 HMAC key), an amr claim for
-    /// the method, and a signed access token. One transaction.
+    /// the method, and a signed access token. One statement: the session, its first v1 token and
+    /// its amr claim are inserted together and the user is read back in the same round trip.
     pub async fn issue_session(
         &self,
         user_id: Uuid,
         method: &str,
         client: &Client,
     ) -> Result<pb::SessionTokens, ServiceError> {
-        let mut tx = self.db.begin().await?;
-        let user = users::find_by_id(&mut *tx, user_id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found(ErrorCode::UserNotFound, "User not found"))?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH new_session AS ( \
+                   INSERT INTO sessions (id, user_id, created_at, updated_at, aal, user_agent, ip, \
+                                         refresh_token_hmac_key, refresh_token_counter) \
+                   VALUES ($1, $2, now(), now(), 'aal1', $3, $4::inet, $5, $6) RETURNING id), \
+                 new_token AS ( \
+                   INSERT INTO refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id) \
+                   SELECT '00000000-0000-0000-0000-000000000000', $7, $2::text, false, now(), now(), id \
+                   FROM new_session WHERE $7::text IS NOT NULL), \
+                 new_claim AS ( \
+                   INSERT INTO mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method) \
+                   SELECT $8, id, now(), now(), $9 FROM new_session) \
+                 {user}, now() AS claimed_at FROM users u WHERE u.id = $2",
+                user = users::SELECT_USER_COLUMNS
+            )
+        });
         let session_id = Uuid::new_v4();
+        let v2 = self.config.security.refresh_token_algorithm_version == 2;
+        let hmac_key = v2.then(refresh_token::new_hmac_key);
+        let v1_token = (!v2).then(refresh_token::new_v1);
+
+        let issued: NewSession = sqlx::query_as(sqlx::AssertSqlSafe(SQL.as_str()))
+            .bind(session_id)
+            .bind(user_id)
+            .bind(&client.user_agent)
+            .bind(&client.ip)
+            .bind(&hmac_key)
+            .bind(v2.then_some(0i64))
+            .bind(&v1_token)
+            .bind(Uuid::new_v4())
+            .bind(method)
+            .fetch_one(&self.db)
+            .await
+            .map_err(|error| {
+                let unknown_user = error
+                    .as_database_error()
+                    .is_some_and(|e| e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation);
+                if unknown_user {
+                    ServiceError::not_found(ErrorCode::UserNotFound, "User not found")
+                } else {
+                    ServiceError::internal(error)
+                }
+            })?;
+        let NewSession { user, claimed_at } = issued;
+
         let mut headers = TokenHeaders::new();
         headers.insert("sb-auth-user-id".into(), user.id.to_string());
         headers.insert("sb-auth-session-id".into(), session_id.to_string());
-
-        let v2 = self.config.security.refresh_token_algorithm_version == 2;
-        let hmac_key = v2.then(refresh_token::new_hmac_key);
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, updated_at, aal, user_agent, ip, \
-             refresh_token_hmac_key, refresh_token_counter) \
-             VALUES ($1, $2, now(), now(), 'aal1', $3, $4::inet, $5, $6)",
-        )
-        .bind(session_id)
-        .bind(user.id)
-        .bind(&client.user_agent)
-        .bind(&client.ip)
-        .bind(&hmac_key)
-        .bind(v2.then_some(0i64))
-        .execute(&mut *tx)
-        .await?;
-
-        let refresh_token = match &hmac_key {
-            Some(stored_key) => {
+        let refresh_token = match (&hmac_key, v1_token) {
+            (Some(stored_key), _) => {
                 let key = refresh_token::decode_hmac_key(stored_key).expect("generated key is valid base64url");
                 headers.insert("sb-auth-refresh-token-counter".into(), "0".into());
                 refresh_token::encode_v2(&key, session_id, 0)
             }
-            None => {
-                let token = insert_v1_token(&mut tx, &user, session_id, None).await?;
+            (None, token) => {
+                let token = token.unwrap_or_default();
                 headers.insert("sb-auth-refresh-token-prefix".into(), token[..5].to_string());
                 token
             }
         };
-        let claimed_at = add_amr_claim(&mut tx, session_id, method).await?;
 
-        // A new session has exactly the claim just made.
+        // A new session has exactly the claim just made, at the session's creation time.
         let claims = vec![AmrClaim {
             method: method.to_string(),
             at: Some(claimed_at),
         }];
         let (access_token, expires_at) = self.access_token(&user, session_id, Some(claimed_at), claims)?;
-        tx.commit().await?;
         Ok(token_response(access_token, expires_at, refresh_token, &user, headers))
     }
 
@@ -214,22 +245,6 @@ impl TokenState {
 }
 
 /// Upserts the session's claim for `method`, bumping its time when it is used again.
-/// Records (or renews) the session's claim for `method`; returns the claim's time, which is the
-/// transaction's `now()`.
-pub async fn add_amr_claim(conn: &mut PgConnection, session_id: Uuid, method: &str) -> sqlx::Result<DateTime<Utc>> {
-    sqlx::query_scalar(
-        "INSERT INTO mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method) \
-         VALUES ($1, $2, now(), now(), $3) \
-         ON CONFLICT ON CONSTRAINT mfa_amr_claims_session_id_authentication_method_pkey \
-         DO UPDATE SET updated_at = now() RETURNING updated_at",
-    )
-    .bind(Uuid::new_v4())
-    .bind(session_id)
-    .bind(method)
-    .fetch_one(conn)
-    .await
-}
-
 /// Inserts a new v1 token for the session (a child of `parent` when rotating).
 pub async fn insert_v1_token(
     conn: &mut PgConnection,

