@@ -62,6 +62,10 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: Cancell
     }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "gateway listening");
+    // Responses go out as soon as they are written (no Nagle delay behind a client's delayed ACK).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        let _ = stream.set_nodelay(true);
+    });
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -246,12 +246,17 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn get_user(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn get_user(
+    State(state): State<AppState>,
+    request_id: Option<axum::Extension<RequestId>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let context = request_context(&headers, request_id.as_deref(), &state);
     let user = state
         .clients
         .user
         .clone()
-        .get_user(with_authorization(&headers, GetUserRequest {}))
+        .get_user(with_authorization(&headers, GetUserRequest { context: Some(context) }))
         .await?
         .into_inner();
     Ok(axum::Json(render::user(&user)).into_response())

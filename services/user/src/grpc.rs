@@ -1,5 +1,6 @@
 //! gRPC handlers: authenticate, decode, call the domain, encode. No logic lives here.
 
+use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1::{SessionTokens, User};
 use auth_proto::user::v1::{
     GetUserRequest, SignInWithPasswordRequest, SignUpRequest, SignUpResponse, UpdateUserRequest,
@@ -33,6 +34,15 @@ impl UserService for UserGrpc {
     #[tracing::instrument(skip_all)]
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
         let principal = self.state.authenticate(request.metadata()).await?;
+        // GoTrue's UserGet: the token must be for the audience the request asks for.
+        let audience = self.state.request_aud(request.get_ref().context.as_ref());
+        if principal.claims.aud() != Some(audience.as_str()) {
+            return Err(ServiceError::bad_request(
+                ErrorCode::ValidationFailed,
+                "Token audience doesn't match request audience",
+            )
+            .into());
+        }
         Ok(Response::new(principal.require_user()?.to_proto()))
     }
 

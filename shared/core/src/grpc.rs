@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
@@ -26,7 +26,10 @@ pub async fn serve(
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, service = service_name, "gRPC server listening");
-    let incoming = TcpListenerStream::new(listener);
+    // Built from the listener, the incoming stream must set TCP_NODELAY itself: the builder's
+    // `tcp_nodelay` only applies when tonic binds the socket. Without it, multiplexed HTTP/2
+    // responses wait behind Nagle's algorithm.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let shutdown_signal = {
         let shutdown = shutdown.clone();
         let reporter = reporter.clone();
@@ -37,7 +40,6 @@ pub async fn serve(
         }
     };
     Server::builder()
-        .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_routes(routes.add_service(health_service))
         .serve_with_incoming_shutdown(incoming, shutdown_signal)

@@ -137,9 +137,9 @@ fn verify_argon2(password: &str, stored: &str) -> anyhow::Result<Verified> {
         Algorithm::Argon2i
     };
     let params = Params::new(
-        u32::try_from(param("m"))?,
-        u32::try_from(param("t"))?,
-        u32::try_from(param("p"))?,
+        param("m"),
+        param("t"),
+        param("p"),
         Some(expected.len()),
     )
     .map_err(|e| anyhow!("argon2 parameters: {e}"))?;

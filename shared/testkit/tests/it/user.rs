@@ -46,14 +46,16 @@ async fn get_user_and_bearer_checks() -> anyhow::Result<()> {
     assert_gotrue_error(get_user(&suite, &bad_sub).await?, 400, "bad_jwt").await;
     let ghost = sign(json!({"sub": uuid::Uuid::new_v4(), "role": "authenticated", "exp": now() + 60}));
     assert_gotrue_error(get_user(&suite, &ghost).await?, 403, "user_not_found").await;
-    let no_session = sign(json!({"sub": id, "role": "authenticated", "exp": now() + 60, "session_id": ""}));
+    let no_session =
+        sign(json!({"sub": id, "aud": "authenticated", "role": "authenticated", "exp": now() + 60, "session_id": ""}));
     assert_eq!(
         get_user(&suite, &no_session).await?.status(),
         200,
         "empty session_id tolerated"
     );
-    let nil_session =
-        sign(json!({"sub": id, "role": "authenticated", "exp": now() + 60, "session_id": uuid::Uuid::nil()}));
+    let nil_session = sign(
+        json!({"sub": id, "aud": "authenticated", "role": "authenticated", "exp": now() + 60, "session_id": uuid::Uuid::nil()}),
+    );
     assert_eq!(
         get_user(&suite, &nil_session).await?.status(),
         200,
@@ -61,6 +63,18 @@ async fn get_user_and_bearer_checks() -> anyhow::Result<()> {
     );
     let gone = sign(json!({"sub": id, "role": "authenticated", "exp": now() + 60, "session_id": uuid::Uuid::new_v4()}));
     assert_gotrue_error(get_user(&suite, &gone).await?, 403, "session_not_found").await;
+    // The token's audience must be the request's (X-JWT-AUD, else GOTRUE_JWT_AUD).
+    let other_audience = suite
+        .request(reqwest::Method::GET, "/user")
+        .header("Authorization", bearer(&session))
+        .header("X-JWT-AUD", "someone-else")
+        .send()
+        .await?;
+    let body = assert_gotrue_error(other_audience, 400, "validation_failed").await;
+    assert_eq!(body["msg"], "Token audience doesn't match request audience");
+    let no_aud = sign(json!({"sub": id, "role": "authenticated", "exp": now() + 60}));
+    assert_gotrue_error(get_user(&suite, &no_aud).await?, 400, "validation_failed").await;
+
     let expired = sign(json!({"sub": id, "role": "authenticated", "exp": now() - 10, "session_id": sid}));
     let body = assert_gotrue_error(get_user(&suite, &expired).await?, 403, "bad_jwt").await;
     assert!(
