@@ -136,13 +136,8 @@ fn verify_argon2(password: &str, stored: &str) -> anyhow::Result<Verified> {
     } else {
         Algorithm::Argon2i
     };
-    let params = Params::new(
-        param("m"),
-        param("t"),
-        param("p"),
-        Some(expected.len()),
-    )
-    .map_err(|e| anyhow!("argon2 parameters: {e}"))?;
+    let params = Params::new(param("m"), param("t"), param("p"), Some(expected.len()))
+        .map_err(|e| anyhow!("argon2 parameters: {e}"))?;
     let mut computed = vec![0u8; expected.len()];
     argon2_raw(algorithm_id, params, password.as_bytes(), salt, &mut computed)?;
     let matches: bool = computed.ct_eq(expected.as_bytes()).into();
