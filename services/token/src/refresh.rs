@@ -8,6 +8,7 @@
 use std::sync::LazyLock;
 
 use auth_core::audit::{self, AuditAction};
+use auth_core::session_validity::{SessionTimes, Validity};
 use auth_core::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
@@ -86,13 +87,17 @@ static LOCK_BY_V1_TOKEN: LazyLock<String> =
 static LOCK_BY_SESSION_ID: LazyLock<String> = LazyLock::new(|| lock_query("s.id = $1"));
 
 impl LockedSession {
-    /// GoTrue's `LastRefreshedAt`: refreshed_at, else the token's time if later than creation, else creation.
-    fn last_refreshed_at(&self, token_time: Option<DateTime<Utc>>) -> DateTime<Utc> {
-        let created = self.created_at.unwrap_or_default();
-        match self.refreshed_at {
-            Some(at) => at.and_utc(),
-            None => token_time.filter(|t| *t > created).unwrap_or(created),
+    fn times(&self) -> SessionTimes<'_> {
+        SessionTimes {
+            created_at: self.created_at,
+            refreshed_at: self.refreshed_at,
+            not_after: self.not_after,
+            aal: self.aal.as_deref(),
         }
+    }
+
+    fn last_refreshed_at(&self, token_time: Option<DateTime<Utc>>) -> DateTime<Utc> {
+        self.times().last_refreshed_at(token_time)
     }
 }
 
@@ -102,14 +107,6 @@ struct V1Row {
     revoked: Option<bool>,
     updated_at: Option<DateTime<Utc>>,
     session_id: Option<Uuid>,
-}
-
-/// Outcome of validity checks (GoTrue's `CheckValidity`).
-enum Validity {
-    Valid,
-    Expired,
-    TimedOut,
-    LowAal,
 }
 
 impl TokenState {
@@ -273,28 +270,9 @@ impl TokenState {
         now: DateTime<Utc>,
         token_time: Option<DateTime<Utc>>,
     ) -> Validity {
-        let sessions = &self.config.sessions;
-        let created = session.created_at.unwrap_or_default();
-        if session.not_after.is_some_and(|limit| now > limit) {
-            return Validity::Expired;
-        }
-        if sessions.timebox.is_some_and(|timebox| now > created + timebox) {
-            return Validity::Expired;
-        }
-        if sessions
-            .inactivity_timeout
-            .is_some_and(|timeout| now > session.last_refreshed_at(token_time) + timeout)
-        {
-            return Validity::TimedOut;
-        }
-        let aal = session.aal.as_deref().unwrap_or("aal1");
-        if sessions
-            .allow_low_aal
-            .is_some_and(|allowed| aal < user.highest_possible_aal() && now > created + allowed)
-        {
-            return Validity::LowAal;
-        }
-        Validity::Valid
+        session
+            .times()
+            .validity(&self.config.sessions, now, user.highest_possible_aal(), token_time)
     }
 
     /// `GOTRUE_SESSIONS_SINGLE_PER_USER`: only the most recently refreshed valid session (per tag) lives.

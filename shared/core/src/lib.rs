@@ -11,6 +11,7 @@ pub mod nats;
 pub mod password;
 pub mod principal;
 pub mod runtime;
+pub mod session_validity;
 pub mod telemetry;
 pub mod users;
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::error::{ErrorCode, ServiceError};
 use crate::jwt::{JwtKeys, VerifiedClaims, bearer_token};
+use crate::session_validity::{SessionTimes, Validity};
 use crate::users::{self, UserRecord};
 
 /// The session row the token names, as far as authorization needs it.
@@ -32,6 +33,9 @@ pub struct Principal {
     pub user: Option<UserRecord>,
     pub session: Option<SessionRecord>,
     pub is_admin: bool,
+    /// The named session's validity (timebox, inactivity, `not_after`, low AAL); `Valid` when the
+    /// token names no session.
+    pub session_validity: Validity,
 }
 
 impl Principal {
@@ -42,7 +46,15 @@ impl Principal {
             .ok_or_else(|| ServiceError::forbidden(ErrorCode::BadJwt, "invalid claim: missing sub claim"))
     }
 
+    /// GoTrue's `requireAdminCredentials`: a token naming a session needs that session alive (403
+    /// `session_expired` otherwise, checked first), and the role must be an admin role.
     pub fn require_admin(&self) -> Result<(), ServiceError> {
+        if self.session_validity != Validity::Valid {
+            return Err(ServiceError::forbidden(
+                ErrorCode::SessionExpired,
+                "Session is no longer valid",
+            ));
+        }
         if self.is_admin {
             Ok(())
         } else {
@@ -136,11 +148,23 @@ pub async fn authenticate(
         return Err(ServiceError::forbidden(ErrorCode::UserBanned, "User is banned"));
     }
 
+    let session_validity = match (&session, &user) {
+        (Some(session), Some(user)) => SessionTimes {
+            created_at: session.created_at,
+            refreshed_at: session.refreshed_at,
+            not_after: session.not_after,
+            aal: session.aal.as_deref(),
+        }
+        .validity(&config.sessions, Utc::now(), user.highest_possible_aal(), None),
+        _ => Validity::Valid,
+    };
+
     Ok(Principal {
         claims,
         user,
         session,
         is_admin,
+        session_validity,
     })
 }
 

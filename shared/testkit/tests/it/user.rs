@@ -369,3 +369,67 @@ async fn asymmetric_signing_keys_and_jwks() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// §10 item 52: an admin token that names a session needs that session alive; sessionless
+/// `service_role` tokens and nil session ids need none. Checked over the token service's gRPC API
+/// (the admin REST routes use the same `require_admin`).
+#[tokio::test]
+async fn admin_tokens_naming_a_session_need_it_alive() -> anyhow::Result<()> {
+    use auth_proto::token::v1::RevokeSessionsRequest;
+
+    let suite = Suite::builder()
+        .env("GOTRUE_MAILER_AUTOCONFIRM", "true")
+        .env("GOTRUE_SESSIONS_TIMEBOX", "1h")
+        .start()
+        .await?;
+    let session = sign_up(&suite, &email()).await?;
+    let user = user_id(&session).to_string();
+    let session_id = claims(session["access_token"].as_str().unwrap_or_default())["session_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let admin_with = |session_id: Value| {
+        sign_hs256(
+            &json!({"sub": user, "role": "service_role", "aud": "authenticated", "exp": now() + 60, "session_id": session_id}),
+            TEST_JWT_SECRET,
+        )
+    };
+    let mut token = TokenServiceClient::new(suite.channel(Service::Token)?);
+    let revoke = |bearer: String| {
+        let mut request = tonic::Request::new(RevokeSessionsRequest {
+            user_id: user.clone(),
+            // Keep the caller's session so the checks below see it.
+            keep_session_id: session_id.clone(),
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {bearer}").parse().expect("header"));
+        request
+    };
+
+    token.revoke_sessions(revoke(admin_with(json!(session_id)))).await?;
+    token.revoke_sessions(revoke(service_role_token())).await?;
+    token
+        .revoke_sessions(revoke(admin_with(json!(uuid::Uuid::nil()))))
+        .await?;
+
+    sqlx::query("UPDATE sessions SET created_at = now() - interval '2 hours'")
+        .execute(&suite.db)
+        .await?;
+    let expired = token
+        .revoke_sessions(revoke(admin_with(json!(session_id))))
+        .await
+        .expect_err("past the timebox");
+    assert_eq!(expired.code(), tonic::Code::PermissionDenied);
+    assert_eq!(expired.message(), "Session is no longer valid");
+
+    sqlx::query("DELETE FROM sessions").execute(&suite.db).await?;
+    let gone = token
+        .revoke_sessions(revoke(admin_with(json!(session_id))))
+        .await
+        .expect_err("session deleted");
+    assert_eq!(gone.message(), "Session from session_id claim in JWT does not exist");
+    token.revoke_sessions(revoke(service_role_token())).await?;
+    suite.shutdown().await;
+    Ok(())
+}
