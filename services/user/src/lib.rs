@@ -1,5 +1,6 @@
 //! The user service: account lifecycle. It owns `users`, `identities`, `one_time_tokens` and
 //! `audit_log_entries`: sign-up, password sign-in, reading and updating the signed-in user.
+//! Email and SMS requests go to the outbox table and on to JetStream through the relay.
 //! Sessions are the token service's: the user service asks it for one once a user proved who they are.
 
 mod grpc;
@@ -11,12 +12,18 @@ mod update;
 mod validate;
 
 use auth_core::runtime::ServiceContext;
+use auth_core::{nats, outbox_relay};
 use auth_proto::user::v1::user_service_server::UserServiceServer;
 use tonic::service::Routes;
 
-/// Serves the user service until `ctx.shutdown` fires.
+/// Serves the user service until `ctx.shutdown` fires, relaying its outbox to JetStream meanwhile.
 pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
-    let state = state::UserState::new(ctx.config.clone(), ctx.db.clone())?;
+    let suite = &ctx.config.suite;
+    let jetstream = async_nats::jetstream::new(nats::connect(&suite.nats_url).await?);
+    // The stream must exist before the first publish, whichever process starts first.
+    nats::ensure_notification_stream(&jetstream, &suite.nats_prefix).await?;
+    let relay = outbox_relay::spawn(ctx.db.clone(), jetstream, &suite.nats_prefix, ctx.shutdown.clone());
+    let state = state::UserState::new(ctx.config.clone(), ctx.db.clone(), relay)?;
     let routes = Routes::new(UserServiceServer::new(grpc::UserGrpc { state }));
     auth_core::grpc::serve(auth_proto::service_names::USER, routes, ctx.listener, ctx.shutdown).await
 }

@@ -252,6 +252,7 @@ impl UserState {
 
         let record = load(&mut tx, user_id).await?;
         tx.commit().await?;
+        self.relay.nudge(); // the confirmation request is in the outbox
         let mut shown = record.to_proto();
         // An invited user who signs up before accepting sees nothing of what the inviter set.
         if record.invited_at.is_some() {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use auth_core::jwt::JwtKeys;
+use auth_core::outbox_relay::RelayHandle;
 use auth_core::password::PasswordHasher;
 use auth_core::principal::{self, Principal};
 use auth_core::{Config, ServiceError};
@@ -19,16 +20,19 @@ pub struct UserState {
     pub db: sqlx::PgPool,
     pub keys: Arc<JwtKeys>,
     pub hasher: PasswordHasher,
+    /// Wakes the outbox relay after a commit that wrote outbox rows.
+    pub relay: RelayHandle,
     token: TokenServiceClient<Channel>,
 }
 
 impl UserState {
-    pub fn new(config: Arc<Config>, db: sqlx::PgPool) -> anyhow::Result<Self> {
+    pub fn new(config: Arc<Config>, db: sqlx::PgPool, relay: RelayHandle) -> anyhow::Result<Self> {
         let suite = &config.suite;
         let channel = auth_core::grpc::channel(&suite.token_url, suite.grpc_connect_timeout, suite.grpc_timeout)?;
         Ok(Self {
             keys: Arc::new(JwtKeys::from_config(&config.jwt)?),
             hasher: PasswordHasher::default(),
+            relay,
             token: TokenServiceClient::new(channel),
             config,
             db,

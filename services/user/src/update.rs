@@ -247,6 +247,7 @@ impl UserState {
         audit::record(&mut *tx, &user, AuditAction::UserModified, None).await?;
         let updated = load(&mut tx, user.id).await?;
         tx.commit().await?;
+        self.relay.nudge(); // email/phone change requests, if any, are in the outbox
 
         if password_hash.is_some() {
             // Other sessions end with the password; the caller's own session stays.

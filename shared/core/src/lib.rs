@@ -8,6 +8,7 @@ pub mod error;
 pub mod grpc;
 pub mod jwt;
 pub mod nats;
+pub mod outbox_relay;
 pub mod password;
 pub mod principal;
 pub mod runtime;

@@ -4,6 +4,7 @@
 mod clients;
 mod deploy_files;
 mod general;
+mod outbox;
 mod resilience;
 mod schema;
 mod signup;
