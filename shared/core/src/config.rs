@@ -62,6 +62,7 @@ pub struct Config {
     pub jwt: JwtConfig,
     pub external: ExternalConfig,
     pub mailer: MailerConfig,
+    pub smtp: SmtpConfig,
     pub sms: SmsConfig,
     pub saml: SamlConfig,
     pub password: PasswordConfig,
@@ -161,6 +162,36 @@ pub struct MailerConfig {
     pub otp_exp: Duration,
     /// `GOTRUE_SMTP_MAX_FREQUENCY` (default 1m): minimum interval between emails to one user.
     pub max_frequency: Duration,
+    pub subjects: MailerSubjects,
+}
+
+/// Where and as whom mail is sent (`GOTRUE_SMTP_*`). Port 465 means implicit TLS; any other port
+/// upgrades with STARTTLS when the server offers it, as GoTrue's mailer does.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// `GOTRUE_SMTP_HOST`: empty means no mail can be sent.
+    pub host: String,
+    /// `GOTRUE_SMTP_PORT` (default 587)
+    pub port: u16,
+    /// `GOTRUE_SMTP_USER`
+    pub user: String,
+    /// `GOTRUE_SMTP_PASS`
+    pub pass: SecretString,
+    /// `GOTRUE_SMTP_ADMIN_EMAIL`: the From address.
+    pub admin_email: String,
+    /// `GOTRUE_SMTP_SENDER_NAME`: the From display name.
+    pub sender_name: String,
+}
+
+/// Subjects of the emails (`GOTRUE_MAILER_SUBJECTS_*`); `None` means GoTrue's default subject.
+#[derive(Debug, Clone, Default)]
+pub struct MailerSubjects {
+    pub invite: Option<String>,
+    pub confirmation: Option<String>,
+    pub recovery: Option<String>,
+    pub magic_link: Option<String>,
+    pub email_change: Option<String>,
+    pub reauthentication: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -294,6 +325,8 @@ pub struct SuiteConfig {
     /// `AUTH_NATS_PREFIX` (default `auth`): prefix of every subject and stream, so that several suites
     /// (or tests) share one NATS server without seeing each other.
     pub nats_prefix: String,
+    /// `AUTH_NOTIFY_MAX_ATTEMPTS` (default 8): deliveries tried per message before it is dead-lettered.
+    pub notify_max_attempts: u32,
 }
 
 /// Every problem found while loading, each naming its variable.
@@ -435,6 +468,22 @@ impl Config {
                 otp_length: r.otp_length(&["GOTRUE_MAILER_OTP_LENGTH"]),
                 otp_exp: Duration::from_secs(r.parse(&["GOTRUE_MAILER_OTP_EXP"], 86_400u64)),
                 max_frequency: r.duration(&["GOTRUE_SMTP_MAX_FREQUENCY"], Duration::from_secs(60)),
+                subjects: MailerSubjects {
+                    invite: r.optional(&["GOTRUE_MAILER_SUBJECTS_INVITE"]),
+                    confirmation: r.optional(&["GOTRUE_MAILER_SUBJECTS_CONFIRMATION"]),
+                    recovery: r.optional(&["GOTRUE_MAILER_SUBJECTS_RECOVERY"]),
+                    magic_link: r.optional(&["GOTRUE_MAILER_SUBJECTS_MAGIC_LINK"]),
+                    email_change: r.optional(&["GOTRUE_MAILER_SUBJECTS_EMAIL_CHANGE"]),
+                    reauthentication: r.optional(&["GOTRUE_MAILER_SUBJECTS_REAUTHENTICATION"]),
+                },
+            },
+            smtp: SmtpConfig {
+                host: r.string(&["GOTRUE_SMTP_HOST"], ""),
+                port: r.parse(&["GOTRUE_SMTP_PORT"], 587u16),
+                user: r.string(&["GOTRUE_SMTP_USER"], ""),
+                pass: SecretString::from(r.string(&["GOTRUE_SMTP_PASS"], "")),
+                admin_email: r.string(&["GOTRUE_SMTP_ADMIN_EMAIL"], ""),
+                sender_name: r.string(&["GOTRUE_SMTP_SENDER_NAME"], ""),
             },
             sms: SmsConfig {
                 autoconfirm: r.bool(&["GOTRUE_SMS_AUTOCONFIRM"], false),
@@ -516,6 +565,7 @@ impl Config {
                 grpc_timeout: r.duration(&["AUTH_GRPC_TIMEOUT"], Duration::from_secs(10)),
                 nats_url: r.string(&["NATS_URL"], "nats://127.0.0.1:4222"),
                 nats_prefix,
+                notify_max_attempts: r.bounded(&["AUTH_NOTIFY_MAX_ATTEMPTS"], 8u32, 1..=100),
             },
         };
 

@@ -200,6 +200,8 @@ impl Suite {
         let mut env = test_environment(&database_name, &unique);
         env.insert("GOTRUE_SMTP_HOST".into(), "127.0.0.1".into());
         env.insert("GOTRUE_SMTP_PORT".into(), smtp.addr().port().to_string());
+        env.insert("GOTRUE_SMTP_ADMIN_EMAIL".into(), "admin@example.com".into());
+        env.insert("GOTRUE_SMTP_SENDER_NAME".into(), "Auth Suite Tests".into());
         for (service, listener) in &listeners {
             env.insert(
                 service.url_variable().into(),

@@ -38,6 +38,21 @@ impl ReceivedMail {
         }
         None
     }
+
+    /// The body after the headers, with a quoted-printable transfer encoding undone.
+    pub fn body(&self) -> String {
+        let raw = self.data.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        let quoted = self
+            .header("Content-Transfer-Encoding")
+            .is_some_and(|encoding| encoding.eq_ignore_ascii_case("quoted-printable"));
+        if quoted {
+            quoted_printable::decode(raw, quoted_printable::ParseMode::Robust)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or_else(|_| raw.to_string())
+        } else {
+            raw.to_string()
+        }
+    }
 }
 
 #[derive(Clone)]

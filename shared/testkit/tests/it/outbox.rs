@@ -1,50 +1,16 @@
-//! The outbox relay: email/SMS requests written with their token reach JetStream, once, with
-//! `Nats-Msg-Id` = outbox id, and rows written while the relay was down are published when it is back.
+//! The delivery pipeline: an email request written with its token goes outbox → relay → JetStream →
+//! notifier → SMTP, exactly once; rows written while the relay was down are delivered when it is back.
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
 use auth_core::nats;
 use auth_proto::notification::v1::{EmailKind, EmailRequested};
 use auth_testkit::{Service, Suite, retry_until};
-use futures::StreamExt;
 use prost::Message as _;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::support::*;
-
-/// A pull consumer on the suite's notification stream, for reading what the relay published.
-async fn stream_reader(suite: &Suite) -> anyhow::Result<consumer::Consumer<consumer::pull::Config>> {
-    let prefix = &suite.config.suite.nats_prefix;
-    let jetstream = jetstream::new(nats::connect(&suite.config.suite.nats_url).await?);
-    let stream = jetstream.get_stream(nats::notification_stream_name(prefix)).await?;
-    Ok(stream
-        .create_consumer(consumer::pull::Config {
-            durable_name: Some("test-reader".into()),
-            ack_policy: consumer::AckPolicy::Explicit,
-            ..Default::default()
-        })
-        .await?)
-}
-
-/// The next `count` messages of the stream, waiting up to 10 s for them.
-async fn next_messages(
-    reader: &consumer::Consumer<consumer::pull::Config>,
-    count: usize,
-) -> anyhow::Result<Vec<jetstream::Message>> {
-    let mut batch = reader
-        .fetch()
-        .max_messages(count)
-        .expires(Duration::from_secs(10))
-        .messages()
-        .await?;
-    let mut messages = Vec::new();
-    while let Some(message) = batch.next().await {
-        messages.push(message.map_err(|e| anyhow::anyhow!("{e}"))?);
-    }
-    Ok(messages)
-}
 
 async fn unpublished(suite: &Suite) -> anyhow::Result<i64> {
     Ok(
@@ -55,46 +21,42 @@ async fn unpublished(suite: &Suite) -> anyhow::Result<i64> {
 }
 
 #[tokio::test]
-async fn a_confirmation_request_reaches_jetstream_once_with_its_outbox_id() -> anyhow::Result<()> {
+async fn a_confirmation_email_is_delivered_once_through_jetstream() -> anyhow::Result<()> {
     let suite = Suite::start().await?;
-    let reader = stream_reader(&suite).await?;
     let address = email();
     let response = suite
         .post_json("/signup", &json!({"email": address, "password": "password-123"}))
         .await?;
     assert_eq!(response.status(), 200);
 
-    let messages = next_messages(&reader, 1).await?;
-    assert_eq!(messages.len(), 1, "one message for one sign-up");
-    let message = &messages[0];
-    let request = EmailRequested::decode(message.payload.as_ref())?;
-    assert_eq!(request.to, address);
-    assert_eq!(request.kind, EmailKind::Confirmation as i32);
-    let outbox_id: Uuid = sqlx::query_scalar("SELECT id FROM outbox_messages")
+    let mail = suite.smtp.next().await.expect("the confirmation email");
+    assert_eq!(mail.to, vec![address.clone()]);
+    assert_eq!(mail.header("Subject").as_deref(), Some("Confirm your email address"));
+    assert_eq!(
+        mail.header("From").as_deref(),
+        Some("\"Auth Suite Tests\" <admin@example.com>")
+    );
+    let (outbox_id, token_hash): (Uuid, String) =
+        sqlx::query_as("SELECT o.id, u.confirmation_token FROM outbox_messages o, users u WHERE u.email = $1")
+            .bind(&address)
+            .fetch_one(&suite.db)
+            .await?;
+    assert_eq!(mail.header("Message-ID"), Some(format!("<{outbox_id}@auth-suite>")));
+    assert!(
+        mail.body().contains(&format!("token={token_hash}&amp;type=signup")),
+        "the link carries the token hash: {}",
+        mail.body()
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM notification_deliveries WHERE message_id = $1")
+        .bind(outbox_id)
         .fetch_one(&suite.db)
         .await?;
-    assert_eq!(request.message_id, outbox_id.to_string());
-    let msg_id = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Nats-Msg-Id"))
-        .map(|v| v.to_string());
-    assert_eq!(msg_id, Some(outbox_id.to_string()));
-    assert_eq!(
-        message.subject.as_str(),
-        nats::notification_subject(&suite.config.suite.nats_prefix, "email_requested")
+    assert_eq!(status, "sent");
+    assert_eq!(unpublished(&suite).await?, 0);
+    assert!(
+        suite.smtp.next_within(Duration::from_secs(1)).await.is_none(),
+        "delivered once"
     );
-    retry_until(|| async { unpublished(&suite).await.is_ok_and(|n| n == 0) }).await?;
-    // Marked published after the ack: later passes publish nothing more.
-    let more = reader
-        .fetch()
-        .max_messages(1)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await?
-        .count()
-        .await;
-    assert_eq!(more, 0, "published once");
     suite.shutdown().await;
     Ok(())
 }
@@ -102,7 +64,6 @@ async fn a_confirmation_request_reaches_jetstream_once_with_its_outbox_id() -> a
 #[tokio::test]
 async fn rows_written_while_the_relay_was_down_are_published_when_it_is_back() -> anyhow::Result<()> {
     let mut suite = Suite::start().await?;
-    let reader = stream_reader(&suite).await?;
     let addr = suite.stop(Service::User).await?;
 
     // Requests committed just before a crash: in the outbox, never published.
@@ -114,6 +75,7 @@ async fn rows_written_while_the_relay_was_down_are_published_when_it_is_back() -
             message_id: id.to_string(),
             kind: EmailKind::Recovery as i32,
             to: format!("waiting-{n}@example.com"),
+            email: format!("waiting-{n}@example.com"),
             ..Default::default()
         };
         sqlx::query("INSERT INTO outbox_messages (id, subject, payload) VALUES ($1, $2, $3)")
@@ -131,14 +93,15 @@ async fn rows_written_while_the_relay_was_down_are_published_when_it_is_back() -
         .await?;
 
     suite.restart(Service::User, addr).await?;
-    let messages = next_messages(&reader, 3).await?;
-    let mut published: Vec<String> = messages
-        .iter()
-        .map(|m| EmailRequested::decode(m.payload.as_ref()).map(|r| r.message_id))
-        .collect::<Result<_, _>>()?;
-    published.sort();
-    ids.sort();
-    assert_eq!(published, ids, "oldest first, each once");
+    let mut delivered = Vec::new();
+    for _ in 0..3 {
+        let mail = suite.smtp.next().await.expect("a waiting email");
+        delivered.push(mail.header("Message-ID").unwrap_or_default());
+    }
+    delivered.sort();
+    let mut expected: Vec<String> = ids.iter().map(|id| format!("<{id}@auth-suite>")).collect();
+    expected.sort();
+    assert_eq!(delivered, expected, "each waiting request delivered once");
     retry_until(|| async { unpublished(&suite).await.is_ok_and(|n| n == 1) }).await?;
     let foreign_published: bool =
         sqlx::query_scalar("SELECT published_at IS NOT NULL FROM outbox_messages WHERE subject LIKE 'elsewhere.%'")

@@ -1,0 +1,217 @@
+//! The delivery loop: pull email requests from the durable JetStream consumer, claim each in the
+//! delivery log, send, record the outcome, and ack (done) or nak with backoff (retry later).
+//!
+//! Several replicas share the consumer; JetStream hands each message to one of them. The delivery
+//! log (`notification_deliveries`, keyed by the outbox id) is what keeps a redelivered message from
+//! being sent twice: a message already `sent` is acked without sending, one another replica is
+//! `sending` right now is retried later. Only a process that dies between the SMTP server's
+//! acceptance and the `sent` mark (a few milliseconds) leaves a stale `sending` row; after
+//! [`STALE_SENDING`] it is sent again, because losing a confirmation email is worse than a second one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer};
+use auth_core::Config;
+use auth_proto::notification::v1::EmailRequested;
+use futures::StreamExt;
+use prost::Message as _;
+use sqlx::PgPool;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::mail::Mailer;
+use crate::templates;
+
+/// The durable consumer every replica shares.
+pub const CONSUMER_NAME: &str = "notifier";
+/// Messages sent at the same time by one replica.
+const IN_FLIGHT: usize = 16;
+/// A `sending` row older than this belongs to a replica that died mid-send.
+const STALE_SENDING: Duration = Duration::from_secs(60);
+
+/// What the delivery log says about a message before sending it.
+enum Claim {
+    /// Ours to send; this is attempt number n.
+    Attempt(i32),
+    /// Sent or dead-lettered already: ack without sending.
+    Done,
+    /// Another replica is sending it now: try again later.
+    Busy,
+}
+
+pub struct Deliverer {
+    pub db: PgPool,
+    pub config: Arc<Config>,
+    pub mailer: Option<Mailer>,
+}
+
+/// Creates (or finds) the durable consumer of email requests.
+pub async fn email_consumer(
+    stream: &jetstream::stream::Stream,
+    prefix: &str,
+) -> anyhow::Result<consumer::Consumer<consumer::pull::Config>> {
+    stream
+        .get_or_create_consumer(
+            CONSUMER_NAME,
+            consumer::pull::Config {
+                durable_name: Some(CONSUMER_NAME.into()),
+                filter_subject: auth_core::nats::notification_subject(prefix, "email_requested"),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(60),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the notifier consumer: {e}"))
+}
+
+impl Deliverer {
+    /// Delivers until `shutdown`; in-flight sends finish before it returns.
+    pub async fn run(
+        self: Arc<Self>,
+        consumer: consumer::Consumer<consumer::pull::Config>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot pull from the notifier consumer: {e}"))?;
+        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => break,
+                next = messages.next() => next,
+            };
+            let message = match next {
+                None => break,
+                Some(Ok(message)) => message,
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "pulling notification messages failed; retrying");
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let deliverer = self.clone();
+            tokio::spawn(async move {
+                deliverer.handle(message).await;
+                drop(slot);
+            });
+        }
+        // Let in-flight deliveries finish (and ack) before the process exits.
+        let _ = slots.acquire_many(IN_FLIGHT as u32).await;
+        Ok(())
+    }
+
+    async fn handle(&self, message: jetstream::Message) {
+        let request = match EmailRequested::decode(message.payload.as_ref()) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::error!(%error, subject = %message.subject, "undecodable notification message dropped");
+                let _ = message.ack_with(AckKind::Term).await;
+                return;
+            }
+        };
+        let Ok(id) = Uuid::parse_str(&request.message_id) else {
+            tracing::error!(message_id = %request.message_id, "notification without a valid message id dropped");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        };
+        let outcome = match self.claim(id, &request.to).await {
+            Err(error) => {
+                tracing::warn!(%error, %id, "delivery log unavailable; retrying later");
+                AckKind::Nak(Some(Duration::from_secs(1)))
+            }
+            Ok(Claim::Done) => AckKind::Ack,
+            Ok(Claim::Busy) => AckKind::Nak(Some(STALE_SENDING)),
+            Ok(Claim::Attempt(attempt)) => self.attempt(id, &request, attempt).await,
+        };
+        if let Err(error) = message.ack_with(outcome).await {
+            tracing::warn!(%error, %id, "acknowledging a notification failed; it will be redelivered");
+        }
+    }
+
+    /// Sends once and records the result; returns how to acknowledge the message.
+    async fn attempt(&self, id: Uuid, request: &EmailRequested, attempt: i32) -> AckKind {
+        let result = match &self.mailer {
+            None => Err(anyhow::anyhow!("no SMTP server configured (GOTRUE_SMTP_HOST)")),
+            Some(mailer) => {
+                let rendered = templates::render(request, &self.config.mailer.subjects);
+                mailer
+                    .send(&request.to, &rendered.subject, rendered.html, &request.message_id)
+                    .await
+            }
+        };
+        let max_attempts = i32::try_from(self.config.suite.notify_max_attempts).unwrap_or(i32::MAX);
+        let (status, error, ack) = match &result {
+            Ok(()) => ("sent", None, AckKind::Ack),
+            Err(error) if attempt >= max_attempts => {
+                tracing::error!(%id, attempt, error = format!("{error:#}"), "email dead-lettered after its last attempt");
+                ("dead_lettered", Some(format!("{error:#}")), AckKind::Ack)
+            }
+            Err(error) => {
+                tracing::warn!(%id, attempt, error = format!("{error:#}"), "email delivery failed; will retry");
+                (
+                    "failed",
+                    Some(format!("{error:#}")),
+                    AckKind::Nak(Some(backoff(attempt))),
+                )
+            }
+        };
+        let recorded = sqlx::query(
+            "UPDATE notification_deliveries SET status = $2, last_error = $3, updated_at = now(), \
+             sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END WHERE message_id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(error)
+        .execute(&self.db)
+        .await;
+        if let Err(error) = recorded {
+            // The row stays `sending`; a redelivery after STALE_SENDING decides again.
+            tracing::warn!(%error, %id, status, "recording a delivery outcome failed");
+        }
+        ack
+    }
+
+    /// Records the attempt before sending: a new message, a failed one's retry, or a stale `sending`
+    /// row become attempts; anything else is not ours to send now.
+    async fn claim(&self, id: Uuid, recipient: &str) -> sqlx::Result<Claim> {
+        let attempt: Option<i32> = sqlx::query_scalar(
+            "INSERT INTO notification_deliveries (message_id, channel, recipient, status, attempts) \
+             VALUES ($1, 'email', $2, 'sending', 1) \
+             ON CONFLICT (message_id) DO UPDATE \
+               SET status = 'sending', attempts = notification_deliveries.attempts + 1, updated_at = now() \
+               WHERE notification_deliveries.status = 'failed' \
+                  OR (notification_deliveries.status = 'sending' \
+                      AND notification_deliveries.updated_at < now() - make_interval(secs => $3)) \
+             RETURNING attempts",
+        )
+        .bind(id)
+        .bind(recipient)
+        .bind(STALE_SENDING.as_secs_f64())
+        .fetch_optional(&self.db)
+        .await?;
+        if let Some(attempt) = attempt {
+            return Ok(Claim::Attempt(attempt));
+        }
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM notification_deliveries WHERE message_id = $1")
+                .bind(id)
+                .fetch_optional(&self.db)
+                .await?;
+        Ok(match status.as_deref() {
+            Some("sending") => Claim::Busy,
+            _ => Claim::Done,
+        })
+    }
+}
+
+/// Exponential backoff between attempts: 1 s, 2 s, 4 s, ... capped at 5 minutes.
+fn backoff(attempt: i32) -> Duration {
+    let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(9);
+    Duration::from_secs(1u64 << exponent).min(Duration::from_secs(300))
+}

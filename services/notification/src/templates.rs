@@ -1,0 +1,134 @@
+//! Email subjects and bodies: GoTrue's defaults (v2.196), or the configured subjects, with GoTrue's
+//! template variables (`{{ .ConfirmationURL }}`, `{{ .Token }}`, ...) filled in.
+//!
+//! GoTrue renders with Go's `html/template`; the defaults and typical custom templates only print
+//! variables, which is what [`fill`] does (values HTML-escaped, as `html/template` would).
+
+use std::sync::LazyLock;
+
+use auth_core::config::MailerSubjects;
+use auth_proto::notification::v1::{EmailKind, EmailRequested};
+use regex::Regex;
+
+/// A rendered email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub html: String,
+}
+
+const CONFIRMATION: &str = "<h2>Confirm your email address</h2>\n\n<p>Follow the link below to confirm this email address and finish signing up.</p>\n<p><a href=\"{{ .ConfirmationURL }}\">Confirm email address</a></p>\n";
+const INVITE: &str = "<h2>You've been invited</h2>\n\n<p>You've been invited to create an account. Follow the link below to accept.</p>\n<p><a href=\"{{ .ConfirmationURL }}\">Accept invitation</a></p>";
+const RECOVERY: &str = "<h2>Reset your password</h2>\n\n<p>We received a request to reset your password. Follow the link below to choose a new one.</p>\n<p><a href=\"{{ .ConfirmationURL }}\">Reset password</a></p>\n<p>If you didn't request this, you can safely ignore this email.</p>";
+const MAGIC_LINK: &str = "<h2>Your sign-in link</h2>\n\n<p>Follow the link below to sign in. This link expires shortly and can only be used once.</p>\n<p><a href=\"{{ .ConfirmationURL }}\">Sign in</a></p>";
+const EMAIL_CHANGE: &str = "<h2>Confirm your new email address</h2>\n\n<p>Follow the link below to confirm {{ .NewEmail }} as your new email address.</p>\n<p><a href=\"{{ .ConfirmationURL }}\">Confirm new email address</a></p>\n<p>If you didn't request this change, you can safely ignore this email.</p>";
+const REAUTHENTICATION: &str = "<h2>Your verification code</h2>\n\n<p>Use the code below to verify your identity. It expires shortly.</p>\n<p>{{ .Token }}</p>";
+
+/// GoTrue's default subject and body for a kind of email.
+fn defaults(kind: EmailKind) -> (&'static str, &'static str) {
+    match kind {
+        EmailKind::Invite => ("You've been invited", INVITE),
+        EmailKind::Recovery => ("Reset your password", RECOVERY),
+        EmailKind::MagicLink => ("Your sign-in link", MAGIC_LINK),
+        EmailKind::EmailChange => ("Confirm your new email address", EMAIL_CHANGE),
+        EmailKind::Reauthentication => ("{{ .Token }} is your verification code", REAUTHENTICATION),
+        EmailKind::Confirmation | EmailKind::Unspecified => ("Confirm your email address", CONFIRMATION),
+    }
+}
+
+fn configured_subject(kind: EmailKind, subjects: &MailerSubjects) -> Option<&str> {
+    match kind {
+        EmailKind::Invite => subjects.invite.as_deref(),
+        EmailKind::Recovery => subjects.recovery.as_deref(),
+        EmailKind::MagicLink => subjects.magic_link.as_deref(),
+        EmailKind::EmailChange => subjects.email_change.as_deref(),
+        EmailKind::Reauthentication => subjects.reauthentication.as_deref(),
+        EmailKind::Confirmation | EmailKind::Unspecified => subjects.confirmation.as_deref(),
+    }
+}
+
+pub fn render(request: &EmailRequested, subjects: &MailerSubjects) -> Rendered {
+    let kind = EmailKind::try_from(request.kind).unwrap_or(EmailKind::Confirmation);
+    let (default_subject, body) = defaults(kind);
+    let subject = configured_subject(kind, subjects).unwrap_or(default_subject);
+    let variables = [
+        ("SiteURL", request.site_url.as_str()),
+        ("ConfirmationURL", request.confirmation_url.as_str()),
+        ("Email", request.email.as_str()),
+        ("NewEmail", request.new_email.as_str()),
+        ("Token", request.token.as_str()),
+        ("TokenHash", request.token_hash.as_str()),
+        ("RedirectTo", request.redirect_to.as_str()),
+    ];
+    Rendered {
+        subject: fill(subject, &variables),
+        html: fill(body, &variables),
+    }
+}
+
+/// Replaces every `{{ .Name }}` with the variable's HTML-escaped value (unknown names print nothing).
+fn fill(template: &str, variables: &[(&str, &str)]) -> String {
+    static VARIABLE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\{\{-?\s*\.(\w+)\s*-?\}\}").expect("static regex"));
+    VARIABLE
+        .replace_all(template, |captures: &regex::Captures<'_>| {
+            let name = &captures[1];
+            let value = variables.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v);
+            html_escape(value)
+        })
+        .into_owned()
+}
+
+fn html_escape(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&#34;"),
+            '\'' => escaped.push_str("&#39;"),
+            _ => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_the_confirmation_url_escaped() {
+        let request = EmailRequested {
+            kind: EmailKind::Confirmation as i32,
+            confirmation_url: "http://localhost:9999/verify?token=abc&type=signup".into(),
+            ..Default::default()
+        };
+        let rendered = render(&request, &MailerSubjects::default());
+        assert_eq!(rendered.subject, "Confirm your email address");
+        assert!(
+            rendered
+                .html
+                .contains("href=\"http://localhost:9999/verify?token=abc&amp;type=signup\"")
+        );
+    }
+
+    #[test]
+    fn configured_subjects_and_variables() {
+        let request = EmailRequested {
+            kind: EmailKind::Reauthentication as i32,
+            token: "123456".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            render(&request, &MailerSubjects::default()).subject,
+            "123456 is your verification code"
+        );
+        let subjects = MailerSubjects {
+            reauthentication: Some("Code: {{.Token}}".into()),
+            ..Default::default()
+        };
+        assert_eq!(render(&request, &subjects).subject, "Code: 123456");
+    }
+}
