@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -59,6 +60,8 @@ impl ReceivedMail {
 pub struct SmtpSink {
     addr: SocketAddr,
     received: Arc<Mutex<mpsc::UnboundedReceiver<ReceivedMail>>>,
+    /// How many of the next messages to refuse (451, a temporary failure) instead of accepting.
+    refusals: Arc<AtomicUsize>,
 }
 
 impl SmtpSink {
@@ -66,11 +69,14 @@ impl SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (sender, receiver) = mpsc::unbounded_channel();
+        let refusals = Arc::new(AtomicUsize::new(0));
+        let session_refusals = refusals.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let sender = sender.clone();
+                let refusals = session_refusals.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = session(stream, sender).await {
+                    if let Err(e) = session(stream, sender, refusals).await {
                         tracing::debug!(error = %e, "SMTP sink session ended");
                     }
                 });
@@ -79,7 +85,13 @@ impl SmtpSink {
         Ok(Self {
             addr,
             received: Arc::new(Mutex::new(receiver)),
+            refusals,
         })
+    }
+
+    /// Refuses the next `count` messages with `451` (as a struggling mail server would).
+    pub fn refuse_next(&self, count: usize) {
+        self.refusals.store(count, Ordering::SeqCst);
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -98,7 +110,11 @@ impl SmtpSink {
     }
 }
 
-async fn session(stream: TcpStream, sender: mpsc::UnboundedSender<ReceivedMail>) -> anyhow::Result<()> {
+async fn session(
+    stream: TcpStream,
+    sender: mpsc::UnboundedSender<ReceivedMail>,
+    refusals: Arc<AtomicUsize>,
+) -> anyhow::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     write.write_all(b"220 auth-testkit SMTP sink ready\r\n").await?;
@@ -137,13 +153,20 @@ async fn session(stream: TcpStream, sender: mpsc::UnboundedSender<ReceivedMail>)
                     );
                     data.push_str("\r\n");
                 }
+                let refuse = refusals
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+                    .is_ok();
                 let mail = ReceivedMail {
                     from: from.clone(),
                     to: std::mem::take(&mut to),
                     data,
                 };
-                let _ = sender.send(mail);
-                b"250 OK: queued\r\n"
+                if refuse {
+                    b"451 Try again later\r\n"
+                } else {
+                    let _ = sender.send(mail);
+                    b"250 OK: queued\r\n"
+                }
             }
             "QUIT" => {
                 write.write_all(b"221 Bye\r\n").await?;

@@ -12,6 +12,15 @@ use uuid::Uuid;
 
 use crate::support::*;
 
+/// The status of the (only) delivery-log row, if there is one yet.
+async fn delivery_status(suite: &Suite) -> Option<String> {
+    sqlx::query_scalar("SELECT status FROM notification_deliveries")
+        .fetch_optional(&suite.db)
+        .await
+        .ok()
+        .flatten()
+}
+
 async fn unpublished(suite: &Suite) -> anyhow::Result<i64> {
     Ok(
         sqlx::query_scalar("SELECT count(*) FROM outbox_messages WHERE published_at IS NULL")
@@ -47,11 +56,7 @@ async fn a_confirmation_email_is_delivered_once_through_jetstream() -> anyhow::R
         "the link carries the token hash: {}",
         mail.body()
     );
-    let status: String = sqlx::query_scalar("SELECT status FROM notification_deliveries WHERE message_id = $1")
-        .bind(outbox_id)
-        .fetch_one(&suite.db)
-        .await?;
-    assert_eq!(status, "sent");
+    retry_until(|| async { delivery_status(&suite).await.as_deref() == Some("sent") }).await?;
     assert_eq!(unpublished(&suite).await?, 0);
     assert!(
         suite.smtp.next_within(Duration::from_secs(1)).await.is_none(),
@@ -108,6 +113,53 @@ async fn rows_written_while_the_relay_was_down_are_published_when_it_is_back() -
             .fetch_one(&suite.db)
             .await?;
     assert!(!foreign_published);
+    suite.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refusing_mail_server_delays_the_email_but_does_not_lose_it() -> anyhow::Result<()> {
+    let suite = Suite::start().await?;
+    suite.smtp.refuse_next(2);
+    let address = email();
+    let response = suite
+        .post_json("/signup", &json!({"email": address, "password": "password-123"}))
+        .await?;
+    assert_eq!(response.status(), 200);
+
+    // Refused twice (retried after 1 s, then 2 s), accepted the third time.
+    let mail = suite
+        .smtp
+        .next_within(Duration::from_secs(20))
+        .await
+        .expect("delivered after the refusals");
+    assert_eq!(mail.to, vec![address]);
+    // The notifier marks the row right after the server's 250.
+    retry_until(|| async { delivery_status(&suite).await.as_deref() == Some("sent") }).await?;
+    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM notification_deliveries")
+        .fetch_one(&suite.db)
+        .await?;
+    assert_eq!(attempts, 3);
+    assert!(suite.smtp.next_within(Duration::from_secs(1)).await.is_none(), "once");
+    suite.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_email_refused_on_every_attempt_is_dead_lettered() -> anyhow::Result<()> {
+    let suite = Suite::builder().env("AUTH_NOTIFY_MAX_ATTEMPTS", "2").start().await?;
+    suite.smtp.refuse_next(usize::MAX);
+    let response = suite
+        .post_json("/signup", &json!({"email": email(), "password": "password-123"}))
+        .await?;
+    assert_eq!(response.status(), 200);
+    retry_until(|| async { delivery_status(&suite).await.as_deref() == Some("dead_lettered") }).await?;
+    let (attempts, error): (i32, Option<String>) =
+        sqlx::query_as("SELECT attempts, last_error FROM notification_deliveries")
+            .fetch_one(&suite.db)
+            .await?;
+    assert_eq!(attempts, 2);
+    assert!(error.is_some_and(|e| e.contains("451")), "the server's answer is kept");
     suite.shutdown().await;
     Ok(())
 }
