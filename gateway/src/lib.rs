@@ -32,6 +32,8 @@ pub struct AppState {
     pub clients: ServiceClients,
     /// Per-IP limits in NATS KV; `None` when no rate-limit header is configured (GoTrue applies none).
     pub rate_limiter: Option<rate_limit::RateLimiter>,
+    /// Which `redirect_to` targets are honoured (`GOTRUE_SITE_URL`, `GOTRUE_URI_ALLOW_LIST`).
+    pub redirects: Arc<auth_core::redirect::RedirectPolicy>,
     /// `/settings` depends only on the configuration: rendered once.
     settings_json: Arc<str>,
 }
@@ -41,6 +43,7 @@ impl AppState {
         let clients = ServiceClients::new(&config.suite)?;
         let settings_json = routes::general::render_settings(&config)?.into();
         Ok(Self {
+            redirects: Arc::new(auth_core::redirect::RedirectPolicy::new(&config)),
             config,
             clients,
             rate_limiter: None,

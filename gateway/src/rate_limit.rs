@@ -44,6 +44,10 @@ pub enum Limiter {
     AnonymousSignup,
     UserUpdate,
     Verify,
+    Recover,
+    Resend,
+    MagicLink,
+    Otp,
 }
 
 impl Limiter {
@@ -54,6 +58,10 @@ impl Limiter {
             Limiter::AnonymousSignup => "anonymous",
             Limiter::UserUpdate => "user",
             Limiter::Verify => "verify",
+            Limiter::Recover => "recover",
+            Limiter::Resend => "resend",
+            Limiter::MagicLink => "magiclink",
+            Limiter::Otp => "otp",
         }
     }
 }

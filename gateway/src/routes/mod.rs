@@ -1,19 +1,98 @@
-//! Routes, one module per area of GoTrue's API. Each module exposes `router()`.
+//! Routes, one module per area of GoTrue's API. Each module exposes `router()`; the helpers here are
+//! what every area needs to turn an HTTP request into an RPC.
 
 pub mod general;
+mod send;
 mod session;
+mod verify;
 mod well_known;
 
+use auth_proto::common::v1::RequestContext;
 use axum::Router;
+use http::HeaderMap;
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::AppState;
-use crate::middleware::{method_not_allowed, not_found};
+use crate::error::ApiError;
+use crate::middleware::{RequestId, method_not_allowed, not_found};
+use crate::rate_limit::Limiter;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(general::router())
         .merge(well_known::router())
         .merge(session::router())
+        .merge(verify::router())
+        .merge(send::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// What the services record about the caller.
+fn request_context(headers: &HeaderMap, request_id: Option<&RequestId>, state: &AppState) -> RequestContext {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let first = |value: &str| value.split(',').next().unwrap_or_default().trim().to_string();
+    let ip = if state.config.security.sb_forwarded_for_enabled && !header("sb-forwarded-for").is_empty() {
+        first(header("sb-forwarded-for"))
+    } else {
+        first(header("x-forwarded-for"))
+    };
+    RequestContext {
+        ip,
+        user_agent: header("user-agent").to_string(),
+        audience: header("x-jwt-aud").to_string(),
+        request_id: request_id.map(|r| r.0.clone()).unwrap_or_default(),
+    }
+}
+
+/// A gRPC request carrying the caller's `Authorization` header.
+fn with_authorization<T>(headers: &HeaderMap, body: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(body);
+    if let Some(value) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Ok(value) = value.parse()
+    {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+async fn rate_limit(state: &AppState, headers: &HeaderMap, limiter: Limiter) -> Result<(), ApiError> {
+    let Some(rate_limiter) = &state.rate_limiter else {
+        return Ok(());
+    };
+    let limits = &state.config.rate_limit;
+    let limit = match limiter {
+        Limiter::Token => limits.token,
+        Limiter::AnonymousSignup => limits.anonymous_users,
+        Limiter::Verify => limits.verify,
+        Limiter::Signup
+        | Limiter::UserUpdate
+        | Limiter::Recover
+        | Limiter::Resend
+        | Limiter::MagicLink
+        | Limiter::Otp => limits.otp,
+    };
+    rate_limiter.check(headers, limiter, limit).await
+}
+
+fn json_text(value: Option<&Map<String, Value>>) -> String {
+    value.map(|m| Value::Object(m.clone()).to_string()).unwrap_or_default()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RedirectQuery {
+    redirect_to: Option<String>,
+}
+
+/// GoTrue's `GetReferrer`: the `redirect_to` header or query parameter, else the `Referer`, when
+/// the allow list admits it; else `GOTRUE_SITE_URL`.
+fn redirect_target(state: &AppState, headers: &HeaderMap, query: &RedirectQuery) -> String {
+    let header = |name: http::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let explicit = match header(http::HeaderName::from_static("redirect_to")) {
+        "" => query.redirect_to.as_deref().unwrap_or_default(),
+        value => value,
+    };
+    state.redirects.resolve([explicit, header(http::header::REFERER)])
 }

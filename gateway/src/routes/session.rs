@@ -1,8 +1,7 @@
 //! Sign-up, sign-in, token refresh, sign-out and the signed-in user:
 //! `POST /signup`, `POST /token`, `POST /logout`, `GET /user`, `PUT /user`.
 
-use auth_proto::common::v1::RequestContext;
-use auth_proto::token::v1::{LogoutRequest, RefreshSessionRequest};
+use auth_proto::token::v1::{ExchangeAuthCodeRequest, LogoutRequest, RefreshSessionRequest};
 use auth_proto::user::v1::{
     GetUserRequest, SignInWithPasswordRequest, SignUpRequest, UpdateUserRequest, sign_up_response,
 };
@@ -14,6 +13,7 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::{RedirectQuery, json_text, rate_limit, redirect_target, request_context, with_authorization};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::AppJson;
@@ -27,58 +27,6 @@ pub fn router() -> Router<AppState> {
         .route("/token", post(token))
         .route("/logout", post(logout))
         .route("/user", axum::routing::get(get_user).put(update_user))
-}
-
-/// What the services record about the caller.
-fn request_context(headers: &HeaderMap, request_id: Option<&RequestId>, state: &AppState) -> RequestContext {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let first = |value: &str| value.split(',').next().unwrap_or_default().trim().to_string();
-    let ip = if state.config.security.sb_forwarded_for_enabled && !header("sb-forwarded-for").is_empty() {
-        first(header("sb-forwarded-for"))
-    } else {
-        first(header("x-forwarded-for"))
-    };
-    RequestContext {
-        ip,
-        user_agent: header("user-agent").to_string(),
-        audience: header("x-jwt-aud").to_string(),
-        request_id: request_id.map(|r| r.0.clone()).unwrap_or_default(),
-    }
-}
-
-/// A gRPC request carrying the caller's `Authorization` header.
-fn with_authorization<T>(headers: &HeaderMap, body: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(body);
-    if let Some(value) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
-        && let Ok(value) = value.parse()
-    {
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
-}
-
-async fn rate_limit(state: &AppState, headers: &HeaderMap, limiter: Limiter) -> Result<(), ApiError> {
-    let Some(rate_limiter) = &state.rate_limiter else {
-        return Ok(());
-    };
-    let limits = &state.config.rate_limit;
-    let limit = match limiter {
-        Limiter::Token => limits.token,
-        Limiter::AnonymousSignup => limits.anonymous_users,
-        Limiter::Verify => limits.verify,
-        Limiter::Signup | Limiter::UserUpdate => limits.otp,
-    };
-    rate_limiter.check(headers, limiter, limit).await
-}
-
-fn json_text(value: Option<&Map<String, Value>>) -> String {
-    value.map(|m| Value::Object(m.clone()).to_string()).unwrap_or_default()
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct RedirectQuery {
-    redirect_to: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,7 +75,7 @@ async fn signup(
         code_challenge: body.code_challenge.unwrap_or_default(),
         code_challenge_method: body.code_challenge_method.unwrap_or_default(),
         context: Some(request_context(&headers, request_id.as_deref(), &state)),
-        redirect_to: query.redirect_to.unwrap_or_default(),
+        redirect_to: redirect_target(&state, &headers, &query),
     };
     let response = state.clients.user.clone().sign_up(request).await?.into_inner();
     match response.result {
@@ -149,6 +97,13 @@ struct PasswordGrantBody {
     email: Option<String>,
     phone: Option<String>,
     password: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PkceGrantBody {
+    auth_code: Option<String>,
+    code_verifier: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,7 +171,17 @@ async fn token(
             let tokens = state.clients.token.clone().refresh_session(request).await?.into_inner();
             Ok(render::token_response(&tokens))
         }
-        // id_token, pkce and web3 arrive with the OAuth/PKCE issues.
+        "pkce" => {
+            let params: PkceGrantBody = serde_json::from_value(body).map_err(ApiError::bad_json)?;
+            let request = ExchangeAuthCodeRequest {
+                auth_code: params.auth_code.unwrap_or_default(),
+                code_verifier: params.code_verifier.unwrap_or_default(),
+                context,
+            };
+            let tokens = state.clients.token.clone().exchange_auth_code(request).await?.into_inner();
+            Ok(render::token_response(&tokens))
+        }
+        // id_token and web3 arrive with the OAuth issue.
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             auth_core::ErrorCode::ValidationFailed,
@@ -298,7 +263,7 @@ async fn update_user(
         code_challenge: body.code_challenge.unwrap_or_default(),
         code_challenge_method: body.code_challenge_method.unwrap_or_default(),
         context: Some(request_context(&headers, request_id.as_deref(), &state)),
-        redirect_to: query.redirect_to.unwrap_or_default(),
+        redirect_to: redirect_target(&state, &headers, &query),
     };
     let user = state
         .clients

@@ -7,9 +7,10 @@ use auth_core::principal;
 use auth_core::{Config, ErrorCode, ServiceError};
 use auth_proto::common::v1::SessionTokens;
 use auth_proto::token::v1::{
-    GetJwksRequest, GetJwksResponse, IssueSessionRequest, LogoutRequest, LogoutResponse, RefreshSessionRequest,
-    RevokeSessionsRequest, RevokeSessionsResponse, VerifyAccessTokenRequest, VerifyAccessTokenResponse,
-    token_service_server::TokenService,
+    CreateFlowStateRequest, CreateFlowStateResponse, ExchangeAuthCodeRequest, GetJwksRequest, GetJwksResponse,
+    IssueAuthCodeRequest, IssueAuthCodeResponse, IssueSessionRequest, LogoutRequest, LogoutResponse,
+    RefreshSessionRequest, RevokeSessionsRequest, RevokeSessionsResponse, VerifyAccessTokenRequest,
+    VerifyAccessTokenResponse, token_service_server::TokenService,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -135,5 +136,57 @@ impl TokenService for TokenGrpc {
         };
         let revoked = self.state.revoke_sessions(user_id, keep).await?;
         Ok(Response::new(RevokeSessionsResponse { revoked }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_flow_state(
+        &self,
+        request: Request<CreateFlowStateRequest>,
+    ) -> Result<Response<CreateFlowStateResponse>, Status> {
+        self.authenticate(&request).await?.require_admin()?;
+        let body = request.into_inner();
+        let user_id = parse_uuid(&body.user_id, "user_id")?;
+        let id = self
+            .state
+            .create_flow_state(
+                user_id,
+                &body.authentication_method,
+                &body.provider_type,
+                &body.code_challenge,
+                &body.code_challenge_method,
+            )
+            .await?;
+        Ok(Response::new(CreateFlowStateResponse {
+            flow_state_id: id.to_string(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn issue_auth_code(
+        &self,
+        request: Request<IssueAuthCodeRequest>,
+    ) -> Result<Response<IssueAuthCodeResponse>, Status> {
+        self.authenticate(&request).await?.require_admin()?;
+        let body = request.into_inner();
+        let user_id = parse_uuid(&body.user_id, "user_id")?;
+        let auth_code = self
+            .state
+            .issue_auth_code(user_id, &body.authentication_method)
+            .await?;
+        Ok(Response::new(IssueAuthCodeResponse { auth_code }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn exchange_auth_code(
+        &self,
+        request: Request<ExchangeAuthCodeRequest>,
+    ) -> Result<Response<SessionTokens>, Status> {
+        let body = request.into_inner();
+        let client = Client::from_proto(body.context.as_ref());
+        let tokens = self
+            .state
+            .exchange_auth_code(&body.auth_code, &body.code_verifier, &client)
+            .await?;
+        Ok(Response::new(tokens))
     }
 }

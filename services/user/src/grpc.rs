@@ -3,7 +3,8 @@
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1::{SessionTokens, User};
 use auth_proto::user::v1::{
-    GetUserRequest, SignInWithPasswordRequest, SignUpRequest, SignUpResponse, UpdateUserRequest,
+    GetUserRequest, ReauthenticateRequest, RecoverRequest, ResendRequest, SendOtpRequest, SendResponse,
+    SignInWithPasswordRequest, SignUpRequest, SignUpResponse, UpdateUserRequest, VerifyRequest, VerifyResponse,
     user_service_server::UserService,
 };
 use tonic::{Request, Response, Status};
@@ -51,6 +52,37 @@ impl UserService for UserGrpc {
         let principal = self.state.authenticate(request.metadata()).await?;
         Ok(Response::new(
             self.state.update_user(&principal, request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn verify(&self, request: Request<VerifyRequest>) -> Result<Response<VerifyResponse>, Status> {
+        Ok(Response::new(self.state.verify(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn recover(&self, request: Request<RecoverRequest>) -> Result<Response<SendResponse>, Status> {
+        Ok(Response::new(self.state.recover(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn send_otp(&self, request: Request<SendOtpRequest>) -> Result<Response<SendResponse>, Status> {
+        Ok(Response::new(self.state.send_otp(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn resend(&self, request: Request<ResendRequest>) -> Result<Response<SendResponse>, Status> {
+        Ok(Response::new(self.state.resend(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn reauthenticate(
+        &self,
+        request: Request<ReauthenticateRequest>,
+    ) -> Result<Response<SendResponse>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.reauthenticate(&principal, request.into_inner()).await?,
         ))
     }
 }

@@ -3,13 +3,16 @@
 //! Email and SMS requests go to the outbox table and on to JetStream through the relay.
 //! Sessions are the token service's: the user service asks it for one once a user proved who they are.
 
+mod codes;
 mod grpc;
 mod outbox;
 mod signin;
 mod signup;
+mod send;
 mod state;
 mod update;
 mod validate;
+mod verify;
 
 use auth_core::runtime::ServiceContext;
 use auth_core::{nats, outbox_relay};

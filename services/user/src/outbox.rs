@@ -32,15 +32,19 @@ pub fn token_hash(address: &str, otp: &str) -> String {
 #[derive(Debug, Clone, Copy)]
 pub enum OneTimeTokenKind {
     Confirmation,
+    Recovery,
+    Reauthentication,
     EmailChangeNew,
     EmailChangeCurrent,
     PhoneChange,
 }
 
 impl OneTimeTokenKind {
-    fn as_sql(self) -> &'static str {
+    pub fn as_sql(self) -> &'static str {
         match self {
             Self::Confirmation => "confirmation_token",
+            Self::Recovery => "recovery_token",
+            Self::Reauthentication => "reauthentication_token",
             Self::EmailChangeNew => "email_change_token_new",
             Self::EmailChangeCurrent => "email_change_token_current",
             Self::PhoneChange => "phone_change_token",
@@ -97,22 +101,13 @@ pub async fn enqueue_email(
     } else {
         content.redirect_to.clone()
     };
-    let mut confirmation_url = config.api.external_url.clone();
-    confirmation_url.set_path(&format!(
-        "{}/verify",
-        config.api.external_url.path().trim_end_matches('/')
-    ));
-    confirmation_url
-        .query_pairs_mut()
-        .append_pair("token", &content.token_hash)
-        .append_pair("type", content.link_type)
-        .append_pair("redirect_to", &redirect_to);
+    let confirmation_url = action_link(config, content.link_type, &content.token_hash, &redirect_to);
     let event = EmailRequested {
         message_id: id.to_string(),
         kind: kind as i32,
         to: to.to_string(),
         site_url: config.site_url.to_string(),
-        confirmation_url: confirmation_url.to_string(),
+        confirmation_url,
         email: to.to_string(),
         new_email: content.new_email,
         token: content.otp,
@@ -123,6 +118,29 @@ pub async fn enqueue_email(
     };
     insert(conn, config, id, "email_requested", event.encode_to_vec()).await?;
     Ok(id)
+}
+
+/// GoTrue's action link: `GOTRUE_MAILER_URLPATHS_<kind>` resolved against `API_EXTERNAL_URL`, with
+/// the token hash, the link type and where to land afterwards.
+pub fn action_link(config: &Config, link_type: &str, token_hash: &str, redirect_to: &str) -> String {
+    let paths = &config.mailer.url_paths;
+    let path = match link_type {
+        "invite" => &paths.invite,
+        "recovery" | "magiclink" => &paths.recovery,
+        "email_change" => &paths.email_change,
+        _ => &paths.confirmation,
+    };
+    let mut link = config
+        .api
+        .external_url
+        .join(path)
+        .unwrap_or_else(|_| config.api.external_url.clone());
+    link.query_pairs_mut()
+        .clear()
+        .append_pair("token", token_hash)
+        .append_pair("type", link_type)
+        .append_pair("redirect_to", redirect_to);
+    link.to_string()
 }
 
 pub async fn enqueue_sms(

@@ -10,14 +10,13 @@ use auth_core::password::check_strength;
 use auth_core::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
-use auth_proto::notification::v1::EmailKind;
 use auth_proto::user::v1::{SignUpRequest, SignUpResponse, sign_up_response};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::outbox::{self, EmailContent, OneTimeTokenKind};
+use crate::codes::{EmailCode, PhoneCode};
 use crate::state::UserState;
 use crate::validate;
 
@@ -196,7 +195,16 @@ impl UserState {
                     )
                     .await?;
                     let pkce = !request.code_challenge.is_empty();
-                    self.send_confirmation(&mut tx, &record, pkce, &request.redirect_to)
+                    if pkce {
+                        self.create_flow_state(
+                            user_id,
+                            "email/signup",
+                            &request.code_challenge,
+                            &request.code_challenge_method,
+                        )
+                        .await?;
+                    }
+                    self.send_email_code(&mut tx, &record, EmailCode::Confirmation, pkce, &request.redirect_to)
                         .await?;
                     false
                 }
@@ -224,7 +232,7 @@ impl UserState {
                         Some(json!({"provider": "phone"})),
                     )
                     .await?;
-                    self.send_phone_confirmation(&mut tx, &record, &address, channel)
+                    self.send_phone_code(&mut tx, &record, PhoneCode::Confirmation, &address, channel)
                         .await?;
                     false
                 }
@@ -306,72 +314,6 @@ impl UserState {
             updated_at: now,
             ..Default::default()
         }
-    }
-
-    /// GoTrue's `sendConfirmation`: a new code (at most once per `GOTRUE_SMTP_MAX_FREQUENCY`), its
-    /// hash on the user and in `one_time_tokens`, and the email request in the outbox.
-    async fn send_confirmation(
-        &self,
-        conn: &mut PgConnection,
-        user: &UserRecord,
-        pkce: bool,
-        redirect_to: &str,
-    ) -> Result<(), ServiceError> {
-        check_frequency(
-            user.confirmation_sent_at,
-            self.config.mailer.max_frequency,
-            ErrorCode::OverEmailSendRateLimit,
-        )?;
-        let otp = outbox::generate_otp(self.config.mailer.otp_length);
-        let hash = outbox::token_hash(user.email(), &otp);
-        let stored = if pkce { format!("pkce_{hash}") } else { hash };
-        sqlx::query("UPDATE users SET confirmation_token = $2, confirmation_sent_at = now() WHERE id = $1")
-            .bind(user.id)
-            .bind(&stored)
-            .execute(&mut *conn)
-            .await?;
-        outbox::store_one_time_token(conn, user.id, OneTimeTokenKind::Confirmation, &stored, user.email()).await?;
-        outbox::enqueue_email(
-            conn,
-            &self.config,
-            EmailKind::Confirmation,
-            user.email(),
-            EmailContent {
-                otp,
-                token_hash: stored,
-                link_type: "signup",
-                redirect_to: redirect_to.to_string(),
-                data_json: Value::Object(user.user_metadata()).to_string(),
-                ..Default::default()
-            },
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// GoTrue's `sendPhoneConfirmation` for sign-up: code hash on the user, SMS request in the outbox.
-    async fn send_phone_confirmation(
-        &self,
-        conn: &mut PgConnection,
-        user: &UserRecord,
-        phone: &str,
-        channel: &str,
-    ) -> Result<(), ServiceError> {
-        check_frequency(
-            user.confirmation_sent_at,
-            self.config.sms.max_frequency,
-            ErrorCode::OverSmsSendRateLimit,
-        )?;
-        let otp = outbox::generate_otp(self.config.sms.otp_length);
-        let hash = outbox::token_hash(phone, &otp);
-        sqlx::query("UPDATE users SET confirmation_token = $2, confirmation_sent_at = now() WHERE id = $1")
-            .bind(user.id)
-            .bind(&hash)
-            .execute(&mut *conn)
-            .await?;
-        outbox::store_one_time_token(conn, user.id, OneTimeTokenKind::Confirmation, &hash, phone).await?;
-        outbox::enqueue_sms(conn, &self.config, phone, channel, &otp).await?;
-        Ok(())
     }
 }
 

@@ -6,10 +6,13 @@ use auth_core::jwt::JwtKeys;
 use auth_core::outbox_relay::RelayHandle;
 use auth_core::password::PasswordHasher;
 use auth_core::principal::{self, Principal};
+use auth_core::redirect::RedirectPolicy;
 use auth_core::{Config, ServiceError};
 use auth_proto::common::v1::{RequestContext, SessionTokens};
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
-use auth_proto::token::v1::{IssueSessionRequest, RevokeSessionsRequest};
+use auth_proto::token::v1::{
+    CreateFlowStateRequest, IssueAuthCodeRequest, IssueSessionRequest, RevokeSessionsRequest,
+};
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -22,6 +25,8 @@ pub struct UserState {
     pub hasher: PasswordHasher,
     /// Wakes the outbox relay after a commit that wrote outbox rows.
     pub relay: RelayHandle,
+    /// Which `redirect_to` targets links may carry (`GOTRUE_SITE_URL`, `GOTRUE_URI_ALLOW_LIST`).
+    pub redirects: RedirectPolicy,
     token: TokenServiceClient<Channel>,
 }
 
@@ -33,6 +38,7 @@ impl UserState {
             keys: Arc::new(JwtKeys::from_config(&config.jwt)?),
             hasher: PasswordHasher::default(),
             relay,
+            redirects: RedirectPolicy::new(&config),
             token: TokenServiceClient::new(channel),
             config,
             db,
@@ -62,6 +68,35 @@ impl UserState {
         })?;
         let response = self.token.clone().issue_session(request).await.map_err(forward)?;
         Ok(response.into_inner())
+    }
+
+    /// Starts a PKCE flow for a user: the link sent next will yield an auth code, not tokens.
+    pub async fn create_flow_state(
+        &self,
+        user_id: Uuid,
+        method: &str,
+        code_challenge: &str,
+        code_challenge_method: &str,
+    ) -> Result<(), ServiceError> {
+        let request = self.service_request(CreateFlowStateRequest {
+            user_id: user_id.to_string(),
+            authentication_method: method.to_string(),
+            provider_type: method.to_string(),
+            code_challenge: code_challenge.to_string(),
+            code_challenge_method: code_challenge_method.to_string(),
+        })?;
+        self.token.clone().create_flow_state(request).await.map_err(forward)?;
+        Ok(())
+    }
+
+    /// The auth code of the user's PKCE flow for `method`, now that its link was verified.
+    pub async fn issue_auth_code(&self, user_id: Uuid, method: &str) -> Result<String, ServiceError> {
+        let request = self.service_request(IssueAuthCodeRequest {
+            user_id: user_id.to_string(),
+            authentication_method: method.to_string(),
+        })?;
+        let response = self.token.clone().issue_auth_code(request).await.map_err(forward)?;
+        Ok(response.into_inner().auth_code)
     }
 
     /// Ends the user's other sessions (all of them when `keep` is `None`).

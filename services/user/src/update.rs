@@ -14,6 +14,7 @@ use sqlx::PgConnection;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::codes::PhoneCode;
 use crate::outbox::{self, EmailContent, OneTimeTokenKind};
 use crate::signup::{check_frequency, load};
 use crate::state::UserState;
@@ -233,7 +234,17 @@ impl UserState {
             if user.is_anonymous && config.mailer.autoconfirm {
                 self.adopt_email(&mut tx, &user, email).await?;
             } else {
-                self.send_email_change(&mut tx, &user, email, &request.redirect_to)
+                let pkce = !request.code_challenge.is_empty();
+                if pkce {
+                    self.create_flow_state(
+                        user.id,
+                        "email_change",
+                        &request.code_challenge,
+                        &request.code_challenge_method,
+                    )
+                    .await?;
+                }
+                self.send_email_change(&mut tx, &user, email, pkce, &request.redirect_to)
                     .await?;
             }
         }
@@ -241,7 +252,8 @@ impl UserState {
             if config.sms.autoconfirm {
                 self.adopt_phone(&mut tx, &user, phone).await?;
             } else {
-                self.send_phone_change(&mut tx, &user, phone, channel).await?;
+                self.send_phone_code(&mut tx, &user, PhoneCode::PhoneChange, phone, channel)
+                    .await?;
             }
         }
         audit::record(&mut *tx, &user, AuditAction::UserModified, None).await?;
@@ -307,25 +319,29 @@ impl UserState {
     }
 
     /// GoTrue's `sendEmailChange`: a code for the new address and, with secure email change, one for
-    /// the current address; both hashes stored, the email request in the outbox.
-    async fn send_email_change(
+    /// the current address; both hashes stored (with the `pkce_` prefix in a PKCE flow), the email
+    /// requests in the outbox.
+    pub async fn send_email_change(
         &self,
         conn: &mut PgConnection,
         user: &UserRecord,
         new_email: &str,
+        pkce: bool,
         redirect_to: &str,
     ) -> Result<(), ServiceError> {
+        let prefixed = |hash: String| if pkce { format!("pkce_{hash}") } else { hash };
+        let redirect_to = self.redirect_target(redirect_to);
         check_frequency(
             user.email_change_sent_at,
             self.config.mailer.max_frequency,
             ErrorCode::OverEmailSendRateLimit,
         )?;
         let otp_new = outbox::generate_otp(self.config.mailer.otp_length);
-        let hash_new = outbox::token_hash(new_email, &otp_new);
+        let hash_new = prefixed(outbox::token_hash(new_email, &otp_new));
         let secure = self.config.mailer.secure_email_change_enabled && !user.email().is_empty();
         let current = secure.then(|| {
             let otp = outbox::generate_otp(self.config.mailer.otp_length);
-            let hash = outbox::token_hash(user.email(), &otp);
+            let hash = prefixed(outbox::token_hash(user.email(), &otp));
             (otp, hash)
         });
         sqlx::query(
@@ -349,7 +365,7 @@ impl UserState {
                 otp: otp_new,
                 token_hash: hash_new,
                 link_type: "email_change",
-                redirect_to: redirect_to.to_string(),
+                redirect_to: redirect_to.clone(),
                 new_email: new_email.to_string(),
                 data_json: data_json.clone(),
             },
@@ -367,41 +383,13 @@ impl UserState {
                     otp,
                     token_hash: hash,
                     link_type: "email_change",
-                    redirect_to: redirect_to.to_string(),
+                    redirect_to,
                     new_email: new_email.to_string(),
                     data_json,
                 },
             )
             .await?;
         }
-        Ok(())
-    }
-
-    /// Phone change without autoconfirm: a code to the new number.
-    async fn send_phone_change(
-        &self,
-        conn: &mut PgConnection,
-        user: &UserRecord,
-        phone: &str,
-        channel: &str,
-    ) -> Result<(), ServiceError> {
-        check_frequency(
-            user.phone_change_sent_at,
-            self.config.sms.max_frequency,
-            ErrorCode::OverSmsSendRateLimit,
-        )?;
-        let otp = outbox::generate_otp(self.config.sms.otp_length);
-        let hash = outbox::token_hash(phone, &otp);
-        sqlx::query(
-            "UPDATE users SET phone_change = $2, phone_change_token = $3, phone_change_sent_at = now() WHERE id = $1",
-        )
-        .bind(user.id)
-        .bind(phone)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?;
-        outbox::store_one_time_token(conn, user.id, OneTimeTokenKind::PhoneChange, &hash, phone).await?;
-        outbox::enqueue_sms(conn, &self.config, phone, channel, &otp).await?;
         Ok(())
     }
 

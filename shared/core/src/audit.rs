@@ -20,6 +20,7 @@ pub enum AuditAction {
     UserRepeatedSignUp,
     UserUpdatedPassword,
     UserReauthenticateRequested,
+    UserRecoveryRequested,
     TokenRevoked,
     TokenRefreshed,
 }
@@ -35,6 +36,7 @@ impl AuditAction {
             Self::UserRepeatedSignUp => "user_repeated_signup",
             Self::UserUpdatedPassword => "user_updated_password",
             Self::UserReauthenticateRequested => "user_reauthenticate_requested",
+            Self::UserRecoveryRequested => "user_recovery_requested",
             Self::TokenRevoked => "token_revoked",
             Self::TokenRefreshed => "token_refreshed",
         }

@@ -137,6 +137,11 @@ pub struct ExternalConfig {
     pub phone_enabled: bool,
     /// `GOTRUE_EXTERNAL_ANONYMOUS_USERS_ENABLED` (default false)
     pub anonymous_users_enabled: bool,
+    /// `GOTRUE_EXTERNAL_EMAIL_MAGIC_LINK_ENABLED` (default true)
+    pub magic_link_enabled: bool,
+    /// `GOTRUE_EXTERNAL_FLOW_STATE_EXPIRY_DURATION` (default and floor 300s): how long a PKCE flow
+    /// may take from start to code exchange.
+    pub flow_state_expiry: Duration,
     /// `GOTRUE_EXTERNAL_<P>_*`, keyed by the lower-case provider name of [`OAUTH_PROVIDERS`].
     pub providers: BTreeMap<&'static str, OAuthProviderConfig>,
 }
@@ -163,6 +168,17 @@ pub struct MailerConfig {
     /// `GOTRUE_SMTP_MAX_FREQUENCY` (default 1m): minimum interval between emails to one user.
     pub max_frequency: Duration,
     pub subjects: MailerSubjects,
+    pub url_paths: MailerUrlPaths,
+}
+
+/// Paths of the links in emails (`GOTRUE_MAILER_URLPATHS_*`, default `/verify`), resolved against
+/// `API_EXTERNAL_URL` as a URL reference (so an absolute path replaces the external URL's path).
+#[derive(Debug, Clone)]
+pub struct MailerUrlPaths {
+    pub invite: String,
+    pub confirmation: String,
+    pub recovery: String,
+    pub email_change: String,
 }
 
 /// Where and as whom mail is sent (`GOTRUE_SMTP_*`). Port 465 means implicit TLS; any other port
@@ -206,6 +222,20 @@ pub struct SmsConfig {
     pub otp_exp: Duration,
     /// `GOTRUE_SMS_MAX_FREQUENCY` (default 1m)
     pub max_frequency: Duration,
+    /// `GOTRUE_SMS_TEST_OTP`: `phone:code,...`, fixed codes that verify without an SMS being sent.
+    pub test_otp: HashMap<String, String>,
+    /// `GOTRUE_SMS_TEST_OTP_VALID_UNTIL` (RFC 3339): test codes stop working after this instant.
+    pub test_otp_valid_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl SmsConfig {
+    /// The test code of `phone` (E.164 digits), while test codes are valid.
+    pub fn test_otp(&self, phone: &str, now: chrono::DateTime<chrono::Utc>) -> Option<&str> {
+        if self.test_otp_valid_until.is_some_and(|until| now >= until) {
+            return None;
+        }
+        self.test_otp.get(phone).map(String::as_str)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -427,6 +457,10 @@ impl Config {
             email_enabled: r.bool(&["GOTRUE_EXTERNAL_EMAIL_ENABLED"], true),
             phone_enabled: r.bool(&["GOTRUE_EXTERNAL_PHONE_ENABLED"], false),
             anonymous_users_enabled: r.bool(&["GOTRUE_EXTERNAL_ANONYMOUS_USERS_ENABLED"], false),
+            magic_link_enabled: r.bool(&["GOTRUE_EXTERNAL_EMAIL_MAGIC_LINK_ENABLED"], true),
+            flow_state_expiry: r
+                .duration(&["GOTRUE_EXTERNAL_FLOW_STATE_EXPIRY_DURATION"], FIVE_MINUTES)
+                .max(FIVE_MINUTES),
             providers,
         };
 
@@ -476,6 +510,12 @@ impl Config {
                     email_change: r.optional(&["GOTRUE_MAILER_SUBJECTS_EMAIL_CHANGE"]),
                     reauthentication: r.optional(&["GOTRUE_MAILER_SUBJECTS_REAUTHENTICATION"]),
                 },
+                url_paths: MailerUrlPaths {
+                    invite: r.string(&["GOTRUE_MAILER_URLPATHS_INVITE"], "/verify"),
+                    confirmation: r.string(&["GOTRUE_MAILER_URLPATHS_CONFIRMATION"], "/verify"),
+                    recovery: r.string(&["GOTRUE_MAILER_URLPATHS_RECOVERY"], "/verify"),
+                    email_change: r.string(&["GOTRUE_MAILER_URLPATHS_EMAIL_CHANGE"], "/verify"),
+                },
             },
             smtp: SmtpConfig {
                 host: r.string(&["GOTRUE_SMTP_HOST"], ""),
@@ -491,6 +531,8 @@ impl Config {
                 otp_length: r.otp_length(&["GOTRUE_SMS_OTP_LENGTH"]),
                 otp_exp: Duration::from_secs(r.parse(&["GOTRUE_SMS_OTP_EXP"], 60u64)),
                 max_frequency: r.duration(&["GOTRUE_SMS_MAX_FREQUENCY"], Duration::from_secs(60)),
+                test_otp: r.test_otps(&["GOTRUE_SMS_TEST_OTP"]),
+                test_otp_valid_until: r.timestamp(&["GOTRUE_SMS_TEST_OTP_VALID_UNTIL"]),
             },
             password: PasswordConfig {
                 min_length: r.parse(&["GOTRUE_PASSWORD_MIN_LENGTH"], 6usize).max(6),
@@ -731,6 +773,32 @@ impl Reader<'_> {
 
     fn duration(&mut self, names: &[&str], default: Duration) -> Duration {
         self.optional_duration(names).unwrap_or(default)
+    }
+
+    /// `phone:code` pairs separated by commas; phones lose `+` and spaces as GoTrue stores them.
+    fn test_otps(&mut self, names: &[&str]) -> HashMap<String, String> {
+        let mut otps = HashMap::new();
+        for pair in self.list(names, &[]) {
+            match pair.split_once(':') {
+                Some((phone, code)) => {
+                    let phone = phone.trim().trim_start_matches('+').replace(' ', "");
+                    otps.insert(phone, code.trim().to_string());
+                }
+                None => self.problem(names[0], &format!("`{pair}` is not phone:code")),
+            }
+        }
+        otps
+    }
+
+    fn timestamp(&mut self, names: &[&str]) -> Option<chrono::DateTime<chrono::Utc>> {
+        let (name, value) = self.lookup(names)?;
+        match chrono::DateTime::parse_from_rfc3339(&value) {
+            Ok(at) => Some(at.to_utc()),
+            Err(_) => {
+                self.problem(&name, &format!("`{value}` is not an RFC 3339 time"));
+                None
+            }
+        }
     }
 
     /// Comma-separated list, items trimmed, empty items dropped.

@@ -11,6 +11,7 @@ pub mod nats;
 pub mod outbox_relay;
 pub mod password;
 pub mod principal;
+pub mod redirect;
 pub mod runtime;
 pub mod session_validity;
 pub mod telemetry;

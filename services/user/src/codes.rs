@@ -1,0 +1,257 @@
+//! Sending a one-time code: the one place that generates a code, stores its hash where `/verify`
+//! will look for it, enforces the per-user send interval, and queues the email or SMS in the outbox,
+//! all on the caller's transaction.
+//!
+//! The interval is enforced by the same `UPDATE` that stores the code (`... WHERE sent_at is old
+//! enough`), so two simultaneous requests cannot both send; GoTrue checks then writes.
+
+use auth_core::users::UserRecord;
+use auth_core::{ErrorCode, ServiceError};
+use auth_proto::notification::v1::EmailKind;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::outbox::{self, EmailContent, OneTimeTokenKind};
+use crate::state::UserState;
+
+/// The emails that carry a code for the user's own address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailCode {
+    /// Sign-up confirmation (also what an unconfirmed user gets for a magic link).
+    Confirmation,
+    Recovery,
+    MagicLink,
+    Reauthentication,
+}
+
+impl EmailCode {
+    fn columns(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Confirmation => ("confirmation_token", "confirmation_sent_at"),
+            Self::Recovery | Self::MagicLink => ("recovery_token", "recovery_sent_at"),
+            Self::Reauthentication => ("reauthentication_token", "reauthentication_sent_at"),
+        }
+    }
+
+    fn token_kind(self) -> OneTimeTokenKind {
+        match self {
+            Self::Confirmation => OneTimeTokenKind::Confirmation,
+            Self::Recovery | Self::MagicLink => OneTimeTokenKind::Recovery,
+            Self::Reauthentication => OneTimeTokenKind::Reauthentication,
+        }
+    }
+
+    fn email_kind(self) -> EmailKind {
+        match self {
+            Self::Confirmation => EmailKind::Confirmation,
+            Self::Recovery => EmailKind::Recovery,
+            Self::MagicLink => EmailKind::MagicLink,
+            Self::Reauthentication => EmailKind::Reauthentication,
+        }
+    }
+
+    /// The `type` of the emailed link.
+    fn link_type(self) -> &'static str {
+        match self {
+            Self::Confirmation => "signup",
+            Self::Recovery => "recovery",
+            Self::MagicLink => "magiclink",
+            Self::Reauthentication => "reauthenticate",
+        }
+    }
+
+    fn last_sent(self, user: &UserRecord) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Confirmation => user.confirmation_sent_at,
+            Self::Recovery | Self::MagicLink => user.recovery_sent_at,
+            Self::Reauthentication => user.reauthentication_sent_at,
+        }
+    }
+}
+
+/// The SMS codes, by where their hash is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneCode {
+    /// Sign-up confirmation and SMS sign-in (`/otp`).
+    Confirmation,
+    /// A new number (`PUT /user {phone}`); the number is recorded as `phone_change`.
+    PhoneChange,
+    Reauthentication,
+}
+
+impl PhoneCode {
+    fn columns(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Confirmation => ("confirmation_token", "confirmation_sent_at"),
+            Self::PhoneChange => ("phone_change_token", "phone_change_sent_at"),
+            Self::Reauthentication => ("reauthentication_token", "reauthentication_sent_at"),
+        }
+    }
+
+    fn token_kind(self) -> OneTimeTokenKind {
+        match self {
+            Self::Confirmation => OneTimeTokenKind::Confirmation,
+            Self::PhoneChange => OneTimeTokenKind::PhoneChange,
+            Self::Reauthentication => OneTimeTokenKind::Reauthentication,
+        }
+    }
+
+    fn last_sent(self, user: &UserRecord) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Confirmation => user.confirmation_sent_at,
+            Self::PhoneChange => user.phone_change_sent_at,
+            Self::Reauthentication => user.reauthentication_sent_at,
+        }
+    }
+}
+
+/// The message id GoTrue reports when a test code stands in for an SMS.
+pub const TEST_OTP_MESSAGE_ID: &str = "test-otp";
+
+impl UserState {
+    /// Sends `code` to the user's email address. `pkce` stores the hash with GoTrue's `pkce_`
+    /// prefix, so verifying the link yields an auth code instead of tokens.
+    pub async fn send_email_code(
+        &self,
+        conn: &mut PgConnection,
+        user: &UserRecord,
+        code: EmailCode,
+        pkce: bool,
+        redirect_to: &str,
+    ) -> Result<Uuid, ServiceError> {
+        let otp = outbox::generate_otp(self.config.mailer.otp_length);
+        let hash = outbox::token_hash(user.email(), &otp);
+        let stored = if pkce { format!("pkce_{hash}") } else { hash };
+        let (token_column, sent_column) = code.columns();
+        store_code_if_due(
+            conn,
+            user.id,
+            token_column,
+            sent_column,
+            &stored,
+            None,
+            self.config.mailer.max_frequency,
+        )
+        .await
+        .map_err(|e| e.or_frequency(code.last_sent(user), self.config.mailer.max_frequency, ErrorCode::OverEmailSendRateLimit))?;
+        outbox::store_one_time_token(conn, user.id, code.token_kind(), &stored, user.email()).await?;
+        let id = outbox::enqueue_email(
+            conn,
+            &self.config,
+            code.email_kind(),
+            user.email(),
+            EmailContent {
+                otp,
+                token_hash: stored,
+                link_type: code.link_type(),
+                redirect_to: self.redirect_target(redirect_to),
+                data_json: Value::Object(user.user_metadata()).to_string(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Sends `code` by SMS to `phone` and returns the message id (`test-otp` when a configured test
+    /// code stands in and nothing is sent).
+    pub async fn send_phone_code(
+        &self,
+        conn: &mut PgConnection,
+        user: &UserRecord,
+        code: PhoneCode,
+        phone: &str,
+        channel: &str,
+    ) -> Result<String, ServiceError> {
+        let test_code = self.config.sms.test_otp(phone, Utc::now()).map(str::to_string);
+        let otp = test_code
+            .clone()
+            .unwrap_or_else(|| outbox::generate_otp(self.config.sms.otp_length));
+        let hash = outbox::token_hash(phone, &otp);
+        let (token_column, sent_column) = code.columns();
+        let phone_change = (code == PhoneCode::PhoneChange).then_some(phone);
+        store_code_if_due(
+            conn,
+            user.id,
+            token_column,
+            sent_column,
+            &hash,
+            phone_change,
+            self.config.sms.max_frequency,
+        )
+        .await
+        .map_err(|e| e.or_frequency(code.last_sent(user), self.config.sms.max_frequency, ErrorCode::OverSmsSendRateLimit))?;
+        outbox::store_one_time_token(conn, user.id, code.token_kind(), &hash, phone).await?;
+        if test_code.is_some() {
+            return Ok(TEST_OTP_MESSAGE_ID.to_string());
+        }
+        let id = outbox::enqueue_sms(conn, &self.config, phone, channel, &otp).await?;
+        Ok(id.to_string())
+    }
+
+    /// A `redirect_to` the policy allows, else the site URL.
+    pub fn redirect_target(&self, requested: &str) -> String {
+        self.redirects.resolve([requested])
+    }
+}
+
+/// Why a code was not stored.
+enum StoreError {
+    /// The previous code went out less than the interval ago.
+    TooSoon,
+    Database(sqlx::Error),
+}
+
+impl StoreError {
+    fn or_frequency(
+        self,
+        last_sent: Option<DateTime<Utc>>,
+        interval: std::time::Duration,
+        code: ErrorCode,
+    ) -> ServiceError {
+        match self {
+            Self::Database(e) => e.into(),
+            Self::TooSoon => {
+                let last_sent = last_sent.unwrap_or_else(Utc::now);
+                crate::signup::check_frequency(Some(last_sent), interval, code)
+                    .err()
+                    .unwrap_or_else(|| {
+                        // The row was written by a request racing this one, after our snapshot.
+                        crate::signup::check_frequency(Some(Utc::now()), interval, code)
+                            .expect_err("a send just now is within any positive interval")
+                    })
+            }
+        }
+    }
+}
+
+/// Stores the code's hash and stamps the send time, unless the previous send was too recent.
+async fn store_code_if_due(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    token_column: &str,
+    sent_column: &str,
+    hash: &str,
+    phone_change: Option<&str>,
+    interval: std::time::Duration,
+) -> Result<(), StoreError> {
+    let set_phone_change = if phone_change.is_some() { ", phone_change = $4" } else { "" };
+    let sql = format!(
+        "UPDATE users SET {token_column} = $2, {sent_column} = now(), updated_at = now(){set_phone_change} \
+         WHERE id = $1 AND ({sent_column} IS NULL OR {sent_column} + make_interval(secs => $3) <= now())"
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .bind(hash)
+        .bind(interval.as_secs_f64());
+    if let Some(phone) = phone_change {
+        query = query.bind(phone);
+    }
+    let done = query.execute(conn).await.map_err(StoreError::Database)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::TooSoon);
+    }
+    Ok(())
+}
