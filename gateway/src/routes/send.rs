@@ -27,10 +27,11 @@ pub fn router() -> Router<AppState> {
 }
 
 fn sent(response: SendResponse) -> Response {
-    if response.message_id.is_empty() {
+    let SendResponse { message_id } = response;
+    if message_id.is_empty() {
         axum::Json(json!({})).into_response()
     } else {
-        axum::Json(json!({"message_id": response.message_id})).into_response()
+        axum::Json(json!({"message_id": message_id})).into_response()
     }
 }
 
@@ -177,5 +178,7 @@ async fn reauthenticate(
             context: Some(request_context(&headers, request_id.as_deref(), &state)),
         },
     );
-    Ok(sent(state.clients.user.clone().reauthenticate(request).await?.into_inner()))
+    Ok(sent(
+        state.clients.user.clone().reauthenticate(request).await?.into_inner(),
+    ))
 }

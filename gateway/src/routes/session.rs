@@ -178,7 +178,13 @@ async fn token(
                 code_verifier: params.code_verifier.unwrap_or_default(),
                 context,
             };
-            let tokens = state.clients.token.clone().exchange_auth_code(request).await?.into_inner();
+            let tokens = state
+                .clients
+                .token
+                .clone()
+                .exchange_auth_code(request)
+                .await?
+                .into_inner();
             Ok(render::token_response(&tokens))
         }
         // id_token and web3 arrive with the OAuth issue.

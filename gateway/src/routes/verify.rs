@@ -105,7 +105,10 @@ fn message_location(target: &str, message: &str, pkce: bool) -> String {
         set(&mut query, "message", message);
     }
     set_query(&mut url, query);
-    url.set_fragment(Some(&go_encode(vec![("message", message.to_string()), ("sb", String::new())])));
+    url.set_fragment(Some(&go_encode(vec![
+        ("message", message.to_string()),
+        ("sb", String::new()),
+    ])));
     url.to_string()
 }
 
@@ -154,7 +157,9 @@ fn with_query(target: &str, params: Vec<(&str, String)>) -> String {
 }
 
 fn query_pairs(url: &Url) -> Vec<(String, String)> {
-    url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 /// `url.Values.Set`: replaces every value of `key`.

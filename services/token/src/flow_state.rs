@@ -177,9 +177,7 @@ impl TokenState {
             .bind(flow.id)
             .execute(&mut *tx)
             .await?;
-        let tokens = self
-            .issue_session(user_id, &flow.authentication_method, client)
-            .await?;
+        let tokens = self.issue_session(user_id, &flow.authentication_method, client).await?;
         tx.commit().await?;
         Ok(tokens)
     }

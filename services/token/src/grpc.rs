@@ -169,10 +169,7 @@ impl TokenService for TokenGrpc {
         self.authenticate(&request).await?.require_admin()?;
         let body = request.into_inner();
         let user_id = parse_uuid(&body.user_id, "user_id")?;
-        let auth_code = self
-            .state
-            .issue_auth_code(user_id, &body.authentication_method)
-            .await?;
+        let auth_code = self.state.issue_auth_code(user_id, &body.authentication_method).await?;
         Ok(Response::new(IssueAuthCodeResponse { auth_code }))
     }
 

@@ -135,7 +135,13 @@ impl UserState {
             self.config.mailer.max_frequency,
         )
         .await
-        .map_err(|e| e.or_frequency(code.last_sent(user), self.config.mailer.max_frequency, ErrorCode::OverEmailSendRateLimit))?;
+        .map_err(|e| {
+            e.or_frequency(
+                code.last_sent(user),
+                self.config.mailer.max_frequency,
+                ErrorCode::OverEmailSendRateLimit,
+            )
+        })?;
         outbox::store_one_time_token(conn, user.id, code.token_kind(), &stored, user.email()).await?;
         let id = outbox::enqueue_email(
             conn,
@@ -182,7 +188,13 @@ impl UserState {
             self.config.sms.max_frequency,
         )
         .await
-        .map_err(|e| e.or_frequency(code.last_sent(user), self.config.sms.max_frequency, ErrorCode::OverSmsSendRateLimit))?;
+        .map_err(|e| {
+            e.or_frequency(
+                code.last_sent(user),
+                self.config.sms.max_frequency,
+                ErrorCode::OverSmsSendRateLimit,
+            )
+        })?;
         outbox::store_one_time_token(conn, user.id, code.token_kind(), &hash, phone).await?;
         if test_code.is_some() {
             return Ok(TEST_OTP_MESSAGE_ID.to_string());
@@ -237,7 +249,11 @@ async fn store_code_if_due(
     phone_change: Option<&str>,
     interval: std::time::Duration,
 ) -> Result<(), StoreError> {
-    let set_phone_change = if phone_change.is_some() { ", phone_change = $4" } else { "" };
+    let set_phone_change = if phone_change.is_some() {
+        ", phone_change = $4"
+    } else {
+        ""
+    };
     let sql = format!(
         "UPDATE users SET {token_column} = $2, {sent_column} = now(), updated_at = now(){set_phone_change} \
          WHERE id = $1 AND ({sent_column} IS NULL OR {sent_column} + make_interval(secs => $3) <= now())"

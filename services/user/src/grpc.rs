@@ -76,10 +76,7 @@ impl UserService for UserGrpc {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn reauthenticate(
-        &self,
-        request: Request<ReauthenticateRequest>,
-    ) -> Result<Response<SendResponse>, Status> {
+    async fn reauthenticate(&self, request: Request<ReauthenticateRequest>) -> Result<Response<SendResponse>, Status> {
         let principal = self.state.authenticate(request.metadata()).await?;
         Ok(Response::new(
             self.state.reauthenticate(&principal, request.into_inner()).await?,

@@ -6,9 +6,9 @@
 mod codes;
 mod grpc;
 mod outbox;
+mod send;
 mod signin;
 mod signup;
-mod send;
 mod state;
 mod update;
 mod validate;

@@ -66,8 +66,13 @@ impl UserState {
         };
         let pkce = !request.code_challenge.is_empty();
         if pkce {
-            self.create_flow_state(user.id, "recovery", &request.code_challenge, &request.code_challenge_method)
-                .await?;
+            self.create_flow_state(
+                user.id,
+                "recovery",
+                &request.code_challenge,
+                &request.code_challenge_method,
+            )
+            .await?;
         }
         let mut tx = self.db.begin().await?;
         audit::record(&mut *tx, &user, AuditAction::UserRecoveryRequested, None).await?;
@@ -159,15 +164,20 @@ impl UserState {
                     return Ok(nothing_sent()); // the confirmation email is the magic link
                 }
                 // Autoconfirmed just now: send the link to the confirmed account.
-                users::find_by_email(&self.db, &email, &aud)
-                    .await?
-                    .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("user signed up for a magic link vanished")))?
+                users::find_by_email(&self.db, &email, &aud).await?.ok_or_else(|| {
+                    ServiceError::internal(anyhow::anyhow!("user signed up for a magic link vanished"))
+                })?
             }
         };
         let pkce = !request.code_challenge.is_empty();
         if pkce {
-            self.create_flow_state(user.id, "magiclink", &request.code_challenge, &request.code_challenge_method)
-                .await?;
+            self.create_flow_state(
+                user.id,
+                "magiclink",
+                &request.code_challenge,
+                &request.code_challenge_method,
+            )
+            .await?;
         }
         let mut tx = self.db.begin().await?;
         audit::record(&mut *tx, &user, AuditAction::UserRecoveryRequested, None).await?;
@@ -419,7 +429,10 @@ mod tests {
             let password = random_password(&sets, 33);
             assert_eq!(password.chars().count(), 33);
             for set in &sets {
-                assert!(password.chars().any(|c| set.contains(c)), "{password} lacks one of {set}");
+                assert!(
+                    password.chars().any(|c| set.contains(c)),
+                    "{password} lacks one of {set}"
+                );
             }
         }
     }

@@ -10,9 +10,7 @@ use auth_core::redirect::RedirectPolicy;
 use auth_core::{Config, ServiceError};
 use auth_proto::common::v1::{RequestContext, SessionTokens};
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
-use auth_proto::token::v1::{
-    CreateFlowStateRequest, IssueAuthCodeRequest, IssueSessionRequest, RevokeSessionsRequest,
-};
+use auth_proto::token::v1::{CreateFlowStateRequest, IssueAuthCodeRequest, IssueSessionRequest, RevokeSessionsRequest};
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use uuid::Uuid;

@@ -275,9 +275,8 @@ impl UserState {
                 Ok((outbox::token_hash(&phone, &request.token), false, phone))
             }
             (false, true) => {
-                let email = validate::email(&request.email).map_err(|_| {
-                    ServiceError::unprocessable(ErrorCode::ValidationFailed, "Invalid email format")
-                })?;
+                let email = validate::email(&request.email)
+                    .map_err(|_| ServiceError::unprocessable(ErrorCode::ValidationFailed, "Invalid email format"))?;
                 Ok((outbox::token_hash(&email, &request.token), false, String::new()))
             }
             _ => Err(ServiceError::bad_request(
@@ -312,7 +311,11 @@ impl UserState {
         let lifetime = self.config.mailer.otp_exp;
         let (sent_at, resolved) = match verify_type {
             VerifyType::Email => {
-                if user.recovery_token.as_deref().is_some_and(|t| same_secret(t, token_hash)) {
+                if user
+                    .recovery_token
+                    .as_deref()
+                    .is_some_and(|t| same_secret(t, token_hash))
+                {
                     (user.recovery_sent_at, VerifyType::MagicLink)
                 } else {
                     (user.confirmation_sent_at, VerifyType::Signup)
@@ -340,9 +343,17 @@ impl UserState {
     ) -> Result<(PendingCodes, VerifyType), ServiceError> {
         let user = match verify_type {
             VerifyType::PhoneChange => {
-                lock_user_by(conn, "phone_change = $1 AND aud = $2 AND is_sso_user = false", phone, aud).await?
+                lock_user_by(
+                    conn,
+                    "phone_change = $1 AND aud = $2 AND is_sso_user = false",
+                    phone,
+                    aud,
+                )
+                .await?
             }
-            VerifyType::Sms => lock_user_by(conn, "phone = $1 AND aud = $2 AND is_sso_user = false", phone, aud).await?,
+            VerifyType::Sms => {
+                lock_user_by(conn, "phone = $1 AND aud = $2 AND is_sso_user = false", phone, aud).await?
+            }
             VerifyType::EmailChange => {
                 let user_id: Option<Uuid> = sqlx::query_scalar(
                     "SELECT user_id FROM one_time_tokens WHERE token_hash IN ($1, 'pkce_' || $1) \
@@ -383,37 +394,70 @@ impl UserState {
         let mut resolved = verify_type;
         let valid = match verify_type {
             VerifyType::Email => {
-                if code_matches(token_hash, user.confirmation_token.as_deref(), user.confirmation_sent_at, mailer_lifetime)
-                {
+                if code_matches(
+                    token_hash,
+                    user.confirmation_token.as_deref(),
+                    user.confirmation_sent_at,
+                    mailer_lifetime,
+                ) {
                     resolved = VerifyType::Signup;
                     true
-                } else if code_matches(token_hash, user.recovery_token.as_deref(), user.recovery_sent_at, mailer_lifetime)
-                {
+                } else if code_matches(
+                    token_hash,
+                    user.recovery_token.as_deref(),
+                    user.recovery_sent_at,
+                    mailer_lifetime,
+                ) {
                     resolved = VerifyType::MagicLink;
                     true
                 } else {
                     false
                 }
             }
-            VerifyType::Signup | VerifyType::Invite => {
-                code_matches(token_hash, user.confirmation_token.as_deref(), user.confirmation_sent_at, mailer_lifetime)
-            }
-            VerifyType::Recovery | VerifyType::MagicLink => {
-                code_matches(token_hash, user.recovery_token.as_deref(), user.recovery_sent_at, mailer_lifetime)
-            }
+            VerifyType::Signup | VerifyType::Invite => code_matches(
+                token_hash,
+                user.confirmation_token.as_deref(),
+                user.confirmation_sent_at,
+                mailer_lifetime,
+            ),
+            VerifyType::Recovery | VerifyType::MagicLink => code_matches(
+                token_hash,
+                user.recovery_token.as_deref(),
+                user.recovery_sent_at,
+                mailer_lifetime,
+            ),
             VerifyType::EmailChange => {
                 let sent = user.email_change_sent_at;
-                code_matches(token_hash, user.email_change_token_current.as_deref(), sent, mailer_lifetime)
-                    || code_matches(token_hash, user.email_change_token_new.as_deref(), sent, mailer_lifetime)
+                code_matches(
+                    token_hash,
+                    user.email_change_token_current.as_deref(),
+                    sent,
+                    mailer_lifetime,
+                ) || code_matches(
+                    token_hash,
+                    user.email_change_token_new.as_deref(),
+                    sent,
+                    mailer_lifetime,
+                )
             }
             VerifyType::Sms | VerifyType::PhoneChange => {
                 let test_code = self.config.sms.test_otp(phone, Utc::now());
                 if test_code.is_some_and(|code| same_secret(code, &request.token)) {
                     true
                 } else if verify_type == VerifyType::Sms {
-                    code_matches(token_hash, user.confirmation_token.as_deref(), user.confirmation_sent_at, sms_lifetime)
+                    code_matches(
+                        token_hash,
+                        user.confirmation_token.as_deref(),
+                        user.confirmation_sent_at,
+                        sms_lifetime,
+                    )
                 } else {
-                    code_matches(token_hash, user.phone_change_token.as_deref(), user.phone_change_sent_at, sms_lifetime)
+                    code_matches(
+                        token_hash,
+                        user.phone_change_token.as_deref(),
+                        user.phone_change_sent_at,
+                        sms_lifetime,
+                    )
                 }
             }
         };
@@ -436,7 +480,13 @@ impl UserState {
                 .execute(&mut *conn)
                 .await?;
         }
-        record_audit(conn, user.id, AuditAction::UserSignedUp, Some(json!({"provider": "email"}))).await?;
+        record_audit(
+            conn,
+            user.id,
+            AuditAction::UserSignedUp,
+            Some(json!({"provider": "email"})),
+        )
+        .await?;
         confirm_email(conn, user.id).await?;
         mark_email_identity_verified(conn, user.id).await?;
         Ok(Verified::User(user.id))
@@ -450,7 +500,13 @@ impl UserState {
             .await?;
         clear_one_time_tokens(conn, user.id).await?;
         if user.email_confirmed_at.is_none() {
-            record_audit(conn, user.id, AuditAction::UserSignedUp, Some(json!({"provider": "email"}))).await?;
+            record_audit(
+                conn,
+                user.id,
+                AuditAction::UserSignedUp,
+                Some(json!({"provider": "email"})),
+            )
+            .await?;
             confirm_email(conn, user.id).await?;
         } else {
             record_audit(conn, user.id, AuditAction::Login, None).await?;
@@ -533,7 +589,13 @@ impl UserState {
         verify_type: VerifyType,
     ) -> Result<Verified, ServiceError> {
         if verify_type == VerifyType::Sms {
-            record_audit(conn, user.id, AuditAction::UserSignedUp, Some(json!({"provider": "phone"}))).await?;
+            record_audit(
+                conn,
+                user.id,
+                AuditAction::UserSignedUp,
+                Some(json!({"provider": "phone"})),
+            )
+            .await?;
             sqlx::query(
                 "UPDATE users SET phone_confirmed_at = now(), confirmation_token = '', is_anonymous = false, \
                  updated_at = now() WHERE id = $1",

@@ -120,7 +120,11 @@ fn is_regular_hostname(host: &str) -> bool {
         [] => false,
         [only] => edge_ok(only),
         [first, middle @ .., last] => {
-            edge_ok(first) && edge_ok(last) && middle.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-')
+            edge_ok(first)
+                && edge_ok(last)
+                && middle
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-')
         }
     }
 }
@@ -241,7 +245,10 @@ mod tests {
 
         let local = RedirectPolicy::from_parts(Url::parse("http://localhost:3000").unwrap(), &[]);
         assert!(local.is_allowed("http://localhost:5173/cb"));
-        assert_eq!(local.resolve(["https://evil.com", "http://localhost:1/x"]), "http://localhost:1/x");
+        assert_eq!(
+            local.resolve(["https://evil.com", "http://localhost:1/x"]),
+            "http://localhost:1/x"
+        );
         assert_eq!(local.resolve(["https://evil.com"]), "http://localhost:3000/");
     }
 

@@ -12,3 +12,4 @@ mod sinks;
 mod support;
 mod tokens;
 mod user;
+mod verify;
