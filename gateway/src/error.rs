@@ -10,7 +10,9 @@
 //!
 //! Both carry `x-sb-error-code`, and weak passwords add `"weak_password": {"reasons": [...]}`.
 
-use auth_core::error::{ErrorCode, UNEXPECTED_FAILURE_MESSAGE, WEAK_PASSWORD_REASONS_KEY, decode_status};
+use auth_core::error::{
+    ErrorCode, PUBLIC_MESSAGE_KEY, UNEXPECTED_FAILURE_MESSAGE, WEAK_PASSWORD_REASONS_KEY, decode_status,
+};
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -168,7 +170,8 @@ impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         if let Some(decoded) = decode_status(&status) {
             let http = StatusCode::from_u16(decoded.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            if http.is_server_error() {
+            let public = decoded.metadata.get(PUBLIC_MESSAGE_KEY).is_some_and(|v| v == "true");
+            if http.is_server_error() && !public {
                 return Self {
                     status: http,
                     ..Self::unexpected()

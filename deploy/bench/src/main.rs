@@ -185,6 +185,7 @@ fn hash_bound_limit() -> anyhow::Result<(f64, f64)> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    auth_core::install_tls_provider();
     let seconds: u64 = std::env::args()
         .skip_while(|a| a != "--seconds")
         .nth(1)

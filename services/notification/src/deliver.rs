@@ -1,5 +1,5 @@
-//! The delivery loop: pull email requests from the durable JetStream consumer, claim each in the
-//! delivery log, send, record the outcome, and ack (done) or nak with backoff (retry later).
+//! The delivery loop: pull email and SMS requests from the durable JetStream consumers, claim each
+//! in the delivery log, send, record the outcome, and ack (done) or nak with backoff (retry later).
 //!
 //! Several replicas share the consumer; JetStream hands each message to one of them. The delivery
 //! log (`notification_deliveries`, keyed by the outbox id) is what keeps a redelivered message from
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use auth_core::Config;
-use auth_proto::notification::v1::EmailRequested;
+use auth_proto::notification::v1::{EmailRequested, SmsChannel, SmsRequested};
 use futures::StreamExt;
 use prost::Message as _;
 use sqlx::PgPool;
@@ -22,10 +22,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::mail::Mailer;
+use crate::sms::{Channel, SmsSender};
 use crate::templates;
 
-/// The durable consumer every replica shares.
-pub const CONSUMER_NAME: &str = "notifier";
+/// The durable consumers every replica shares: one per channel, so a slow SMS provider never holds
+/// up email (and the other way round).
+pub const EMAIL_CONSUMER: &str = "notifier";
+pub const SMS_CONSUMER: &str = "notifier-sms";
 /// Messages sent at the same time by one replica.
 const IN_FLIGHT: usize = 16;
 /// A `sending` row older than this belongs to a replica that died mid-send.
@@ -45,26 +48,67 @@ pub struct Deliverer {
     pub db: PgPool,
     pub config: Arc<Config>,
     pub mailer: Option<Mailer>,
+    pub sms: Option<SmsSender>,
 }
 
-/// Creates (or finds) the durable consumer of email requests.
-pub async fn email_consumer(
+/// One message to deliver, whichever its channel.
+enum Request {
+    Email(EmailRequested),
+    Sms(SmsRequested),
+}
+
+impl Request {
+    fn decode(subject: &str, payload: &[u8]) -> Result<Self, prost::DecodeError> {
+        if subject.ends_with(".sms_requested") {
+            SmsRequested::decode(payload).map(Self::Sms)
+        } else {
+            EmailRequested::decode(payload).map(Self::Email)
+        }
+    }
+
+    fn message_id(&self) -> &str {
+        match self {
+            Self::Email(email) => &email.message_id,
+            Self::Sms(sms) => &sms.message_id,
+        }
+    }
+
+    fn channel(&self) -> &'static str {
+        match self {
+            Self::Email(_) => "email",
+            Self::Sms(_) => "sms",
+        }
+    }
+
+    fn recipient(&self) -> &str {
+        match self {
+            Self::Email(email) => &email.to,
+            Self::Sms(sms) => &sms.phone,
+        }
+    }
+}
+
+/// Creates (or finds) the durable consumer of one kind of request (`email_requested`,
+/// `sms_requested`).
+pub async fn consumer(
     stream: &jetstream::stream::Stream,
     prefix: &str,
+    name: &str,
+    event: &str,
 ) -> anyhow::Result<consumer::Consumer<consumer::pull::Config>> {
     stream
         .get_or_create_consumer(
-            CONSUMER_NAME,
+            name,
             consumer::pull::Config {
-                durable_name: Some(CONSUMER_NAME.into()),
-                filter_subject: auth_core::nats::notification_subject(prefix, "email_requested"),
+                durable_name: Some(name.into()),
+                filter_subject: auth_core::nats::notification_subject(prefix, event),
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(60),
                 ..Default::default()
             },
         )
         .await
-        .map_err(|e| anyhow::anyhow!("cannot create the notifier consumer: {e}"))
+        .map_err(|e| anyhow::anyhow!("cannot create the {name} consumer: {e}"))
 }
 
 impl Deliverer {
@@ -107,7 +151,7 @@ impl Deliverer {
     }
 
     async fn handle(&self, message: jetstream::Message) {
-        let request = match EmailRequested::decode(message.payload.as_ref()) {
+        let request = match Request::decode(&message.subject, message.payload.as_ref()) {
             Ok(request) => request,
             Err(error) => {
                 tracing::error!(%error, subject = %message.subject, "undecodable notification message dropped");
@@ -115,12 +159,12 @@ impl Deliverer {
                 return;
             }
         };
-        let Ok(id) = Uuid::parse_str(&request.message_id) else {
-            tracing::error!(message_id = %request.message_id, "notification without a valid message id dropped");
+        let Ok(id) = Uuid::parse_str(request.message_id()) else {
+            tracing::error!(message_id = %request.message_id(), "notification without a valid message id dropped");
             let _ = message.ack_with(AckKind::Term).await;
             return;
         };
-        let outcome = match self.claim(id, &request.to).await {
+        let outcome = match self.claim(id, request.channel(), request.recipient()).await {
             Err(error) => {
                 tracing::warn!(%error, %id, "delivery log unavailable; retrying later");
                 AckKind::Nak(Some(Duration::from_secs(1)))
@@ -135,25 +179,21 @@ impl Deliverer {
     }
 
     /// Sends once and records the result; returns how to acknowledge the message.
-    async fn attempt(&self, id: Uuid, request: &EmailRequested, attempt: i32) -> AckKind {
-        let result = match &self.mailer {
-            None => Err(anyhow::anyhow!("no SMTP server configured (GOTRUE_SMTP_HOST)")),
-            Some(mailer) => {
-                let rendered = templates::render(request, &self.config.mailer.subjects);
-                mailer
-                    .send(&request.to, &rendered.subject, rendered.html, &request.message_id)
-                    .await
-            }
+    async fn attempt(&self, id: Uuid, request: &Request, attempt: i32) -> AckKind {
+        let result = match request {
+            Request::Email(email) => self.send_email(email).await,
+            Request::Sms(sms) => self.send_sms(sms).await,
         };
+        let channel = request.channel();
         let max_attempts = i32::try_from(self.config.suite.notify_max_attempts).unwrap_or(i32::MAX);
         let (status, error, ack) = match &result {
             Ok(()) => ("sent", None, AckKind::Ack),
             Err(error) if attempt >= max_attempts => {
-                tracing::error!(%id, attempt, error = format!("{error:#}"), "email dead-lettered after its last attempt");
+                tracing::error!(%id, channel, attempt, error = format!("{error:#}"), "message dead-lettered after its last attempt");
                 ("dead_lettered", Some(format!("{error:#}")), AckKind::Ack)
             }
             Err(error) => {
-                tracing::warn!(%id, attempt, error = format!("{error:#}"), "email delivery failed; will retry");
+                tracing::warn!(%id, channel, attempt, error = format!("{error:#}"), "delivery failed; will retry");
                 (
                     "failed",
                     Some(format!("{error:#}")),
@@ -177,12 +217,40 @@ impl Deliverer {
         ack
     }
 
+    async fn send_email(&self, request: &EmailRequested) -> anyhow::Result<()> {
+        let Some(mailer) = &self.mailer else {
+            anyhow::bail!("no SMTP server configured (GOTRUE_SMTP_HOST)");
+        };
+        let rendered = templates::render(request, &self.config.mailer.subjects);
+        mailer
+            .send(&request.to, &rendered.subject, rendered.html, &request.message_id)
+            .await
+    }
+
+    async fn send_sms(&self, request: &SmsRequested) -> anyhow::Result<()> {
+        let Some(sender) = &self.sms else {
+            anyhow::bail!(
+                "no usable SMS provider: {}",
+                self.config.sms.provider_problem().unwrap_or_default()
+            );
+        };
+        let channel = if request.channel == SmsChannel::Whatsapp as i32 {
+            Channel::Whatsapp
+        } else {
+            Channel::Sms
+        };
+        let text = sender.render(&request.otp);
+        let provider_id = sender.send(&request.phone, &text, channel, &request.otp).await?;
+        tracing::debug!(message_id = %request.message_id, %provider_id, "SMS accepted by the provider");
+        Ok(())
+    }
+
     /// Records the attempt before sending: a new message, a failed one's retry, or a stale `sending`
     /// row become attempts; anything else is not ours to send now.
-    async fn claim(&self, id: Uuid, recipient: &str) -> sqlx::Result<Claim> {
+    async fn claim(&self, id: Uuid, channel: &str, recipient: &str) -> sqlx::Result<Claim> {
         let attempt: Option<i32> = sqlx::query_scalar(
             "INSERT INTO notification_deliveries (message_id, channel, recipient, status, attempts) \
-             VALUES ($1, 'email', $2, 'sending', 1) \
+             VALUES ($1, $4, $2, 'sending', 1) \
              ON CONFLICT (message_id) DO UPDATE \
                SET status = 'sending', attempts = notification_deliveries.attempts + 1, updated_at = now() \
                WHERE notification_deliveries.status = 'failed' \
@@ -193,6 +261,7 @@ impl Deliverer {
         .bind(id)
         .bind(recipient)
         .bind(STALE_SENDING.as_secs_f64())
+        .bind(channel)
         .fetch_optional(&self.db)
         .await?;
         if let Some(attempt) = attempt {

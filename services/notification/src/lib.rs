@@ -1,10 +1,10 @@
-//! The notification service: delivers the email requested through NATS JetStream. It owns the
-//! delivery log (`notification_deliveries`). At start it makes sure the stream and its durable
-//! consumer exist, then delivers until shutdown (see [`deliver`]). SMS delivery comes with the SMS
-//! providers; SMS requests wait in the stream until then.
+//! The notification service: delivers the emails and SMS requested through NATS JetStream. It owns
+//! the delivery log (`notification_deliveries`). At start it makes sure the stream and its durable
+//! consumers exist, then delivers until shutdown (see [`deliver`]).
 
 mod deliver;
 mod mail;
+mod sms;
 mod templates;
 
 use std::sync::Arc;
@@ -26,14 +26,18 @@ pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     let jetstream = async_nats::jetstream::new(client);
     let stream = nats::ensure_notification_stream(&jetstream, &suite.nats_prefix).await?;
     tracing::info!(stream = %stream.cached_info().config.name, "notification stream ready");
-    let consumer = deliver::email_consumer(&stream, &suite.nats_prefix).await?;
+    let prefix = &suite.nats_prefix;
+    let emails = deliver::consumer(&stream, prefix, deliver::EMAIL_CONSUMER, "email_requested").await?;
+    let texts = deliver::consumer(&stream, prefix, deliver::SMS_CONSUMER, "sms_requested").await?;
 
     let deliverer = Arc::new(deliver::Deliverer {
         db: ctx.db.clone(),
         mailer: mail::Mailer::from_config(&ctx.config.smtp, &ctx.config.site_url)?,
+        sms: sms::SmsSender::from_config(&ctx.config.sms)?,
         config: ctx.config.clone(),
     });
-    let delivering = tokio::spawn(deliverer.run(consumer, ctx.shutdown.clone()));
+    let delivering_email = tokio::spawn(deliverer.clone().run(emails, ctx.shutdown.clone()));
+    let delivering_sms = tokio::spawn(deliverer.run(texts, ctx.shutdown.clone()));
 
     let routes = Routes::new(NotificationServiceServer::new(NotificationGrpc));
     let served = auth_core::grpc::serve(
@@ -44,6 +48,7 @@ pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     )
     .await;
     ctx.shutdown.cancel();
-    delivering.await??;
+    delivering_email.await??;
+    delivering_sms.await??;
     served
 }

@@ -172,6 +172,13 @@ impl UserState {
         channel: &str,
     ) -> Result<String, ServiceError> {
         let test_code = self.config.sms.test_otp(phone, Utc::now()).map(str::to_string);
+        // Found here, in the request, as GoTrue finds it; a provider outage is the notifier's to retry.
+        if test_code.is_none()
+            && let Some(problem) = self.config.sms.provider_problem()
+        {
+            tracing::error!(%problem, "SMS requested but the SMS provider is not configured");
+            return Err(ServiceError::server_misconfigured("Unable to get SMS provider"));
+        }
         let otp = test_code
             .clone()
             .unwrap_or_else(|| outbox::generate_otp(self.config.sms.otp_length));

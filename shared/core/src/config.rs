@@ -226,9 +226,76 @@ pub struct SmsConfig {
     pub test_otp: HashMap<String, String>,
     /// `GOTRUE_SMS_TEST_OTP_VALID_UNTIL` (RFC 3339): test codes stop working after this instant.
     pub test_otp_valid_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// `GOTRUE_SMS_TEMPLATE` (default `Your code is {{ .Code }}`)
+    pub template: String,
+    /// `GOTRUE_SMS_TWILIO_*`
+    pub twilio: TwilioConfig,
+    /// `GOTRUE_SMS_MESSAGEBIRD_*`
+    pub messagebird: MessagebirdConfig,
+    /// `GOTRUE_SMS_TEXTLOCAL_*`
+    pub textlocal: TextlocalConfig,
+    /// `GOTRUE_SMS_VONAGE_*`
+    pub vonage: VonageConfig,
+    /// `AUTH_SMS_API_URL` (suite-only): replaces the provider's API base URL, e.g. to point it at a
+    /// test double or an egress proxy.
+    pub api_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioConfig {
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    /// The sender: a messaging service SID or a phone number.
+    pub message_service_sid: String,
+    /// WhatsApp template with the code as variable 1 (`GOTRUE_SMS_TWILIO_CONTENT_SID`).
+    pub content_sid: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessagebirdConfig {
+    pub access_key: SecretString,
+    pub originator: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TextlocalConfig {
+    pub api_key: SecretString,
+    pub sender: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct VonageConfig {
+    pub api_key: String,
+    pub api_secret: SecretString,
+    pub from: String,
 }
 
 impl SmsConfig {
+    /// Why no SMS can be sent with this configuration (GoTrue's `GetSmsProvider` errors), if so.
+    pub fn provider_problem(&self) -> Option<String> {
+        use secrecy::ExposeSecret;
+        let missing = |value: &str, what: &str| value.is_empty().then(|| format!("missing {what}"));
+        match self.provider.as_str() {
+            "twilio" => missing(&self.twilio.account_sid, "Twilio account SID")
+                .or_else(|| missing(self.twilio.auth_token.expose_secret(), "Twilio auth token"))
+                .or_else(|| {
+                    missing(
+                        &self.twilio.message_service_sid,
+                        "Twilio message service SID or Twilio phone number",
+                    )
+                }),
+            "messagebird" => missing(self.messagebird.access_key.expose_secret(), "Messagebird access key")
+                .or_else(|| missing(&self.messagebird.originator, "Messagebird originator")),
+            "textlocal" => missing(self.textlocal.api_key.expose_secret(), "Textlocal API key")
+                .or_else(|| missing(&self.textlocal.sender, "Textlocal sender")),
+            "vonage" => missing(&self.vonage.api_key, "Vonage API key")
+                .or_else(|| missing(self.vonage.api_secret.expose_secret(), "Vonage API secret"))
+                .or_else(|| missing(&self.vonage.from, "Vonage 'from' parameter")),
+            "" => Some("no SMS provider configured (GOTRUE_SMS_PROVIDER)".into()),
+            other => Some(format!("SMS provider {other:?} is not supported")),
+        }
+    }
+
     /// The test code of `phone` (E.164 digits), while test codes are valid.
     pub fn test_otp(&self, phone: &str, now: chrono::DateTime<chrono::Utc>) -> Option<&str> {
         if self.test_otp_valid_until.is_some_and(|until| now >= until) {
@@ -533,6 +600,27 @@ impl Config {
                 max_frequency: r.duration(&["GOTRUE_SMS_MAX_FREQUENCY"], Duration::from_secs(60)),
                 test_otp: r.test_otps(&["GOTRUE_SMS_TEST_OTP"]),
                 test_otp_valid_until: r.timestamp(&["GOTRUE_SMS_TEST_OTP_VALID_UNTIL"]),
+                template: r.string(&["GOTRUE_SMS_TEMPLATE"], "Your code is {{ .Code }}"),
+                twilio: TwilioConfig {
+                    account_sid: r.string(&["GOTRUE_SMS_TWILIO_ACCOUNT_SID"], ""),
+                    auth_token: SecretString::from(r.string(&["GOTRUE_SMS_TWILIO_AUTH_TOKEN"], "")),
+                    message_service_sid: r.string(&["GOTRUE_SMS_TWILIO_MESSAGE_SERVICE_SID"], ""),
+                    content_sid: r.string(&["GOTRUE_SMS_TWILIO_CONTENT_SID"], ""),
+                },
+                messagebird: MessagebirdConfig {
+                    access_key: SecretString::from(r.string(&["GOTRUE_SMS_MESSAGEBIRD_ACCESS_KEY"], "")),
+                    originator: r.string(&["GOTRUE_SMS_MESSAGEBIRD_ORIGINATOR"], ""),
+                },
+                textlocal: TextlocalConfig {
+                    api_key: SecretString::from(r.string(&["GOTRUE_SMS_TEXTLOCAL_API_KEY"], "")),
+                    sender: r.string(&["GOTRUE_SMS_TEXTLOCAL_SENDER"], ""),
+                },
+                vonage: VonageConfig {
+                    api_key: r.string(&["GOTRUE_SMS_VONAGE_API_KEY"], ""),
+                    api_secret: SecretString::from(r.string(&["GOTRUE_SMS_VONAGE_API_SECRET"], "")),
+                    from: r.string(&["GOTRUE_SMS_VONAGE_FROM"], ""),
+                },
+                api_url: r.optional(&["AUTH_SMS_API_URL"]),
             },
             password: PasswordConfig {
                 min_length: r.parse(&["GOTRUE_PASSWORD_MIN_LENGTH"], 6usize).max(6),

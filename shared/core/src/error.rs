@@ -20,6 +20,9 @@ pub const ERROR_DOMAIN: &str = "auth";
 pub const HTTP_STATUS_KEY: &str = "http_status";
 /// `ErrorInfo.metadata` key carrying comma-separated weak password reasons.
 pub const WEAK_PASSWORD_REASONS_KEY: &str = "weak_password_reasons";
+/// Marks a 5xx whose message is meant for the client (GoTrue's deliberate 500s such as "Unable to
+/// get SMS provider"); other 5xx messages are replaced by the generic one at the gateway.
+pub const PUBLIC_MESSAGE_KEY: &str = "public_message";
 
 macro_rules! error_codes {
     ($($variant:ident => $text:literal,)*) => {
@@ -208,6 +211,11 @@ impl ServiceError {
             source: Some(source.into()),
             ..Self::new(500, ErrorCode::UnexpectedFailure, UNEXPECTED_FAILURE_MESSAGE)
         }
+    }
+
+    /// A server-side failure whose message GoTrue shows to clients (a configuration problem).
+    pub fn server_misconfigured(message: impl Into<String>) -> Self {
+        Self::new(500, ErrorCode::UnexpectedFailure, message).with_metadata(PUBLIC_MESSAGE_KEY, "true")
     }
 
     pub fn with_metadata(mut self, key: &str, value: impl Into<String>) -> Self {

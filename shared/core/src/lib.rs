@@ -19,3 +19,10 @@ pub mod users;
 
 pub use config::Config;
 pub use error::{ErrorCode, ServiceError};
+
+/// Installs ring as the process's TLS crypto provider (as SMTP and Postgres already use), which the
+/// HTTP client needs before it can be built. Call at the start of any binary that makes HTTP calls;
+/// calling it again is harmless.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -202,6 +202,12 @@ impl Suite {
         env.insert("GOTRUE_SMTP_PORT".into(), smtp.addr().port().to_string());
         env.insert("GOTRUE_SMTP_ADMIN_EMAIL".into(), "admin@example.com".into());
         env.insert("GOTRUE_SMTP_SENDER_NAME".into(), "Auth Suite Tests".into());
+        // Twilio, pointed at the fake provider; tests switch providers with `env`.
+        env.insert("GOTRUE_SMS_PROVIDER".into(), "twilio".into());
+        env.insert("GOTRUE_SMS_TWILIO_ACCOUNT_SID".into(), "AC123".into());
+        env.insert("GOTRUE_SMS_TWILIO_AUTH_TOKEN".into(), "twilio-test-token".into());
+        env.insert("GOTRUE_SMS_TWILIO_MESSAGE_SERVICE_SID".into(), "MG123".into());
+        env.insert("AUTH_SMS_API_URL".into(), sms.base_url());
         for (service, listener) in &listeners {
             env.insert(
                 service.url_variable().into(),
@@ -492,6 +498,7 @@ pub async fn assert_gotrue_error(response: reqwest::Response, status: u16, error
 }
 
 fn init_test_tracing() {
+    auth_core::install_tls_provider();
     // Quiet unless TEST_LOG or RUST_LOG asks for output.
     if std::env::var_os("TEST_LOG").is_some() || std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()

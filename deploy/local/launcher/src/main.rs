@@ -105,6 +105,7 @@ struct Supervised {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    auth_core::install_tls_provider();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

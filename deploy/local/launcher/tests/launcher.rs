@@ -27,6 +27,7 @@ fn signal(pid: u32, signal: Signal) {
 
 #[tokio::test]
 async fn launcher_runs_wires_restarts_and_stops_the_real_binaries() -> anyhow::Result<()> {
+    auth_core::install_tls_provider();
     for binary in auth_testkit::SUITE_BINARIES {
         anyhow::ensure!(
             bin_dir().join(binary).exists(),

@@ -52,7 +52,8 @@ async fn health_is_gotrue_shaped() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn settings_with_gotrue_defaults() -> anyhow::Result<()> {
-    let suite = Suite::start().await?;
+    // The harness configures an SMS provider for the fake one; GoTrue's default is none.
+    let suite = Suite::builder().env("GOTRUE_SMS_PROVIDER", "").start().await?;
     let response = suite.get("/settings").await?;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");

@@ -33,6 +33,7 @@ async fn smtp_sink_captures_messages_from_a_real_client() -> anyhow::Result<()> 
 
 #[tokio::test]
 async fn fake_sms_provider_records_requests_and_can_fail() -> anyhow::Result<()> {
+    auth_core::install_tls_provider();
     let sms = FakeSmsProvider::start().await?;
     let http = reqwest::Client::new();
     let url = format!("{}/2010-04-01/Accounts/AC123/Messages.json", sms.base_url());

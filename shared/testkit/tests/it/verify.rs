@@ -627,7 +627,6 @@ async fn an_anonymous_user_becomes_permanent_through_email_change() -> anyhow::R
 async fn phone_codes_and_test_codes_verify() -> anyhow::Result<()> {
     let suite = Suite::builder()
         .env("GOTRUE_EXTERNAL_PHONE_ENABLED", "true")
-        .env("GOTRUE_SMS_PROVIDER", "twilio")
         .env("GOTRUE_SMS_TEST_OTP", "+1 555 000 1111:424242")
         .start()
         .await?;
@@ -637,6 +636,16 @@ async fn phone_codes_and_test_codes_verify() -> anyhow::Result<()> {
         .await?;
     assert_eq!(response.status(), 200);
     let sms = last_sms_request(&suite, phone).await?;
+    // Delivered through Twilio's API (the fake provider), with GoTrue's default template.
+    let delivered = suite.sms.next().await.expect("the SMS at the provider");
+    assert_eq!(delivered.path, "/2010-04-01/Accounts/AC123/Messages.json");
+    assert_eq!(
+        delivered.form_field("To").as_deref(),
+        Some(format!("+{phone}").as_str())
+    );
+    assert_eq!(delivered.form_field("From").as_deref(), Some("MG123"));
+    assert_eq!(delivered.form_field("Body"), Some(format!("Your code is {}", sms.otp)));
+    assert!(delivered.authorization.is_some_and(|a| a.starts_with("Basic ")));
     let wrong = post_verify(&suite, json!({"type": "sms", "phone": phone, "token": "000000"})).await?;
     assert_gotrue_error(wrong, 403, "otp_expired").await;
     let response = post_verify(&suite, json!({"type": "sms", "phone": phone, "token": sms.otp})).await?;
@@ -708,5 +717,122 @@ async fn reauthentication_codes_unlock_a_password_change() -> anyhow::Result<()>
     .await?;
     assert_eq!(right.status(), 200, "{}", right.text().await?);
     suite.shutdown().await;
+    Ok(())
+}
+
+/// Each provider's API as GoTrue calls it, a WhatsApp code, a provider outage retried until the
+/// message goes through once, and a provider without credentials refused in the request as GoTrue
+/// refuses it.
+#[tokio::test]
+async fn sms_providers_are_called_as_gotrue_calls_them() -> anyhow::Result<()> {
+    let suite = Suite::builder()
+        .env("GOTRUE_EXTERNAL_PHONE_ENABLED", "true")
+        .env("GOTRUE_SMS_TEMPLATE", "Code: {{ .Code }}")
+        .env("GOTRUE_SMS_MAX_FREQUENCY", "0s")
+        .start()
+        .await?;
+    let phone = "15551230001";
+    let whatsapp = suite
+        .post_json("/otp", &json!({"phone": phone, "channel": "whatsapp"}))
+        .await?;
+    assert_eq!(whatsapp.status(), 200, "{}", whatsapp.text().await?);
+    let sent = suite.sms.next().await.expect("the WhatsApp message");
+    assert_eq!(sent.form_field("To").as_deref(), Some("whatsapp:+15551230001"));
+    assert_eq!(sent.form_field("Channel").as_deref(), Some("whatsapp"));
+    let otp = last_sms_request(&suite, phone).await?.otp;
+    assert_eq!(sent.form_field("Body"), Some(format!("Code: {otp}")));
+
+    // An outage at the provider: the request succeeded already; the notifier retries.
+    suite.sms.respond_with(503);
+    let response = suite
+        .post_json("/resend", &json!({"type": "sms", "phone": phone}))
+        .await?;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await?;
+    let message_id = body["message_id"].as_str().expect("a message id").to_string();
+    assert!(uuid::Uuid::parse_str(&message_id).is_ok());
+    let refused = suite.sms.next().await.expect("the first attempt");
+    assert_eq!(refused.form_field("To").as_deref(), Some("+15551230001"));
+    suite.sms.respond_with(200);
+    let accepted = suite.sms.next().await.expect("the retry");
+    assert_eq!(accepted.form_field("Body"), refused.form_field("Body"));
+    auth_testkit::retry_until(|| async {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM notification_deliveries WHERE message_id = $1::uuid")
+                .bind(&message_id)
+                .fetch_optional(&suite.db)
+                .await
+                .ok()
+                .flatten();
+        status.as_deref() == Some("sent")
+    })
+    .await?;
+    assert!(
+        suite.sms.next_within(std::time::Duration::from_secs(1)).await.is_none(),
+        "sent once"
+    );
+    suite.shutdown().await;
+
+    for (provider, env, path, field, expected) in [
+        (
+            "messagebird",
+            vec![
+                ("GOTRUE_SMS_MESSAGEBIRD_ACCESS_KEY", "mb-key"),
+                ("GOTRUE_SMS_MESSAGEBIRD_ORIGINATOR", "Auth"),
+            ],
+            "/messages",
+            "recipients",
+            "15551230002",
+        ),
+        (
+            "textlocal",
+            vec![
+                ("GOTRUE_SMS_TEXTLOCAL_API_KEY", "tl-key"),
+                ("GOTRUE_SMS_TEXTLOCAL_SENDER", "Auth"),
+            ],
+            "/send",
+            "numbers",
+            "15551230002",
+        ),
+        (
+            "vonage",
+            vec![
+                ("GOTRUE_SMS_VONAGE_API_KEY", "vk"),
+                ("GOTRUE_SMS_VONAGE_API_SECRET", "vs"),
+                ("GOTRUE_SMS_VONAGE_FROM", "Auth"),
+            ],
+            "/sms/json",
+            "to",
+            "15551230002",
+        ),
+    ] {
+        let mut builder = Suite::builder()
+            .env("GOTRUE_EXTERNAL_PHONE_ENABLED", "true")
+            .env("GOTRUE_SMS_PROVIDER", provider);
+        for (name, value) in &env {
+            builder = builder.env(name, value);
+        }
+        let suite = builder.start().await?;
+        let response = suite.post_json("/otp", &json!({"phone": "+1 555 123 0002"})).await?;
+        assert_eq!(response.status(), 200, "{provider}: {}", response.text().await?);
+        let sent = suite.sms.next().await.expect("the SMS");
+        assert_eq!(sent.path, path, "{provider}");
+        assert_eq!(sent.form_field(field).as_deref(), Some(expected), "{provider}");
+        suite.shutdown().await;
+    }
+
+    let unconfigured = Suite::builder()
+        .env("GOTRUE_EXTERNAL_PHONE_ENABLED", "true")
+        .env("GOTRUE_SMS_PROVIDER", "vonage")
+        .start()
+        .await?;
+    let response = unconfigured.post_json("/otp", &json!({"phone": "15551230003"})).await?;
+    let body = assert_gotrue_error(response, 500, "unexpected_failure").await;
+    assert_eq!(body["msg"], "Unable to get SMS provider");
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&unconfigured.db)
+        .await?;
+    assert_eq!(users, 0, "nothing half-written");
+    unconfigured.shutdown().await;
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    auth_core::install_tls_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let healthy = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["--grpc", addr, service] => grpc(addr, service).await,
