@@ -14,6 +14,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::outbox::{self, EmailContent, OneTimeTokenKind};
+use crate::send_budget::{self, Budget};
 use crate::state::UserState;
 
 /// The emails that carry a code for the user's own address.
@@ -142,6 +143,9 @@ impl UserState {
                 ErrorCode::OverEmailSendRateLimit,
             )
         })?;
+        if !self.config.mailer.autoconfirm {
+            send_budget::spend(&self.db, Budget::Email, self.config.rate_limit.email_sent).await?;
+        }
         outbox::store_one_time_token(conn, user.id, code.token_kind(), &stored, user.email()).await?;
         let id = outbox::enqueue_email(
             conn,
@@ -205,6 +209,9 @@ impl UserState {
         outbox::store_one_time_token(conn, user.id, code.token_kind(), &hash, phone).await?;
         if test_code.is_some() {
             return Ok(TEST_OTP_MESSAGE_ID.to_string());
+        }
+        if !self.config.sms.autoconfirm {
+            send_budget::spend(&self.db, Budget::Sms, self.config.rate_limit.sms_sent).await?;
         }
         let id = outbox::enqueue_sms(conn, &self.config, phone, channel, &otp).await?;
         Ok(id.to_string())

@@ -7,6 +7,7 @@ mod codes;
 mod grpc;
 mod outbox;
 mod send;
+mod send_budget;
 mod signin;
 mod signup;
 mod state;

@@ -336,6 +336,14 @@ impl UserState {
             self.config.mailer.max_frequency,
             ErrorCode::OverEmailSendRateLimit,
         )?;
+        if !self.config.mailer.autoconfirm {
+            crate::send_budget::spend(
+                &self.db,
+                crate::send_budget::Budget::Email,
+                self.config.rate_limit.email_sent,
+            )
+            .await?;
+        }
         let otp_new = outbox::generate_otp(self.config.mailer.otp_length);
         let hash_new = prefixed(outbox::token_hash(new_email, &otp_new));
         let secure = self.config.mailer.secure_email_change_enabled && !user.email().is_empty();

@@ -370,6 +370,18 @@ pub struct RateLimitConfig {
     pub anonymous_users: IpRateLimit,
     /// `GOTRUE_RATE_LIMIT_VERIFY` (30 per 5 min, burst 30): `/verify`
     pub verify: IpRateLimit,
+    /// `GOTRUE_RATE_LIMIT_EMAIL_SENT` (30 per hour): emails the whole project may send.
+    pub email_sent: SendRate,
+    /// `GOTRUE_RATE_LIMIT_SMS_SENT` (30 per hour): SMS the whole project may send.
+    pub sms_sent: SendRate,
+}
+
+/// A project-wide send budget in GoTrue's syntax: `N` allows N per fixed hour window; `N/duration`
+/// is a bucket of N that refills one per `duration`. 0 allows nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SendRate {
+    Interval { events: f64, window: Duration },
+    Burst { events: u64, refill_every: Duration },
 }
 
 #[derive(Debug, Clone)]
@@ -667,6 +679,8 @@ impl Config {
                 otp: r.ip_rate(&["GOTRUE_RATE_LIMIT_OTP"], 30.0, FIVE_MINUTES, Some(30.0)),
                 anonymous_users: r.ip_rate(&["GOTRUE_RATE_LIMIT_ANONYMOUS_USERS"], 30.0, ONE_HOUR, None),
                 verify: r.ip_rate(&["GOTRUE_RATE_LIMIT_VERIFY"], 30.0, FIVE_MINUTES, Some(30.0)),
+                email_sent: r.send_rate(&["GOTRUE_RATE_LIMIT_EMAIL_SENT"]),
+                sms_sent: r.send_rate(&["GOTRUE_RATE_LIMIT_SMS_SENT"]),
             },
             saml: SamlConfig {
                 enabled: r.bool(&["GOTRUE_SAML_ENABLED"], false),
@@ -861,6 +875,37 @@ impl Reader<'_> {
 
     fn duration(&mut self, names: &[&str], default: Duration) -> Duration {
         self.optional_duration(names).unwrap_or(default)
+    }
+
+    /// GoTrue's `conf.Rate`: a number (per hour) or `N/duration`.
+    fn send_rate(&mut self, names: &[&str]) -> SendRate {
+        let default = SendRate::Interval {
+            events: 30.0,
+            window: ONE_HOUR,
+        };
+        let Some((name, value)) = self.lookup(names) else {
+            return default;
+        };
+        if let Ok(events) = value.parse::<f64>() {
+            return SendRate::Interval {
+                events,
+                window: ONE_HOUR,
+            };
+        }
+        let parsed = value.split_once('/').and_then(|(events, over)| {
+            let events = events.parse::<u64>().ok()?;
+            let nanos = go_parse_duration::parse_duration(over).ok()?;
+            let refill_every = if nanos > 0 {
+                Duration::from_nanos(nanos.unsigned_abs())
+            } else {
+                ONE_HOUR
+            };
+            Some(SendRate::Burst { events, refill_every })
+        });
+        parsed.unwrap_or_else(|| {
+            self.problem(&name, &format!("`{value}` is not a rate like 30 or 10/1m"));
+            default
+        })
     }
 
     /// `phone:code` pairs separated by commas; phones lose `+` and spaces as GoTrue stores them.

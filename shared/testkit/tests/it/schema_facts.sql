@@ -32,5 +32,5 @@ SELECT fact FROM (
     FROM pg_class r
     WHERE r.relnamespace = $1::regnamespace AND r.relkind = 'r'
 ) facts
-WHERE tbl NOT IN ('outbox_messages', 'notification_deliveries', '_sqlx_migrations')
+WHERE tbl NOT IN ('outbox_messages', 'notification_deliveries', 'send_rate_limits', '_sqlx_migrations')
 ORDER BY fact

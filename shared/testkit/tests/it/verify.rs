@@ -836,3 +836,48 @@ async fn sms_providers_are_called_as_gotrue_calls_them() -> anyhow::Result<()> {
     unconfigured.shutdown().await;
     Ok(())
 }
+
+/// `GOTRUE_RATE_LIMIT_EMAIL_SENT` / `_SMS_SENT` are one budget for the project, however many
+/// replicas serve it (GoTrue's are per process): two suites on one database share it.
+#[tokio::test]
+async fn send_budgets_hold_across_replicas() -> anyhow::Result<()> {
+    let first = Suite::builder()
+        .env("GOTRUE_RATE_LIMIT_EMAIL_SENT", "2")
+        .env("GOTRUE_RATE_LIMIT_SMS_SENT", "1/1h")
+        .env("GOTRUE_EXTERNAL_PHONE_ENABLED", "true")
+        .start()
+        .await?;
+    let second = Suite::builder()
+        .share_database_with(&first)
+        .env("GOTRUE_RATE_LIMIT_EMAIL_SENT", "2")
+        .env("GOTRUE_RATE_LIMIT_SMS_SENT", "1/1h")
+        .env("GOTRUE_EXTERNAL_PHONE_ENABLED", "true")
+        .start()
+        .await?;
+    for suite in [&first, &second] {
+        let response = suite
+            .post_json("/signup", &json!({"email": email(), "password": PASSWORD}))
+            .await?;
+        assert_eq!(response.status(), 200);
+    }
+    let address = email();
+    let third = first
+        .post_json("/signup", &json!({"email": address, "password": PASSWORD}))
+        .await?;
+    let body = assert_gotrue_error(third, 429, "over_email_send_rate_limit").await;
+    assert_eq!(body["msg"], "email rate limit exceeded");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = $1")
+        .bind(&address)
+        .fetch_one(&first.db)
+        .await?;
+    assert_eq!(stored, 0, "a refused sign-up leaves nothing behind");
+
+    let sms = second.post_json("/otp", &json!({"phone": "15551239001"})).await?;
+    assert_eq!(sms.status(), 200, "{}", sms.text().await?);
+    let refused = first.post_json("/otp", &json!({"phone": "15551239002"})).await?;
+    let body = assert_gotrue_error(refused, 429, "over_sms_send_rate_limit").await;
+    assert_eq!(body["msg"], "SMS rate limit exceeded");
+    second.shutdown().await;
+    first.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! The project-wide send budgets (`GOTRUE_RATE_LIMIT_EMAIL_SENT`, `GOTRUE_RATE_LIMIT_SMS_SENT`),
+//! kept in one `send_rate_limits` row each so that every replica spends the same budget (GoTrue's
+//! live in each process's memory).
+//!
+//! A send takes one unit in a single autocommitted statement, outside the request's transaction, so
+//! the row is locked for one statement and never for the length of a request. Like GoTrue, a unit
+//! is spent when the send is attempted, whether or not the request then succeeds.
+
+use auth_core::config::SendRate;
+use auth_core::{ErrorCode, ServiceError};
+use sqlx::PgPool;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Budget {
+    Email,
+    Sms,
+}
+
+impl Budget {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+        }
+    }
+
+    fn exceeded(self) -> ServiceError {
+        match self {
+            Self::Email => ServiceError::new(429, ErrorCode::OverEmailSendRateLimit, "email rate limit exceeded"),
+            Self::Sms => ServiceError::new(429, ErrorCode::OverSmsSendRateLimit, "SMS rate limit exceeded"),
+        }
+    }
+}
+
+/// Takes one send from `budget`, or answers GoTrue's 429.
+pub async fn spend(db: &PgPool, budget: Budget, rate: SendRate) -> Result<(), ServiceError> {
+    let granted = match rate {
+        SendRate::Interval { events, window } => {
+            let limit = events.floor();
+            if limit < 1.0 {
+                return Err(budget.exceeded());
+            }
+            // Fixed windows aligned to the epoch: every replica agrees on the current one.
+            sqlx::query_scalar::<_, i32>(
+                "INSERT INTO send_rate_limits AS l (name, window_start, used, updated_at) \
+                 VALUES ($1, to_timestamp(floor(extract(epoch FROM now()) / $2) * $2), 1, now()) \
+                 ON CONFLICT (name) DO UPDATE \
+                   SET used = CASE WHEN l.window_start IS NOT DISTINCT FROM EXCLUDED.window_start \
+                                   THEN l.used + 1 ELSE 1 END, \
+                       window_start = EXCLUDED.window_start, updated_at = now() \
+                   WHERE l.window_start IS DISTINCT FROM EXCLUDED.window_start OR l.used < $3 \
+                 RETURNING used",
+            )
+            .bind(budget.name())
+            .bind(window.as_secs_f64().max(1.0))
+            .bind(limit)
+            .fetch_optional(db)
+            .await?
+            .is_some()
+        }
+        SendRate::Burst { events, refill_every } => {
+            if events == 0 {
+                return Err(budget.exceeded());
+            }
+            // A bucket of `events` units refilled one per `refill_every`, as golang.org/x/time/rate.
+            sqlx::query_scalar::<_, f64>(
+                "INSERT INTO send_rate_limits AS l (name, tokens, updated_at) VALUES ($1, $2 - 1, now()) \
+                 ON CONFLICT (name) DO UPDATE \
+                   SET tokens = least($2, l.tokens + extract(epoch FROM now() - l.updated_at) / $3) - 1, \
+                       updated_at = now() \
+                   WHERE least($2, l.tokens + extract(epoch FROM now() - l.updated_at) / $3) >= 1 \
+                 RETURNING tokens",
+            )
+            .bind(budget.name())
+            .bind(events as f64)
+            .bind(refill_every.as_secs_f64())
+            .fetch_optional(db)
+            .await?
+            .is_some()
+        }
+    };
+    if granted { Ok(()) } else { Err(budget.exceeded()) }
+}
