@@ -24,11 +24,21 @@ pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     let suite = &ctx.config.suite;
     let client = nats::connect(&suite.nats_url).await?;
     let jetstream = async_nats::jetstream::new(client);
-    let stream = nats::ensure_notification_stream(&jetstream, &suite.nats_prefix).await?;
+    let shutdown = &ctx.shutdown;
+    let stream = nats::set_up("notification stream", shutdown, || {
+        nats::ensure_notification_stream(&jetstream, &suite.nats_prefix)
+    })
+    .await?;
     tracing::info!(stream = %stream.cached_info().config.name, "notification stream ready");
     let prefix = &suite.nats_prefix;
-    let emails = deliver::consumer(&stream, prefix, deliver::EMAIL_CONSUMER, "email_requested").await?;
-    let texts = deliver::consumer(&stream, prefix, deliver::SMS_CONSUMER, "sms_requested").await?;
+    let emails = nats::set_up("email consumer", shutdown, || {
+        deliver::consumer(&stream, prefix, deliver::EMAIL_CONSUMER, "email_requested")
+    })
+    .await?;
+    let texts = nats::set_up("SMS consumer", shutdown, || {
+        deliver::consumer(&stream, prefix, deliver::SMS_CONSUMER, "sms_requested")
+    })
+    .await?;
 
     let deliverer = Arc::new(deliver::Deliverer {
         db: ctx.db.clone(),

@@ -25,7 +25,10 @@ pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     let suite = &ctx.config.suite;
     let jetstream = async_nats::jetstream::new(nats::connect(&suite.nats_url).await?);
     // The stream must exist before the first publish, whichever process starts first.
-    nats::ensure_notification_stream(&jetstream, &suite.nats_prefix).await?;
+    nats::set_up("notification stream", &ctx.shutdown, || {
+        nats::ensure_notification_stream(&jetstream, &suite.nats_prefix)
+    })
+    .await?;
     let relay = outbox_relay::spawn(ctx.db.clone(), jetstream, &suite.nats_prefix, ctx.shutdown.clone());
     let state = state::UserState::new(ctx.config.clone(), ctx.db.clone(), relay)?;
     let routes = Routes::new(UserServiceServer::new(grpc::UserGrpc { state }));

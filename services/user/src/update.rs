@@ -12,7 +12,6 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 use subtle::ConstantTimeEq;
-use uuid::Uuid;
 
 use crate::codes::PhoneCode;
 use crate::outbox::{self, EmailContent, OneTimeTokenKind};
@@ -414,7 +413,7 @@ impl UserState {
         ))
         .execute(&mut *conn)
         .await?;
-        upsert_identity(
+        crate::verify::upsert_contact_identity(
             conn,
             user.id,
             "email",
@@ -440,7 +439,7 @@ impl UserState {
         ))
         .execute(&mut *conn)
         .await?;
-        upsert_identity(
+        crate::verify::upsert_contact_identity(
             conn,
             user.id,
             "phone",
@@ -461,25 +460,4 @@ fn providers_with(user: &UserRecord, provider: &str) -> Vec<String> {
         providers.push(provider.to_string());
     }
     providers
-}
-
-async fn upsert_identity(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    provider: &str,
-    data: Value,
-) -> Result<(), ServiceError> {
-    sqlx::query(
-        "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, now(), now(), now()) \
-         ON CONFLICT ON CONSTRAINT identities_provider_id_provider_unique \
-         DO UPDATE SET identity_data = EXCLUDED.identity_data, updated_at = now()",
-    )
-    .bind(user_id.to_string())
-    .bind(user_id)
-    .bind(sqlx::types::Json(data))
-    .bind(provider)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

@@ -674,8 +674,9 @@ async fn mark_email_identity_verified(conn: &mut PgConnection, user_id: Uuid) ->
     Ok(())
 }
 
-/// Creates the email/phone identity of a confirmed change, or merges the new address into it.
-async fn upsert_contact_identity(
+/// Creates the email/phone identity of a confirmed address, or merges the new data into it
+/// (GoTrue's `UpdateIdentityData`).
+pub(crate) async fn upsert_contact_identity(
     conn: &mut PgConnection,
     user_id: Uuid,
     provider: &str,

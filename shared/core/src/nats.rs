@@ -53,6 +53,38 @@ pub async fn ensure_notification_stream(
         .map_err(|e| anyhow::anyhow!("cannot create JetStream stream {name}: {e}"))
 }
 
+/// Runs a JetStream setup step (stream, consumer) until it succeeds or `shutdown` fires. Under load
+/// JetStream's API can time out at start; a service that gave up there would never become healthy.
+pub async fn set_up<T, F, Fut>(
+    what: &str,
+    shutdown: &tokio_util::sync::CancellationToken,
+    mut step: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match step().await {
+            Ok(value) => return Ok(value),
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    what,
+                    ?delay,
+                    "JetStream setup failed; retrying"
+                );
+                tokio::select! {
+                    () = shutdown.cancelled() => return Err(error.context(format!("{what}: stopped while retrying"))),
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
