@@ -6,7 +6,8 @@
 //! being sent twice: a message already `sent` is acked without sending, one another replica is
 //! `sending` right now is retried later. Only a process that dies between the SMTP server's
 //! acceptance and the `sent` mark (a few milliseconds) leaves a stale `sending` row; after
-//! [`STALE_SENDING`] it is sent again, because losing a confirmation email is worse than a second one.
+//! `AUTH_NOTIFY_ACK_WAIT` (60 s) it is sent again, because losing a confirmation email is worse than
+//! a second one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +32,6 @@ pub const EMAIL_CONSUMER: &str = "notifier";
 pub const SMS_CONSUMER: &str = "notifier-sms";
 /// Messages sent at the same time by one replica.
 const IN_FLIGHT: usize = 16;
-/// A `sending` row older than this belongs to a replica that died mid-send.
-const STALE_SENDING: Duration = Duration::from_secs(60);
 
 /// What the delivery log says about a message before sending it.
 enum Claim {
@@ -45,6 +44,8 @@ enum Claim {
 }
 
 pub struct Deliverer {
+    /// This replica's name in the delivery log (`sent_by`).
+    pub replica: String,
     pub db: PgPool,
     pub config: Arc<Config>,
     pub mailer: Option<Mailer>,
@@ -95,6 +96,7 @@ pub async fn consumer(
     prefix: &str,
     name: &str,
     event: &str,
+    ack_wait: Duration,
 ) -> anyhow::Result<consumer::Consumer<consumer::pull::Config>> {
     stream
         .get_or_create_consumer(
@@ -103,7 +105,7 @@ pub async fn consumer(
                 durable_name: Some(name.into()),
                 filter_subject: auth_core::nats::notification_subject(prefix, event),
                 ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(60),
+                ack_wait,
                 ..Default::default()
             },
         )
@@ -170,7 +172,7 @@ impl Deliverer {
                 AckKind::Nak(Some(Duration::from_secs(1)))
             }
             Ok(Claim::Done) => AckKind::Ack,
-            Ok(Claim::Busy) => AckKind::Nak(Some(STALE_SENDING)),
+            Ok(Claim::Busy) => AckKind::Nak(Some(self.config.suite.notify_ack_wait)),
             Ok(Claim::Attempt(attempt)) => self.attempt(id, &request, attempt).await,
         };
         if let Err(error) = message.ack_with(outcome).await {
@@ -202,16 +204,17 @@ impl Deliverer {
             }
         };
         let recorded = sqlx::query(
-            "UPDATE notification_deliveries SET status = $2, last_error = $3, updated_at = now(), \
+            "UPDATE notification_deliveries SET status = $2, last_error = $3, updated_at = now(), sent_by = $4, \
              sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END WHERE message_id = $1",
         )
         .bind(id)
         .bind(status)
         .bind(error)
+        .bind(&self.replica)
         .execute(&self.db)
         .await;
         if let Err(error) = recorded {
-            // The row stays `sending`; a redelivery after STALE_SENDING decides again.
+            // The row stays `sending`; a redelivery after the ack wait decides again.
             tracing::warn!(%error, %id, status, "recording a delivery outcome failed");
         }
         ack
@@ -260,7 +263,7 @@ impl Deliverer {
         )
         .bind(id)
         .bind(recipient)
-        .bind(STALE_SENDING.as_secs_f64())
+        .bind(self.config.suite.notify_ack_wait.as_secs_f64())
         .bind(channel)
         .fetch_optional(&self.db)
         .await?;

@@ -31,16 +31,21 @@ pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     .await?;
     tracing::info!(stream = %stream.cached_info().config.name, "notification stream ready");
     let prefix = &suite.nats_prefix;
+    let ack_wait = suite.notify_ack_wait;
     let emails = nats::set_up("email consumer", shutdown, || {
-        deliver::consumer(&stream, prefix, deliver::EMAIL_CONSUMER, "email_requested")
+        deliver::consumer(&stream, prefix, deliver::EMAIL_CONSUMER, "email_requested", ack_wait)
     })
     .await?;
     let texts = nats::set_up("SMS consumer", shutdown, || {
-        deliver::consumer(&stream, prefix, deliver::SMS_CONSUMER, "sms_requested")
+        deliver::consumer(&stream, prefix, deliver::SMS_CONSUMER, "sms_requested", ack_wait)
     })
     .await?;
 
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "notifier".into());
+    let replica = format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    tracing::info!(%replica, "notifier replica starting");
     let deliverer = Arc::new(deliver::Deliverer {
+        replica,
         db: ctx.db.clone(),
         mailer: mail::Mailer::from_config(&ctx.config.smtp, &ctx.config.site_url)?,
         sms: sms::SmsSender::from_config(&ctx.config.sms)?,

@@ -436,6 +436,9 @@ pub struct SuiteConfig {
     pub nats_prefix: String,
     /// `AUTH_NOTIFY_MAX_ATTEMPTS` (default 8): deliveries tried per message before it is dead-lettered.
     pub notify_max_attempts: u32,
+    /// `AUTH_NOTIFY_ACK_WAIT` (default 60s): how long a message being sent may stay unacknowledged
+    /// before another replica may take it over (a replica that died mid-send).
+    pub notify_ack_wait: Duration,
 }
 
 /// Every problem found while loading, each naming its variable.
@@ -710,6 +713,9 @@ impl Config {
                 nats_url: r.string(&["NATS_URL"], "nats://127.0.0.1:4222"),
                 nats_prefix,
                 notify_max_attempts: r.bounded(&["AUTH_NOTIFY_MAX_ATTEMPTS"], 8u32, 1..=100),
+                notify_ack_wait: r
+                    .duration(&["AUTH_NOTIFY_ACK_WAIT"], Duration::from_secs(60))
+                    .max(Duration::from_secs(1)),
             },
         };
 

@@ -124,6 +124,23 @@ impl Running {
     }
 }
 
+/// An extra instance of a service running beside the suite's own, on the same configuration and
+/// database (e.g. a second notifier replica sharing the durable consumer).
+pub struct Replica {
+    running: Running,
+}
+
+impl Replica {
+    pub fn addr(&self) -> SocketAddr {
+        self.running.addr
+    }
+
+    /// Graceful shutdown, as on SIGTERM.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.running.stop().await
+    }
+}
+
 /// Configures a [`Suite`] before it starts.
 #[derive(Default)]
 pub struct SuiteBuilder {
@@ -262,6 +279,31 @@ impl Suite {
         };
         let task = tokio::spawn(service.serve(ctx));
         self.services.insert(service, Running { addr, shutdown, task });
+    }
+
+    /// Starts another instance of `service` on a free port and waits until it is healthy.
+    pub async fn spawn_replica(&self, service: Service) -> anyhow::Result<Replica> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let ctx = ServiceContext {
+            config: self.config.clone(),
+            db: self.db.clone(),
+            listener,
+            shutdown: shutdown.clone(),
+        };
+        let task = tokio::spawn(service.serve(ctx));
+        let channel = auth_core::grpc::channel(
+            &format!("http://{addr}"),
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+        )?;
+        retry_until(|| auth_core::grpc::is_serving(channel.clone(), service.grpc_name()))
+            .await
+            .with_context(|| format!("the {service:?} replica never became healthy"))?;
+        Ok(Replica {
+            running: Running { addr, shutdown, task },
+        })
     }
 
     /// The gRPC address of a running service.
