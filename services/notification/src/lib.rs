@@ -3,6 +3,7 @@
 //! consumers exist, then delivers until shutdown (see [`deliver`]).
 
 mod deliver;
+mod grpc;
 mod mail;
 mod sms;
 mod templates;
@@ -11,13 +12,8 @@ use std::sync::Arc;
 
 use auth_core::nats;
 use auth_core::runtime::ServiceContext;
-use auth_proto::notification::v1::notification_service_server::{NotificationService, NotificationServiceServer};
+use auth_proto::notification::v1::notification_service_server::NotificationServiceServer;
 use tonic::service::Routes;
-
-struct NotificationGrpc;
-
-#[tonic::async_trait]
-impl NotificationService for NotificationGrpc {}
 
 /// Serves the notification service until `ctx.shutdown` fires.
 pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
@@ -54,7 +50,12 @@ pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     let delivering_email = tokio::spawn(deliverer.clone().run(emails, ctx.shutdown.clone()));
     let delivering_sms = tokio::spawn(deliverer.run(texts, ctx.shutdown.clone()));
 
-    let routes = Routes::new(NotificationServiceServer::new(NotificationGrpc));
+    let api = grpc::NotificationGrpc {
+        keys: Arc::new(auth_core::jwt::JwtKeys::from_config(&ctx.config.jwt)?),
+        config: ctx.config.clone(),
+        db: ctx.db.clone(),
+    };
+    let routes = Routes::new(NotificationServiceServer::new(api));
     let served = auth_core::grpc::serve(
         auth_proto::service_names::NOTIFICATION,
         routes,

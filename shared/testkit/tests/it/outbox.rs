@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use auth_core::nats;
-use auth_proto::notification::v1::{EmailKind, EmailRequested};
+use auth_proto::notification::v1::notification_service_client::NotificationServiceClient;
+use auth_proto::notification::v1::{EmailKind, EmailRequested, ListDeadLettersRequest};
+use auth_testkit::jwt::service_role_token;
 use auth_testkit::{Service, Suite, retry_until};
 use prost::Message as _;
 use serde_json::json;
@@ -149,8 +151,9 @@ async fn a_refusing_mail_server_delays_the_email_but_does_not_lose_it() -> anyho
 async fn an_email_refused_on_every_attempt_is_dead_lettered() -> anyhow::Result<()> {
     let suite = Suite::builder().env("AUTH_NOTIFY_MAX_ATTEMPTS", "2").start().await?;
     suite.smtp.refuse_next(usize::MAX);
+    let address = email();
     let response = suite
-        .post_json("/signup", &json!({"email": email(), "password": "password-123"}))
+        .post_json("/signup", &json!({"email": address, "password": "password-123"}))
         .await?;
     assert_eq!(response.status(), 200);
     retry_until(|| async { delivery_status(&suite).await.as_deref() == Some("dead_lettered") }).await?;
@@ -160,6 +163,22 @@ async fn an_email_refused_on_every_attempt_is_dead_lettered() -> anyhow::Result<
             .await?;
     assert_eq!(attempts, 2);
     assert!(error.is_some_and(|e| e.contains("451")), "the server's answer is kept");
+
+    // Visible over the notification service's gRPC API, to admin callers only.
+    let mut api = NotificationServiceClient::new(suite.channel(Service::Notification)?);
+    let anonymous = api.list_dead_letters(ListDeadLettersRequest::default()).await;
+    assert_eq!(anonymous.expect_err("no token").code(), tonic::Code::Unauthenticated);
+    let mut request = tonic::Request::new(ListDeadLettersRequest::default());
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {}", service_role_token()).parse()?);
+    let listed = api.list_dead_letters(request).await?.into_inner().dead_letters;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].channel, "email");
+    assert_eq!(listed[0].recipient, address);
+    assert_eq!(listed[0].attempts, 2);
+    assert!(listed[0].last_error.contains("451"));
+    assert!(!listed[0].sent_by.is_empty());
     suite.shutdown().await;
     Ok(())
 }
