@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::mail::Mailer;
 use crate::sms::{Channel, SmsSender};
+use crate::template_cache::TemplateCache;
 use crate::templates;
 
 /// The durable consumers every replica shares: one per channel, so a slow SMS provider never holds
@@ -49,6 +50,7 @@ pub struct Deliverer {
     pub db: PgPool,
     pub config: Arc<Config>,
     pub mailer: Option<Mailer>,
+    pub templates: TemplateCache,
     pub sms: Option<SmsSender>,
 }
 
@@ -224,7 +226,8 @@ impl Deliverer {
         let Some(mailer) = &self.mailer else {
             anyhow::bail!("no SMTP server configured (GOTRUE_SMTP_HOST)");
         };
-        let rendered = templates::render(request, &self.config.mailer.subjects);
+        let body = self.templates.body(templates::kind_of(request)).await;
+        let rendered = templates::render(request, &self.config.mailer.subjects, body.as_deref());
         mailer
             .send(&request.to, &rendered.subject, rendered.html, &request.message_id)
             .await

@@ -6,6 +6,7 @@ mod deliver;
 mod grpc;
 mod mail;
 mod sms;
+mod template_cache;
 mod templates;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
         replica,
         db: ctx.db.clone(),
         mailer: mail::Mailer::from_config(&ctx.config.smtp, &ctx.config.site_url)?,
+        templates: template_cache::TemplateCache::new(ctx.config.clone())?,
         sms: sms::SmsSender::from_config(&ctx.config.sms)?,
         config: ctx.config.clone(),
     });

@@ -47,9 +47,16 @@ fn configured_subject(kind: EmailKind, subjects: &MailerSubjects) -> Option<&str
     }
 }
 
-pub fn render(request: &EmailRequested, subjects: &MailerSubjects) -> Rendered {
-    let kind = EmailKind::try_from(request.kind).unwrap_or(EmailKind::Confirmation);
-    let (default_subject, body) = defaults(kind);
+/// The kind of an email request (confirmation when unknown).
+pub fn kind_of(request: &EmailRequested) -> EmailKind {
+    EmailKind::try_from(request.kind).unwrap_or(EmailKind::Confirmation)
+}
+
+/// Renders with the configured subject and `body` (a fetched template), else GoTrue's defaults.
+pub fn render(request: &EmailRequested, subjects: &MailerSubjects, body: Option<&str>) -> Rendered {
+    let kind = kind_of(request);
+    let (default_subject, default_body) = defaults(kind);
+    let body = body.unwrap_or(default_body);
     let subject = configured_subject(kind, subjects).unwrap_or(default_subject);
     let variables = [
         ("SiteURL", request.site_url.as_str()),
@@ -60,21 +67,32 @@ pub fn render(request: &EmailRequested, subjects: &MailerSubjects) -> Rendered {
         ("TokenHash", request.token_hash.as_str()),
         ("RedirectTo", request.redirect_to.as_str()),
     ];
+    let data: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&request.data_json).unwrap_or_default();
     Rendered {
-        subject: fill(subject, &variables),
-        html: fill(body, &variables),
+        subject: fill(subject, &variables, &data),
+        html: fill(body, &variables, &data),
     }
 }
 
-/// Replaces every `{{ .Name }}` with the variable's HTML-escaped value (unknown names print nothing).
-fn fill(template: &str, variables: &[(&str, &str)]) -> String {
+/// Replaces every `{{ .Name }}` with the variable's HTML-escaped value, and `{{ .Data.key }}` with
+/// the user's metadata value (unknown names print nothing).
+fn fill(template: &str, variables: &[(&str, &str)], data: &serde_json::Map<String, serde_json::Value>) -> String {
     static VARIABLE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"\{\{-?\s*\.(\w+)\s*-?\}\}").expect("static regex"));
+        LazyLock::new(|| Regex::new(r"\{\{-?\s*\.(\w+)(?:\.(\w+))?\s*-?\}\}").expect("static regex"));
     VARIABLE
         .replace_all(template, |captures: &regex::Captures<'_>| {
             let name = &captures[1];
-            let value = variables.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v);
-            html_escape(value)
+            match (name, captures.get(2)) {
+                ("Data", Some(key)) => match data.get(key.as_str()) {
+                    Some(serde_json::Value::String(text)) => html_escape(text),
+                    Some(serde_json::Value::Null) | None => String::new(),
+                    Some(other) => html_escape(&other.to_string()),
+                },
+                _ => {
+                    let value = variables.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v);
+                    html_escape(value)
+                }
+            }
         })
         .into_owned()
 }
@@ -105,7 +123,7 @@ mod tests {
             confirmation_url: "http://localhost:9999/verify?token=abc&type=signup".into(),
             ..Default::default()
         };
-        let rendered = render(&request, &MailerSubjects::default());
+        let rendered = render(&request, &MailerSubjects::default(), None);
         assert_eq!(rendered.subject, "Confirm your email address");
         assert!(
             rendered
@@ -122,13 +140,24 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            render(&request, &MailerSubjects::default()).subject,
+            render(&request, &MailerSubjects::default(), None).subject,
             "123456 is your verification code"
         );
         let subjects = MailerSubjects {
             reauthentication: Some("Code: {{.Token}}".into()),
             ..Default::default()
         };
-        assert_eq!(render(&request, &subjects).subject, "Code: 123456");
+        assert_eq!(render(&request, &subjects, None).subject, "Code: 123456");
+        let custom = EmailRequested {
+            kind: EmailKind::Confirmation as i32,
+            token: "654321".into(),
+            data_json: r#"{"name":"Ada <3"}"#.into(),
+            ..Default::default()
+        };
+        let body = "<p>Hi {{ .Data.name }}, code {{ .Token }}{{ .Data.missing }}</p>";
+        assert_eq!(
+            render(&custom, &MailerSubjects::default(), Some(body)).html,
+            "<p>Hi Ada &lt;3, code 654321</p>"
+        );
     }
 }

@@ -169,6 +169,26 @@ pub struct MailerConfig {
     pub max_frequency: Duration,
     pub subjects: MailerSubjects,
     pub url_paths: MailerUrlPaths,
+    /// `GOTRUE_MAILER_TEMPLATES_*`: URLs of the body templates (relative ones are under SITE_URL).
+    pub templates: MailerTemplates,
+    /// `GOTRUE_MAILER_TEMPLATE_MAX_SIZE` (default 1000000 bytes)
+    pub template_max_size: usize,
+    /// `GOTRUE_MAILER_TEMPLATE_MAX_AGE` (default 10m): a fetched template is used this long.
+    pub template_max_age: Duration,
+    /// `GOTRUE_MAILER_TEMPLATE_RETRY_INTERVAL` (default 10s): after a failed refresh, the old
+    /// template is used and the fetch retried no sooner than this.
+    pub template_retry_interval: Duration,
+}
+
+/// Body template URLs by kind; `None` means GoTrue's built-in body.
+#[derive(Debug, Clone, Default)]
+pub struct MailerTemplates {
+    pub invite: Option<String>,
+    pub confirmation: Option<String>,
+    pub recovery: Option<String>,
+    pub magic_link: Option<String>,
+    pub email_change: Option<String>,
+    pub reauthentication: Option<String>,
 }
 
 /// Paths of the links in emails (`GOTRUE_MAILER_URLPATHS_*`, default `/verify`), resolved against
@@ -592,6 +612,18 @@ impl Config {
                     email_change: r.optional(&["GOTRUE_MAILER_SUBJECTS_EMAIL_CHANGE"]),
                     reauthentication: r.optional(&["GOTRUE_MAILER_SUBJECTS_REAUTHENTICATION"]),
                 },
+                templates: MailerTemplates {
+                    invite: r.optional(&["GOTRUE_MAILER_TEMPLATES_INVITE"]),
+                    confirmation: r.optional(&["GOTRUE_MAILER_TEMPLATES_CONFIRMATION"]),
+                    recovery: r.optional(&["GOTRUE_MAILER_TEMPLATES_RECOVERY"]),
+                    magic_link: r.optional(&["GOTRUE_MAILER_TEMPLATES_MAGIC_LINK"]),
+                    email_change: r.optional(&["GOTRUE_MAILER_TEMPLATES_EMAIL_CHANGE"]),
+                    reauthentication: r.optional(&["GOTRUE_MAILER_TEMPLATES_REAUTHENTICATION"]),
+                },
+                template_max_size: r.parse(&["GOTRUE_MAILER_TEMPLATE_MAX_SIZE"], 1_000_000usize),
+                template_max_age: r.duration(&["GOTRUE_MAILER_TEMPLATE_MAX_AGE"], Duration::from_secs(600)),
+                template_retry_interval: r
+                    .duration(&["GOTRUE_MAILER_TEMPLATE_RETRY_INTERVAL"], Duration::from_secs(10)),
                 url_paths: MailerUrlPaths {
                     invite: r.string(&["GOTRUE_MAILER_URLPATHS_INVITE"], "/verify"),
                     confirmation: r.string(&["GOTRUE_MAILER_URLPATHS_CONFIRMATION"], "/verify"),

@@ -285,3 +285,67 @@ async fn a_notifier_stopped_mid_burst_loses_and_duplicates_nothing() -> anyhow::
     suite.shutdown().await;
     Ok(())
 }
+
+/// `GOTRUE_MAILER_TEMPLATES_*`: the body is fetched once and cached, fills GoTrue's variables
+/// (including `.Data`), and a template server that fails leaves GoTrue's built-in body in use.
+#[tokio::test]
+async fn custom_templates_are_fetched_cached_and_fall_back() -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let app = axum::Router::new().route(
+        "/templates/confirm.html",
+        axum::routing::get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async {
+                "<p>Welcome {{ .Data.name }}! Your code is {{ .Token }}. <a href=\"{{ .ConfirmationURL }}\">go</a></p>"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let suite = Suite::builder()
+        .env(
+            "GOTRUE_MAILER_TEMPLATES_CONFIRMATION",
+            &format!("{base}/templates/confirm.html"),
+        )
+        .env(
+            "GOTRUE_MAILER_TEMPLATES_RECOVERY",
+            &format!("{base}/templates/missing.html"),
+        )
+        .env("GOTRUE_MAILER_AUTOCONFIRM", "false")
+        .start()
+        .await?;
+    for _ in 0..2 {
+        let response = suite
+            .post_json(
+                "/signup",
+                &json!({"email": email(), "password": "password-123", "data": {"name": "Ada"}}),
+            )
+            .await?;
+        assert_eq!(response.status(), 200);
+        let mail = suite.smtp.next().await.expect("the confirmation email");
+        let body = mail.body();
+        assert!(body.contains("Welcome Ada! Your code is "), "{body}");
+        assert!(body.contains("/verify?token="), "{body}");
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "fetched once, then cached");
+
+    // A recovery template that cannot be fetched: GoTrue's built-in body goes out instead.
+    let address = email();
+    let confirmed = suite
+        .post_json("/signup", &json!({"email": address, "password": "password-123"}))
+        .await?;
+    assert_eq!(confirmed.status(), 200);
+    let _ = suite.smtp.next().await.expect("the third confirmation email");
+    let response = suite.post_json("/recover", &json!({"email": address})).await?;
+    assert_eq!(response.status(), 200);
+    let mail = suite.smtp.next().await.expect("the recovery email");
+    assert!(mail.body().contains("Reset password"), "{}", mail.body());
+    suite.shutdown().await;
+    Ok(())
+}
