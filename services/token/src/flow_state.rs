@@ -115,8 +115,9 @@ impl TokenState {
         }
     }
 
-    /// GoTrue's PKCE grant. The flow's row stays locked from lookup to deletion, so two requests
-    /// racing with one code get one session between them (GoTrue can hand out two).
+    /// GoTrue's PKCE grant. The flow's row stays locked from lookup to deletion, and the session is
+    /// created in the same transaction, so two requests racing with one code get one session between
+    /// them (GoTrue can hand out two) and a failure leaves the code usable.
     pub async fn exchange_auth_code(
         &self,
         auth_code: &str,
@@ -177,7 +178,10 @@ impl TokenState {
             .bind(flow.id)
             .execute(&mut *tx)
             .await?;
-        let tokens = self.issue_session(user_id, &flow.authentication_method, client).await?;
+        // On the transaction's own connection: a second pooled one could run out under load.
+        let tokens = self
+            .issue_session_on(&mut *tx, user_id, &flow.authentication_method, client)
+            .await?;
         tx.commit().await?;
         Ok(tokens)
     }

@@ -74,6 +74,18 @@ impl TokenState {
         method: &str,
         client: &Client,
     ) -> Result<pb::SessionTokens, ServiceError> {
+        self.issue_session_on(&self.db, user_id, method, client).await
+    }
+
+    /// [`Self::issue_session`] on a given connection, e.g. inside a transaction that must not
+    /// wait for a second pooled connection.
+    pub async fn issue_session_on<'e>(
+        &self,
+        db: impl sqlx::PgExecutor<'e>,
+        user_id: Uuid,
+        method: &str,
+        client: &Client,
+    ) -> Result<pb::SessionTokens, ServiceError> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "WITH new_session AS ( \
@@ -106,7 +118,7 @@ impl TokenState {
             .bind(&v1_token)
             .bind(Uuid::new_v4())
             .bind(method)
-            .fetch_one(&self.db)
+            .fetch_one(db)
             .await
             .map_err(|error| {
                 let unknown_user = error

@@ -144,7 +144,7 @@ impl UserState {
             )
         })?;
         if !self.config.mailer.autoconfirm {
-            send_budget::spend(&self.db, Budget::Email, self.config.rate_limit.email_sent).await?;
+            send_budget::spend(conn, Budget::Email, self.config.rate_limit.email_sent).await?;
         }
         outbox::store_one_time_token(conn, user.id, code.token_kind(), &stored, user.email()).await?;
         let id = outbox::enqueue_email(
@@ -211,7 +211,7 @@ impl UserState {
             return Ok(TEST_OTP_MESSAGE_ID.to_string());
         }
         if !self.config.sms.autoconfirm {
-            send_budget::spend(&self.db, Budget::Sms, self.config.rate_limit.sms_sent).await?;
+            send_budget::spend(conn, Budget::Sms, self.config.rate_limit.sms_sent).await?;
         }
         let id = outbox::enqueue_sms(conn, &self.config, phone, channel, &otp).await?;
         Ok(id.to_string())

@@ -2,13 +2,14 @@
 //! kept in one `send_rate_limits` row each so that every replica spends the same budget (GoTrue's
 //! live in each process's memory).
 //!
-//! A send takes one unit in a single autocommitted statement, outside the request's transaction, so
-//! the row is locked for one statement and never for the length of a request. Like GoTrue, a unit
-//! is spent when the send is attempted, whether or not the request then succeeds.
+//! A send takes one unit on the request's own transaction: a request that fails spends nothing, and
+//! no second pooled connection is needed while the transaction holds one (which could exhaust the
+//! pool under load). The budget row stays locked until the request commits, a few milliseconds, so
+//! sends are serialised per project; at GoTrue's default budgets (30 an hour) that is no limit.
 
 use auth_core::config::SendRate;
 use auth_core::{ErrorCode, ServiceError};
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Budget {
@@ -33,7 +34,7 @@ impl Budget {
 }
 
 /// Takes one send from `budget`, or answers GoTrue's 429.
-pub async fn spend(db: &PgPool, budget: Budget, rate: SendRate) -> Result<(), ServiceError> {
+pub async fn spend(conn: &mut PgConnection, budget: Budget, rate: SendRate) -> Result<(), ServiceError> {
     let granted = match rate {
         SendRate::Interval { events, window } => {
             let limit = events.floor();
@@ -54,7 +55,7 @@ pub async fn spend(db: &PgPool, budget: Budget, rate: SendRate) -> Result<(), Se
             .bind(budget.name())
             .bind(window.as_secs_f64().max(1.0))
             .bind(limit)
-            .fetch_optional(db)
+            .fetch_optional(&mut *conn)
             .await?
             .is_some()
         }
@@ -74,7 +75,7 @@ pub async fn spend(db: &PgPool, budget: Budget, rate: SendRate) -> Result<(), Se
             .bind(budget.name())
             .bind(events as f64)
             .bind(refill_every.as_secs_f64())
-            .fetch_optional(db)
+            .fetch_optional(&mut *conn)
             .await?
             .is_some()
         }

@@ -337,7 +337,7 @@ impl UserState {
         )?;
         if !self.config.mailer.autoconfirm {
             crate::send_budget::spend(
-                &self.db,
+                conn,
                 crate::send_budget::Budget::Email,
                 self.config.rate_limit.email_sent,
             )

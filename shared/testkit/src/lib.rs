@@ -416,7 +416,7 @@ fn test_environment(database_name: &str, unique: &str) -> BTreeMap<String, Strin
         ("API_EXTERNAL_URL", "http://localhost:9999"),
         ("GOTRUE_JWT_SECRET", jwt::TEST_JWT_SECRET),
         ("GOTRUE_JWT_AUD", "authenticated"),
-        ("GOTRUE_DB_MAX_POOL_SIZE", "5"),
+        ("GOTRUE_DB_MAX_POOL_SIZE", "20"),
         ("NATS_URL", &nats_url()),
         ("AUTH_NATS_PREFIX", &format!("t{}", &unique[..12])),
         ("DATABASE_URL", &database_url),
