@@ -37,18 +37,10 @@ impl TemplateCache {
     }
 
     fn url(&self, kind: EmailKind) -> Option<String> {
-        let templates = &self.config.mailer.templates;
-        let url = match kind {
-            EmailKind::Invite => templates.invite.as_ref(),
-            EmailKind::Recovery => templates.recovery.as_ref(),
-            EmailKind::MagicLink => templates.magic_link.as_ref(),
-            EmailKind::EmailChange => templates.email_change.as_ref(),
-            EmailKind::Reauthentication => templates.reauthentication.as_ref(),
-            EmailKind::Confirmation | EmailKind::Unspecified => templates.confirmation.as_ref(),
-        }?;
+        let url = self.config.mailer.templates.get(kind)?;
         // GoTrue: a URL not starting with "http" is appended to the site URL as written.
         Some(if url.starts_with("http") {
-            url.clone()
+            url.to_string()
         } else {
             let site = self.config.site_url.as_str();
             format!(

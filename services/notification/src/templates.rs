@@ -36,17 +36,6 @@ fn defaults(kind: EmailKind) -> (&'static str, &'static str) {
     }
 }
 
-fn configured_subject(kind: EmailKind, subjects: &MailerSubjects) -> Option<&str> {
-    match kind {
-        EmailKind::Invite => subjects.invite.as_deref(),
-        EmailKind::Recovery => subjects.recovery.as_deref(),
-        EmailKind::MagicLink => subjects.magic_link.as_deref(),
-        EmailKind::EmailChange => subjects.email_change.as_deref(),
-        EmailKind::Reauthentication => subjects.reauthentication.as_deref(),
-        EmailKind::Confirmation | EmailKind::Unspecified => subjects.confirmation.as_deref(),
-    }
-}
-
 /// The kind of an email request (confirmation when unknown).
 pub fn kind_of(request: &EmailRequested) -> EmailKind {
     EmailKind::try_from(request.kind).unwrap_or(EmailKind::Confirmation)
@@ -57,7 +46,7 @@ pub fn render(request: &EmailRequested, subjects: &MailerSubjects, body: Option<
     let kind = kind_of(request);
     let (default_subject, default_body) = defaults(kind);
     let body = body.unwrap_or(default_body);
-    let subject = configured_subject(kind, subjects).unwrap_or(default_subject);
+    let subject = subjects.get(kind).unwrap_or(default_subject);
     let variables = [
         ("SiteURL", request.site_url.as_str()),
         ("ConfirmationURL", request.confirmation_url.as_str()),

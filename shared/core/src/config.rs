@@ -181,15 +181,7 @@ pub struct MailerConfig {
 }
 
 /// Body template URLs by kind; `None` means GoTrue's built-in body.
-#[derive(Debug, Clone, Default)]
-pub struct MailerTemplates {
-    pub invite: Option<String>,
-    pub confirmation: Option<String>,
-    pub recovery: Option<String>,
-    pub magic_link: Option<String>,
-    pub email_change: Option<String>,
-    pub reauthentication: Option<String>,
-}
+pub type MailerTemplates = PerEmailKind;
 
 /// Paths of the links in emails (`GOTRUE_MAILER_URLPATHS_*`, default `/verify`), resolved against
 /// `API_EXTERNAL_URL` as a URL reference (so an absolute path replaces the external URL's path).
@@ -220,14 +212,31 @@ pub struct SmtpConfig {
 }
 
 /// Subjects of the emails (`GOTRUE_MAILER_SUBJECTS_*`); `None` means GoTrue's default subject.
+pub type MailerSubjects = PerEmailKind;
+
+/// One optional setting per kind of email (`GOTRUE_MAILER_<SETTING>_<KIND>`).
 #[derive(Debug, Clone, Default)]
-pub struct MailerSubjects {
+pub struct PerEmailKind {
     pub invite: Option<String>,
     pub confirmation: Option<String>,
     pub recovery: Option<String>,
     pub magic_link: Option<String>,
     pub email_change: Option<String>,
     pub reauthentication: Option<String>,
+}
+
+impl PerEmailKind {
+    pub fn get(&self, kind: auth_proto::notification::v1::EmailKind) -> Option<&str> {
+        use auth_proto::notification::v1::EmailKind;
+        match kind {
+            EmailKind::Invite => self.invite.as_deref(),
+            EmailKind::Recovery => self.recovery.as_deref(),
+            EmailKind::MagicLink => self.magic_link.as_deref(),
+            EmailKind::EmailChange => self.email_change.as_deref(),
+            EmailKind::Reauthentication => self.reauthentication.as_deref(),
+            EmailKind::Confirmation | EmailKind::Unspecified => self.confirmation.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -604,22 +613,8 @@ impl Config {
                 otp_length: r.otp_length(&["GOTRUE_MAILER_OTP_LENGTH"]),
                 otp_exp: Duration::from_secs(r.parse(&["GOTRUE_MAILER_OTP_EXP"], 86_400u64)),
                 max_frequency: r.duration(&["GOTRUE_SMTP_MAX_FREQUENCY"], Duration::from_secs(60)),
-                subjects: MailerSubjects {
-                    invite: r.optional(&["GOTRUE_MAILER_SUBJECTS_INVITE"]),
-                    confirmation: r.optional(&["GOTRUE_MAILER_SUBJECTS_CONFIRMATION"]),
-                    recovery: r.optional(&["GOTRUE_MAILER_SUBJECTS_RECOVERY"]),
-                    magic_link: r.optional(&["GOTRUE_MAILER_SUBJECTS_MAGIC_LINK"]),
-                    email_change: r.optional(&["GOTRUE_MAILER_SUBJECTS_EMAIL_CHANGE"]),
-                    reauthentication: r.optional(&["GOTRUE_MAILER_SUBJECTS_REAUTHENTICATION"]),
-                },
-                templates: MailerTemplates {
-                    invite: r.optional(&["GOTRUE_MAILER_TEMPLATES_INVITE"]),
-                    confirmation: r.optional(&["GOTRUE_MAILER_TEMPLATES_CONFIRMATION"]),
-                    recovery: r.optional(&["GOTRUE_MAILER_TEMPLATES_RECOVERY"]),
-                    magic_link: r.optional(&["GOTRUE_MAILER_TEMPLATES_MAGIC_LINK"]),
-                    email_change: r.optional(&["GOTRUE_MAILER_TEMPLATES_EMAIL_CHANGE"]),
-                    reauthentication: r.optional(&["GOTRUE_MAILER_TEMPLATES_REAUTHENTICATION"]),
-                },
+                subjects: r.per_email_kind("GOTRUE_MAILER_SUBJECTS"),
+                templates: r.per_email_kind("GOTRUE_MAILER_TEMPLATES"),
                 template_max_size: r.parse(&["GOTRUE_MAILER_TEMPLATE_MAX_SIZE"], 1_000_000usize),
                 template_max_age: r.duration(&["GOTRUE_MAILER_TEMPLATE_MAX_AGE"], Duration::from_secs(600)),
                 template_retry_interval: r
@@ -913,6 +908,19 @@ impl Reader<'_> {
 
     fn duration(&mut self, names: &[&str], default: Duration) -> Duration {
         self.optional_duration(names).unwrap_or(default)
+    }
+
+    /// `<prefix>_INVITE`, `<prefix>_CONFIRMATION`, ... one per kind of email.
+    fn per_email_kind(&self, prefix: &str) -> PerEmailKind {
+        let get = |kind: &str| self.optional(&[&format!("{prefix}_{kind}")]);
+        PerEmailKind {
+            invite: get("INVITE"),
+            confirmation: get("CONFIRMATION"),
+            recovery: get("RECOVERY"),
+            magic_link: get("MAGIC_LINK"),
+            email_change: get("EMAIL_CHANGE"),
+            reauthentication: get("REAUTHENTICATION"),
+        }
     }
 
     /// GoTrue's `conf.Rate`: a number (per hour) or `N/duration`.
