@@ -16,6 +16,8 @@
 //! ```
 
 pub mod jwt;
+pub mod launched;
+pub mod nats_server;
 pub mod sms;
 pub mod smtp;
 
@@ -34,6 +36,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use launched::LaunchedSuite;
+pub use nats_server::PrivateNats;
 pub use sms::FakeSmsProvider;
 pub use smtp::SmtpSink;
 
@@ -215,10 +219,7 @@ impl Suite {
         let gateway_listener = TcpListener::bind("127.0.0.1:0").await?;
 
         let mut env = test_environment(&database_name, &unique);
-        env.insert("GOTRUE_SMTP_HOST".into(), "127.0.0.1".into());
-        env.insert("GOTRUE_SMTP_PORT".into(), smtp.addr().port().to_string());
-        env.insert("GOTRUE_SMTP_ADMIN_EMAIL".into(), "admin@example.com".into());
-        env.insert("GOTRUE_SMTP_SENDER_NAME".into(), "Auth Suite Tests".into());
+        env.extend(smtp.settings().into_iter().map(|(k, v)| (k.to_string(), v)));
         // Twilio, pointed at the fake provider; tests switch providers with `env`.
         env.insert("GOTRUE_SMS_PROVIDER".into(), "twilio".into());
         env.insert("GOTRUE_SMS_TWILIO_ACCOUNT_SID".into(), "AC123".into());
@@ -484,7 +485,11 @@ pub async fn admin_execute(sql: &str) -> anyhow::Result<()> {
 }
 
 async fn delete_nats_stream(prefix: &str) -> anyhow::Result<()> {
-    let client = auth_core::nats::connect(&nats_url()).await?;
+    delete_nats_stream_at(&nats_url(), prefix).await
+}
+
+async fn delete_nats_stream_at(url: &str, prefix: &str) -> anyhow::Result<()> {
+    let client = auth_core::nats::connect(url).await?;
     let jetstream = async_nats::jetstream::new(client);
     let name = auth_core::nats::notification_stream_name(prefix);
     // The stream may not exist (the notifier never started): not an error.

@@ -3,11 +3,13 @@
 //! It speaks just enough SMTP for real clients (lettre): EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT.
 //! No TLS, no authentication: point `GOTRUE_SMTP_HOST`/`GOTRUE_SMTP_PORT` at it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, mpsc};
@@ -98,6 +100,16 @@ impl SmtpSink {
         self.addr
     }
 
+    /// The settings that point the suite's mailer at this sink.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("GOTRUE_SMTP_HOST", "127.0.0.1".into()),
+            ("GOTRUE_SMTP_PORT", self.addr.port().to_string()),
+            ("GOTRUE_SMTP_ADMIN_EMAIL", "admin@example.com".into()),
+            ("GOTRUE_SMTP_SENDER_NAME", "Auth Suite Tests".into()),
+        ]
+    }
+
     /// The next message, waiting up to `timeout` for it.
     pub async fn next_within(&self, timeout: Duration) -> Option<ReceivedMail> {
         let mut received = self.received.lock().await;
@@ -107,6 +119,29 @@ impl SmtpSink {
     /// The next message (waits up to 10 s).
     pub async fn next(&self) -> Option<ReceivedMail> {
         self.next_within(Duration::from_secs(10)).await
+    }
+
+    /// Reads mail into `seen` (how often each `Message-ID` arrived) until it holds `expected`
+    /// distinct messages, then keeps listening for `quiet` to catch late duplicates. Fails when the
+    /// messages stop coming for `patience` before that.
+    pub async fn collect_by_message_id(
+        &self,
+        seen: &mut HashMap<String, usize>,
+        expected: usize,
+        quiet: Duration,
+        patience: Duration,
+    ) -> anyhow::Result<()> {
+        while seen.len() < expected {
+            let mail = self
+                .next_within(patience)
+                .await
+                .with_context(|| format!("only {} of {expected} emails arrived", seen.len()))?;
+            *seen.entry(mail.header("Message-ID").unwrap_or_default()).or_default() += 1;
+        }
+        while let Some(mail) = self.next_within(quiet).await {
+            *seen.entry(mail.header("Message-ID").unwrap_or_default()).or_default() += 1;
+        }
+        Ok(())
     }
 }
 

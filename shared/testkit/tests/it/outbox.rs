@@ -206,21 +206,11 @@ async fn collect_mail(
     expected: usize,
     quiet: Duration,
 ) -> anyhow::Result<std::collections::HashMap<String, usize>> {
-    let mut seen = std::collections::HashMap::<String, usize>::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while seen.len() < expected {
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "only {} of {expected} emails arrived",
-            seen.len()
-        );
-        if let Some(mail) = suite.smtp.next_within(Duration::from_secs(5)).await {
-            *seen.entry(mail.header("Message-ID").unwrap_or_default()).or_default() += 1;
-        }
-    }
-    while let Some(mail) = suite.smtp.next_within(quiet).await {
-        *seen.entry(mail.header("Message-ID").unwrap_or_default()).or_default() += 1;
-    }
+    let mut seen = std::collections::HashMap::new();
+    suite
+        .smtp
+        .collect_by_message_id(&mut seen, expected, quiet, Duration::from_secs(30))
+        .await?;
     Ok(seen)
 }
 
