@@ -30,6 +30,7 @@ pub struct LaunchedSuite {
     /// The pid each process had when the suite became ready (`gateway`, `token`, `notification`, ...).
     pub pids: BTreeMap<String, u32>,
     launcher: Child,
+    bin_dir: PathBuf,
     database: String,
     env_file: PathBuf,
 }
@@ -98,6 +99,7 @@ impl LaunchedSuite {
             settings: env,
             pids,
             launcher,
+            bin_dir: bin_dir.to_path_buf(),
             database,
             env_file,
         })
@@ -118,6 +120,43 @@ impl LaunchedSuite {
     /// Sends `signal` to the process `name` started as (the launcher restarts it if it dies).
     pub fn signal(&self, name: &str, signal: Signal) -> anyhow::Result<()> {
         send_signal(self.pid(name)?, signal)
+    }
+
+    /// Starts one more process of service `name` (e.g. a second `notification` replica) beside the
+    /// launcher's, on the same settings, and waits until it reports healthy. It is killed when the
+    /// returned child is dropped.
+    pub async fn spawn_replica(&self, name: &str) -> anyhow::Result<Child> {
+        let service = crate::Service::ALL
+            .into_iter()
+            .find(|s| s.process_name() == name)
+            .with_context(|| format!("{name} is not a gRPC service"))?;
+        let mut child = Command::new(self.bin_dir.join(format!("auth-{name}")))
+            .args(["--listen", "127.0.0.1:0", "--env-file"])
+            .arg(&self.env_file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut stdout = BufReader::new(child.stdout.take().context("stdout is piped")?).lines();
+        let addr: String = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = stdout.next_line().await? {
+                if let Ok(value) = serde_json::from_str::<Value>(&line)
+                    && let Some(addr) = value["listening"].as_str()
+                {
+                    return Ok(addr.to_string());
+                }
+            }
+            anyhow::bail!("{name} exited before listening")
+        })
+        .await
+        .with_context(|| format!("{name} did not listen within 60 s"))??;
+        let channel = auth_core::grpc::channel(
+            &format!("http://{addr}"),
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+        )?;
+        crate::retry_until(|| auth_core::grpc::is_serving(channel.clone(), service.grpc_name())).await?;
+        Ok(child)
     }
 
     /// Stops the launcher gracefully (SIGTERM to everything), then drops the database and the NATS

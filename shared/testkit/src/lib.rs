@@ -91,6 +91,17 @@ impl Service {
         }
     }
 
+    /// Its process (and binary `auth-<name>`) name.
+    pub fn process_name(self) -> &'static str {
+        match self {
+            Service::Token => "token",
+            Service::User => "user",
+            Service::Mfa => "mfa",
+            Service::Sso => "sso",
+            Service::Notification => "notification",
+        }
+    }
+
     /// The fully-qualified gRPC service name it reports to health checks.
     pub fn grpc_name(self) -> &'static str {
         use auth_proto::service_names as names;
