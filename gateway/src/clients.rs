@@ -3,19 +3,19 @@
 //! that is down fails within the connect timeout instead of hanging.
 
 use auth_core::config::SuiteConfig;
+use auth_core::grpc::TracedChannel;
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
 use auth_proto::user::v1::user_service_client::UserServiceClient;
-use tonic::transport::Channel;
 
 #[derive(Clone)]
 pub struct ServiceClients {
-    pub token: TokenServiceClient<Channel>,
-    pub user: UserServiceClient<Channel>,
+    pub token: TokenServiceClient<TracedChannel>,
+    pub user: UserServiceClient<TracedChannel>,
 }
 
 impl ServiceClients {
     pub fn new(suite: &SuiteConfig) -> anyhow::Result<Self> {
-        let channel = |url: &str| auth_core::grpc::channel(url, suite.grpc_connect_timeout, suite.grpc_timeout);
+        let channel = |url: &str| auth_core::grpc::traced_channel(url, suite.grpc_connect_timeout, suite.grpc_timeout);
         Ok(Self {
             token: TokenServiceClient::new(channel(&suite.token_url)?),
             user: UserServiceClient::new(channel(&suite.user_url)?),

@@ -43,7 +43,10 @@ pub fn wrap(routes: Router<AppState>, state: AppState) -> Router {
                 .get::<RequestId>()
                 .map(|id| id.0.as_str())
                 .unwrap_or_default();
-            tracing::info_span!("http", method = %request.method(), path = request.uri().path(), request_id)
+            let span = tracing::info_span!("http", method = %request.method(), path = request.uri().path(), request_id);
+            // A caller's W3C `traceparent` makes this request part of its trace.
+            auth_core::telemetry::continue_trace(&span, |name| request.headers().get(name)?.to_str().ok());
+            span
         }))
         .layer(middleware::from_fn_with_state(state.clone(), assign_request_id))
         .with_state(state)

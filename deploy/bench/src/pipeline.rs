@@ -171,11 +171,10 @@ async fn phase(
 
 /// Emails sent so far by each notifier replica (the delivery log's `sent_by`).
 async fn sent_by_replica(suite: &LaunchedSuite) -> anyhow::Result<BTreeMap<String, i64>> {
-    let rows: Vec<(Option<String>, i64)> = sqlx::query_as(
-        "SELECT sent_by, count(*) FROM notification_deliveries WHERE status = 'sent' GROUP BY sent_by",
-    )
-    .fetch_all(&suite.db)
-    .await?;
+    let rows: Vec<(Option<String>, i64)> =
+        sqlx::query_as("SELECT sent_by, count(*) FROM notification_deliveries WHERE status = 'sent' GROUP BY sent_by")
+            .fetch_all(&suite.db)
+            .await?;
     Ok(rows
         .into_iter()
         .map(|(replica, n)| (replica.unwrap_or_default(), n))

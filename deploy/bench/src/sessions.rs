@@ -185,7 +185,11 @@ pub async fn run(bin_dir: &Path, seconds: u64) -> anyhow::Result<()> {
     )
     .await?;
     let base = suite.base_url.clone();
-    let pids: BTreeMap<String, u64> = suite.pids.iter().map(|(name, pid)| (name.clone(), u64::from(*pid))).collect();
+    let pids: BTreeMap<String, u64> = suite
+        .pids
+        .iter()
+        .map(|(name, pid)| (name.clone(), u64::from(*pid)))
+        .collect();
     let http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS * 2).build()?;
 
     let (verify_ms, hash_limit) = tokio::task::spawn_blocking(hash_bound_limit).await??;

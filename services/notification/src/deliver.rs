@@ -20,6 +20,7 @@ use prost::Message as _;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::mail::Mailer;
@@ -154,7 +155,17 @@ impl Deliverer {
         Ok(())
     }
 
+    /// Delivers one message in a span that continues the trace of the request that asked for it
+    /// (the `traceparent` header the outbox stored).
     async fn handle(&self, message: jetstream::Message) {
+        let span = tracing::info_span!("deliver", subject = %message.subject);
+        if let Some(headers) = &message.headers {
+            auth_core::telemetry::continue_trace(&span, |name| headers.get(name).map(|value| value.as_str()));
+        }
+        self.deliver(message).instrument(span).await;
+    }
+
+    async fn deliver(&self, message: jetstream::Message) {
         let request = match Request::decode(&message.subject, message.payload.as_ref()) {
             Ok(request) => request,
             Err(error) => {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use auth_core::grpc::TracedChannel;
 use auth_core::jwt::JwtKeys;
 use auth_core::outbox_relay::RelayHandle;
 use auth_core::password::PasswordHasher;
@@ -12,7 +13,6 @@ use auth_proto::common::v1::{RequestContext, SessionTokens};
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
 use auth_proto::token::v1::{CreateFlowStateRequest, IssueAuthCodeRequest, IssueSessionRequest, RevokeSessionsRequest};
 use tonic::metadata::MetadataMap;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 #[derive(Clone)]
@@ -25,13 +25,14 @@ pub struct UserState {
     pub relay: RelayHandle,
     /// Which `redirect_to` targets links may carry (`GOTRUE_SITE_URL`, `GOTRUE_URI_ALLOW_LIST`).
     pub redirects: RedirectPolicy,
-    token: TokenServiceClient<Channel>,
+    token: TokenServiceClient<TracedChannel>,
 }
 
 impl UserState {
     pub fn new(config: Arc<Config>, db: sqlx::PgPool, relay: RelayHandle) -> anyhow::Result<Self> {
         let suite = &config.suite;
-        let channel = auth_core::grpc::channel(&suite.token_url, suite.grpc_connect_timeout, suite.grpc_timeout)?;
+        let channel =
+            auth_core::grpc::traced_channel(&suite.token_url, suite.grpc_connect_timeout, suite.grpc_timeout)?;
         Ok(Self {
             keys: Arc::new(JwtKeys::from_config(&config.jwt)?),
             hasher: PasswordHasher::default(),

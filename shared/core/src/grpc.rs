@@ -6,11 +6,15 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::codegen::http;
+use tonic::metadata::MetadataKey;
 use tonic::service::Routes;
+use tonic::service::interceptor::{InterceptedService, Interceptor};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+use tower_http::trace::TraceLayer;
 
 /// Serves `routes` plus the standard gRPC health service on `listener` until `shutdown` fires, then
 /// drains in-flight calls. `service_name` is the fully-qualified name reported as SERVING (the empty
@@ -41,6 +45,9 @@ pub async fn serve(
     };
     Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // Every call runs in a span that continues the caller's trace; failures are the caller's to
+        // report (a gRPC error status is often an expected answer, e.g. wrong password).
+        .layer(TraceLayer::new_for_grpc().make_span_with(call_span).on_failure(()))
         .add_routes(routes.add_service(health_service))
         .serve_with_incoming_shutdown(incoming, shutdown_signal)
         .await
@@ -71,6 +78,40 @@ pub fn channel(url: &str, connect_timeout: Duration, timeout: Duration) -> anyho
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
     Ok(endpoint.connect_lazy())
+}
+
+/// A channel whose calls carry the caller's trace (W3C `traceparent` metadata), so a request is one
+/// trace from the gateway through every service it reaches.
+pub type TracedChannel = InterceptedService<Channel, PropagateTrace>;
+
+/// [`channel`], carrying the caller's trace.
+pub fn traced_channel(url: &str, connect_timeout: Duration, timeout: Duration) -> anyhow::Result<TracedChannel> {
+    Ok(InterceptedService::new(
+        channel(url, connect_timeout, timeout)?,
+        PropagateTrace,
+    ))
+}
+
+/// Adds the current span's trace context to each outgoing call's metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct PropagateTrace;
+
+impl Interceptor for PropagateTrace {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        for (name, value) in crate::telemetry::current_trace_headers() {
+            if let (Ok(key), Ok(value)) = (MetadataKey::from_bytes(name.as_bytes()), value.parse()) {
+                request.metadata_mut().insert(key, value);
+            }
+        }
+        Ok(request)
+    }
+}
+
+/// The span of one incoming call, continuing the caller's trace when it sent one.
+fn call_span(request: &http::Request<tonic::body::Body>) -> tracing::Span {
+    let span = tracing::info_span!("grpc", path = request.uri().path());
+    crate::telemetry::continue_trace(&span, |name| request.headers().get(name)?.to_str().ok());
+    span
 }
 
 /// Asks a server's health service whether `service_name` is SERVING.

@@ -1,9 +1,14 @@
 //! Logging and tracing: `tracing` to stderr (text or JSON) and, when `GOTRUE_TRACING_ENABLED`, spans
 //! exported over OTLP/gRPC to a collector.
 
-use opentelemetry::trace::TracerProvider as _;
+use std::collections::HashMap;
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -71,11 +76,39 @@ pub fn init(service: &str, log: &LogConfig, tracing: &TracingConfig) -> anyhow::
             .with_tracer(provider.tracer("auth-suite"))
             .with_filter(filter())
     });
-    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
     tracing_subscriber::registry()
         .with(fmt_layer)
         .with(otel_layer)
         .try_init()?;
     Ok(TelemetryGuard { provider })
+}
+
+/// The W3C trace context (`traceparent`, and `tracestate` when set) of the current span, as header
+/// name → value, for carrying a trace across a process boundary (gRPC metadata, NATS headers).
+/// Empty when tracing is off.
+pub fn current_trace_headers() -> HashMap<String, String> {
+    let context = tracing::Span::current().context();
+    let mut headers = HashMap::new();
+    TraceContextPropagator::new().inject_context(&context, &mut headers);
+    headers
+}
+
+/// Makes `span` continue the remote trace described by W3C trace context headers, which `header`
+/// looks up by name (`traceparent`, `tracestate`). Without a valid `traceparent` the span starts a
+/// trace of its own.
+pub fn continue_trace<'a>(span: &tracing::Span, header: impl Fn(&str) -> Option<&'a str>) {
+    let carrier: HashMap<String, String> = TraceContextPropagator::new()
+        .fields()
+        .filter_map(|name| Some((name.to_string(), header(name)?.to_string())))
+        .collect();
+    if carrier.is_empty() {
+        return;
+    }
+    let context = TraceContextPropagator::new().extract(&carrier);
+    if context.span().span_context().is_valid() {
+        // Fails only when the span is already closed or tracing is off; either way nothing to link.
+        let _ = span.set_parent(context);
+    }
 }

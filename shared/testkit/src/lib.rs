@@ -20,6 +20,7 @@ pub mod launched;
 pub mod nats_server;
 pub mod sms;
 pub mod smtp;
+pub mod traces;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -11,5 +11,6 @@ mod signup;
 mod sinks;
 mod support;
 mod tokens;
+mod trace_propagation;
 mod user;
 mod verify;
