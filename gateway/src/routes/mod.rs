@@ -1,6 +1,7 @@
 //! Routes, one module per area of GoTrue's API. Each module exposes `router()`; the helpers here are
 //! what every area needs to turn an HTTP request into an RPC.
 
+mod admin;
 pub mod general;
 mod send;
 mod session;
@@ -21,12 +22,23 @@ use crate::rate_limit::Limiter;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(general::router())
+        .merge(admin::router())
         .merge(well_known::router())
         .merge(session::router())
         .merge(verify::router())
         .merge(send::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Go's `url.Values.Encode`: keys sorted (values keep their order), form encoding.
+pub(crate) fn go_encode<K: AsRef<str>>(mut pairs: Vec<(K, String)>) -> String {
+    pairs.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in &pairs {
+        out.append_pair(key.as_ref(), value);
+    }
+    out.finish()
 }
 
 /// What the services record about the caller.

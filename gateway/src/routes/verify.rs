@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use super::{RedirectQuery, rate_limit, redirect_target, request_context};
+use super::{RedirectQuery, go_encode, rate_limit, redirect_target, request_context};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::AppJson;
@@ -171,16 +171,6 @@ fn set(pairs: &mut Vec<(String, String)>, key: &str, value: &str) {
 fn set_query(url: &mut Url, pairs: Vec<(String, String)>) {
     let encoded = go_encode(pairs);
     url.set_query((!encoded.is_empty()).then_some(encoded.as_str()));
-}
-
-/// Go's `url.Values.Encode`: keys sorted (values keep their order), form encoding.
-fn go_encode<K: AsRef<str>>(mut pairs: Vec<(K, String)>) -> String {
-    pairs.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
-    let mut out = url::form_urlencoded::Serializer::new(String::new());
-    for (key, value) in &pairs {
-        out.append_pair(key.as_ref(), value);
-    }
-    out.finish()
 }
 
 fn see_other(location: &str) -> Response {

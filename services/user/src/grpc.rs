@@ -3,9 +3,10 @@
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1::{SessionTokens, User};
 use auth_proto::user::v1::{
-    GetUserRequest, ReauthenticateRequest, RecoverRequest, ResendRequest, SendOtpRequest, SendResponse,
-    SignInWithPasswordRequest, SignUpRequest, SignUpResponse, UpdateUserRequest, VerifyRequest, VerifyResponse,
-    user_service_server::UserService,
+    AdminDeleteUserRequest, AdminDeleteUserResponse, AdminListUsersRequest, AdminListUsersResponse,
+    AdminUserAttributes, AdminUserRequest, GetUserRequest, ReauthenticateRequest, RecoverRequest, ResendRequest,
+    SendOtpRequest, SendResponse, SignInWithPasswordRequest, SignUpRequest, SignUpResponse, UpdateUserRequest,
+    VerifyRequest, VerifyResponse, user_service_server::UserService,
 };
 use tonic::{Request, Response, Status};
 
@@ -73,6 +74,51 @@ impl UserService for UserGrpc {
     #[tracing::instrument(skip_all)]
     async fn resend(&self, request: Request<ResendRequest>) -> Result<Response<SendResponse>, Status> {
         Ok(Response::new(self.state.resend(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn admin_list_users(
+        &self,
+        request: Request<AdminListUsersRequest>,
+    ) -> Result<Response<AdminListUsersResponse>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.admin_list_users(&principal, request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn admin_get_user(&self, request: Request<AdminUserRequest>) -> Result<Response<User>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.admin_get_user(&principal, request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn admin_create_user(&self, request: Request<AdminUserAttributes>) -> Result<Response<User>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.admin_create_user(&principal, request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn admin_update_user(&self, request: Request<AdminUserAttributes>) -> Result<Response<User>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.admin_update_user(&principal, request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn admin_delete_user(
+        &self,
+        request: Request<AdminDeleteUserRequest>,
+    ) -> Result<Response<AdminDeleteUserResponse>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        self.state.admin_delete_user(&principal, request.into_inner()).await?;
+        Ok(Response::new(AdminDeleteUserResponse {}))
     }
 
     #[tracing::instrument(skip_all)]

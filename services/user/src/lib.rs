@@ -3,6 +3,7 @@
 //! Email and SMS requests go to the outbox table and on to JetStream through the relay.
 //! Sessions are the token service's: the user service asks it for one once a user proved who they are.
 
+mod admin;
 mod codes;
 mod grpc;
 mod outbox;

@@ -32,7 +32,7 @@ fn nothing_sent() -> SendResponse {
 
 /// A random password that satisfies `GOTRUE_PASSWORD_REQUIRED_CHARACTERS` (GoTrue's
 /// `GeneratePassword`): accounts created by a code get one nobody knows.
-fn random_password(required_sets: &[String], length: usize) -> String {
+pub(crate) fn random_password(required_sets: &[String], length: usize) -> String {
     const ALPHANUMERIC: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut rng = rand::rng();
     let mut chars: Vec<char> = required_sets

@@ -24,7 +24,7 @@ const RECOVERY_METHODS: &[&str] = &["otp", "magiclink", "recovery"];
 const REAUTHENTICATION_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
 /// GoTrue's metadata merge: keys are set, `null` removes a key.
-fn merge(target: &mut Map<String, Value>, updates: Map<String, Value>) {
+pub(crate) fn merge(target: &mut Map<String, Value>, updates: Map<String, Value>) {
     for (key, value) in updates {
         if value.is_null() {
             target.remove(&key);
@@ -34,7 +34,7 @@ fn merge(target: &mut Map<String, Value>, updates: Map<String, Value>) {
     }
 }
 
-fn parse_object(json: &str, what: &str) -> Result<Map<String, Value>, ServiceError> {
+pub(crate) fn parse_object(json: &str, what: &str) -> Result<Map<String, Value>, ServiceError> {
     match serde_json::from_str::<Value>(json) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(ServiceError::bad_request(

@@ -15,6 +15,7 @@ pub enum AuditAction {
     Login,
     Logout,
     UserSignedUp,
+    UserDeleted,
     UserModified,
     UserConfirmationRequested,
     UserRepeatedSignUp,
@@ -31,6 +32,7 @@ impl AuditAction {
             Self::Login => "login",
             Self::Logout => "logout",
             Self::UserSignedUp => "user_signedup",
+            Self::UserDeleted => "user_deleted",
             Self::UserModified => "user_modified",
             Self::UserConfirmationRequested => "user_confirmation_requested",
             Self::UserRepeatedSignUp => "user_repeated_signup",
@@ -46,7 +48,7 @@ impl AuditAction {
     pub fn log_type(self) -> &'static str {
         match self {
             Self::Login | Self::Logout => "account",
-            Self::UserSignedUp => "team",
+            Self::UserSignedUp | Self::UserDeleted => "team",
             Self::TokenRevoked | Self::TokenRefreshed => "token",
             _ => "user",
         }
@@ -56,20 +58,62 @@ impl AuditAction {
 /// GoTrue's audit payload for `action` by `actor`, as JSON text. For callers that write the entry
 /// as part of a larger statement (see [`INSERT_ENTRY`]).
 pub fn payload(actor: &UserRecord, action: AuditAction, traits: Option<Value>) -> String {
-    let mut payload = Map::new();
-    payload.insert("actor_id".into(), json!(actor.id));
-    payload.insert("actor_via_sso".into(), json!(actor.is_sso_user));
-    payload.insert("actor_username".into(), json!(actor.audit_username()));
-    payload.insert("action".into(), json!(action.as_str()));
-    payload.insert("log_type".into(), json!(action.log_type()));
-    if let Some(name) = actor.user_metadata().get("full_name") {
-        payload.insert("actor_name".into(), name.clone());
+    let actor = Actor {
+        id: actor.id,
+        via_sso: actor.is_sso_user,
+        username: actor.audit_username(),
+        name: actor.user_metadata().get("full_name").cloned(),
+    };
+    actor.payload(action, traits)
+}
+
+/// Who did it, as the log names them.
+struct Actor<'a> {
+    id: Uuid,
+    via_sso: bool,
+    username: &'a str,
+    name: Option<Value>,
+}
+
+impl Actor<'_> {
+    fn payload(&self, action: AuditAction, traits: Option<Value>) -> String {
+        let mut payload = Map::new();
+        payload.insert("actor_id".into(), json!(self.id));
+        payload.insert("actor_via_sso".into(), json!(self.via_sso));
+        payload.insert("actor_username".into(), json!(self.username));
+        payload.insert("action".into(), json!(action.as_str()));
+        payload.insert("log_type".into(), json!(action.log_type()));
+        if let Some(name) = &self.name {
+            payload.insert("actor_name".into(), name.clone());
+        }
+        if let Some(traits) = traits {
+            payload.insert("traits".into(), traits);
+        }
+        tracing::info!(action = action.as_str(), actor_id = %self.id, "audit_event");
+        Value::Object(payload).to_string()
     }
-    if let Some(traits) = traits {
-        payload.insert("traits".into(), traits);
-    }
-    tracing::info!(action = action.as_str(), actor_id = %actor.id, "audit_event");
-    Value::Object(payload).to_string()
+}
+
+/// Appends one entry by an admin-role caller. GoTrue names such a caller by its role: the nil id
+/// and the role as the username.
+pub async fn record_by_admin<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    role: &str,
+    action: AuditAction,
+    traits: Option<Value>,
+) -> sqlx::Result<()> {
+    let actor = Actor {
+        id: Uuid::nil(),
+        via_sso: false,
+        username: role,
+        name: None,
+    };
+    sqlx::query(INSERT_ENTRY)
+        .bind(Uuid::new_v4())
+        .bind(actor.payload(action, traits))
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// Inserts one entry: `$1` its id, `$2` its payload (from [`payload`]). Usable as a CTE.

@@ -56,6 +56,9 @@ pub struct Config {
     pub uri_allow_list: Vec<String>,
     /// `GOTRUE_DISABLE_SIGNUP`
     pub disable_signup: bool,
+    /// `GOTRUE_EXPERIMENTAL_CURSOR_PAGINATION_ENABLED`: `GET /admin/users` without `page`/`per_page`
+    /// pages by cursor (`?limit=&cursor=`).
+    pub experimental_cursor_pagination: bool,
     /// `GOTRUE_CORS_ALLOWED_HEADERS`: added to GoTrue's fixed list.
     pub cors_allowed_headers: Vec<String>,
     pub db: DbConfig,
@@ -603,6 +606,7 @@ impl Config {
             site_url,
             uri_allow_list: r.list(&["GOTRUE_URI_ALLOW_LIST"], &[]),
             disable_signup: r.bool(&["GOTRUE_DISABLE_SIGNUP"], false),
+            experimental_cursor_pagination: r.bool(&["GOTRUE_EXPERIMENTAL_CURSOR_PAGINATION_ENABLED"], false),
             cors_allowed_headers: r.list(&["GOTRUE_CORS_ALLOWED_HEADERS"], &[]),
             db,
             jwt,

@@ -110,6 +110,36 @@ pub fn verify_blocking(password: &str, stored: &str) -> anyhow::Result<Verified>
     bail!("unrecognised password hash format")
 }
 
+/// Whether `stored` is a hash the suite can import and later verify (admin `password_hash`): bcrypt
+/// (`$2a$`/`$2b$`/`$2y$`, cost 4–31), argon2i/argon2id in PHC format, or Firebase scrypt. Checks the
+/// shape only, without computing anything, so a hostile cost cannot tie up the hashing workers.
+pub fn check_importable_hash(stored: &str) -> anyhow::Result<()> {
+    if stored.starts_with("$2a$") || stored.starts_with("$2b$") || stored.starts_with("$2y$") {
+        let cost: u32 = stored
+            .get(4..6)
+            .and_then(|c| c.parse().ok())
+            .context("malformed bcrypt hash")?;
+        if stored.len() != 60 || stored.as_bytes()[6] != b'$' || !(4..=31).contains(&cost) {
+            bail!("malformed bcrypt hash");
+        }
+        return Ok(());
+    }
+    if stored.starts_with("$argon2") {
+        let parsed = PasswordHash::new(stored).map_err(|e| anyhow!("malformed argon2 hash: {e}"))?;
+        if !matches!(parsed.algorithm.as_str(), "argon2id" | "argon2i") || parsed.hash.is_none() {
+            bail!("unsupported argon2 hash");
+        }
+        return Ok(());
+    }
+    if let Some(rest) = stored.strip_prefix("$fbscrypt$") {
+        if rest.splitn(3, '$').filter(|s| !s.is_empty()).count() != 3 {
+            bail!("malformed fbscrypt hash");
+        }
+        return Ok(());
+    }
+    bail!("unrecognised password hash format")
+}
+
 fn verify_argon2(password: &str, stored: &str) -> anyhow::Result<Verified> {
     let parsed = PasswordHash::new(stored).map_err(|e| anyhow!("malformed argon2 hash: {e}"))?;
     let algorithm = parsed.algorithm.as_str();

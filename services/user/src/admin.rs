@@ -1,0 +1,645 @@
+//! The admin API over users (GoTrue's `admin.go`): list, get, create, update and delete. Every call
+//! needs an admin-role caller (`Principal::require_admin`); every change is written to the audit log
+//! in its transaction, with the caller's role as the actor, as GoTrue does.
+
+use auth_core::audit::{self, AuditAction};
+use auth_core::password::{check_importable_hash, check_strength};
+use auth_core::principal::Principal;
+use auth_core::users::{self, SELECT_USER_COLUMNS, UserRecord};
+use auth_core::{ErrorCode, ServiceError};
+use auth_proto::common::v1 as pb;
+use auth_proto::user::v1::{
+    AdminDeleteUserRequest, AdminListUsersRequest, AdminListUsersResponse, AdminUserAttributes, AdminUserRequest,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::signup::{confirm_email, load};
+use crate::state::UserState;
+use crate::update::{merge, parse_object};
+use crate::validate;
+
+const DEFAULT_PER_PAGE: u64 = 50;
+const MAX_KEYSET_LIMIT: u64 = 1000;
+const DUPLICATE_EMAIL: &str = "A user with this email address has already been registered";
+const DUPLICATE_PHONE: &str = "Phone number already registered by another user";
+
+fn invalid(message: impl Into<String>) -> ServiceError {
+    ServiceError::bad_request(ErrorCode::ValidationFailed, message)
+}
+
+/// GoTrue's `loadUser`: a malformed id is a 404 too.
+fn user_id(text: &str) -> Result<Uuid, ServiceError> {
+    Uuid::parse_str(text).map_err(|_| ServiceError::not_found(ErrorCode::ValidationFailed, "user_id must be an UUID"))
+}
+
+fn user_not_found() -> ServiceError {
+    ServiceError::not_found(ErrorCode::UserNotFound, "User not found")
+}
+
+/// `ban_duration`: a Go duration, or `none` (zero: lift the ban). Go's own error text on failure.
+fn ban_duration(text: Option<&str>) -> Result<Option<chrono::Duration>, ServiceError> {
+    match text {
+        None | Some("") => Ok(None),
+        Some("none") => Ok(Some(chrono::Duration::zero())),
+        Some(text) => go_parse_duration::parse_duration(text)
+            .map(|nanos| Some(chrono::Duration::nanoseconds(nanos)))
+            .map_err(|_| {
+                invalid(format!(
+                    "invalid format for ban duration: time: invalid duration \"{text}\""
+                ))
+            }),
+    }
+}
+
+/// The keyset position after a page: GoTrue's opaque `base64url(json)` cursor.
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    created_at: DateTime<Utc>,
+    id: Uuid,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(text: &str) -> Result<Self, ServiceError> {
+        let bad = || invalid("Bad Pagination Parameters: invalid cursor");
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
+        let cursor: Self = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        if cursor.id.is_nil() {
+            return Err(bad());
+        }
+        Ok(cursor)
+    }
+}
+
+/// GoTrue's soft-delete obfuscation: base64url(SHA-256(user id ‖ value)).
+fn obfuscate(id: Uuid, value: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(format!("{id}{value}")))
+}
+
+/// Phones were `VARCHAR(15)` once; GoTrue keeps obfuscated ones that short.
+fn obfuscate_phone(id: Uuid, value: &str) -> String {
+    obfuscate(id, value)[..15].to_string()
+}
+
+impl UserState {
+    /// `GET /admin/users`.
+    pub async fn admin_list_users(
+        &self,
+        principal: &Principal,
+        request: AdminListUsersRequest,
+    ) -> Result<AdminListUsersResponse, ServiceError> {
+        principal.require_admin()?;
+        let aud = self.request_aud(request.context.as_ref());
+        let pattern = format!("%{}%", request.filter);
+        let direction = if request.ascending { "ASC" } else { "DESC" };
+        // GoTrue's filter: email LIKE or user_metadata.full_name ILIKE, both unescaped.
+        let matching = "u.instance_id = '00000000-0000-0000-0000-000000000000' AND u.aud = $1 \
+                        AND ($2 = '%%' OR u.email LIKE $2 OR u.raw_user_meta_data->>'full_name' ILIKE $2)";
+        if request.keyset {
+            let limit = match request.limit {
+                0 => DEFAULT_PER_PAGE,
+                n => n.min(MAX_KEYSET_LIMIT),
+            };
+            let after = match request.cursor.as_str() {
+                "" => None,
+                text => Some(Cursor::decode(text)?),
+            };
+            // A row comparison, so Postgres seeks the (created_at, id) index straight to the cursor.
+            let position = match (&after, request.ascending) {
+                (None, _) => "",
+                (Some(_), true) => "AND (u.created_at, u.id) > ($3, $4)",
+                (Some(_), false) => "AND (u.created_at, u.id) < ($3, $4)",
+            };
+            let sql = format!(
+                "{SELECT_USER_COLUMNS} FROM users u WHERE {matching} {position} \
+                 ORDER BY u.created_at {direction}, u.id {direction} LIMIT $5"
+            );
+            let mut users: Vec<UserRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(&aud)
+                .bind(&pattern)
+                .bind(after.as_ref().map(|c| c.created_at))
+                .bind(after.as_ref().map(|c| c.id))
+                .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
+                .fetch_all(&self.db)
+                .await?;
+            let has_more = users.len() as u64 > limit;
+            users.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            let next_cursor = match users.last() {
+                Some(last) if has_more => Cursor {
+                    created_at: last.created_at.unwrap_or_default(),
+                    id: last.id,
+                }
+                .encode(),
+                _ => String::new(),
+            };
+            return Ok(AdminListUsersResponse {
+                users: users.iter().map(UserRecord::to_proto).collect(),
+                aud,
+                next_cursor,
+                has_more,
+                ..Default::default()
+            });
+        }
+
+        // pop's paginator: page < 1 is the first page, per_page < 1 is 20.
+        let page = request.page.max(1);
+        let per_page = match request.per_page {
+            0 => 20,
+            n => n,
+        };
+        let offset = (page - 1).saturating_mul(per_page);
+        let count_sql = format!("SELECT count(*) FROM users u WHERE {matching}");
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
+            .bind(&aud)
+            .bind(&pattern)
+            .fetch_one(&self.db)
+            .await?;
+        let sql = format!(
+            "{SELECT_USER_COLUMNS} FROM users u WHERE {matching} \
+             ORDER BY u.created_at {direction}, u.id {direction} LIMIT $3 OFFSET $4"
+        );
+        let users: Vec<UserRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&aud)
+            .bind(&pattern)
+            .bind(i64::try_from(per_page).unwrap_or(i64::MAX))
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.db)
+            .await?;
+        Ok(AdminListUsersResponse {
+            users: users.iter().map(UserRecord::to_proto).collect(),
+            aud,
+            total: u64::try_from(total).unwrap_or_default(),
+            page,
+            per_page,
+            ..Default::default()
+        })
+    }
+
+    /// `GET /admin/users/{id}`.
+    pub async fn admin_get_user(
+        &self,
+        principal: &Principal,
+        request: AdminUserRequest,
+    ) -> Result<pb::User, ServiceError> {
+        principal.require_admin()?;
+        let id = user_id(&request.user_id)?;
+        let user = users::find_by_id(&self.db, id).await?.ok_or_else(user_not_found)?;
+        Ok(user.to_proto())
+    }
+
+    /// `POST /admin/users`.
+    pub async fn admin_create_user(
+        &self,
+        principal: &Principal,
+        request: AdminUserAttributes,
+    ) -> Result<pb::User, ServiceError> {
+        principal.require_admin()?;
+        let aud = match request.aud.as_deref() {
+            Some(aud) if !aud.is_empty() => aud.to_string(),
+            _ => self.request_aud(request.context.as_ref()),
+        };
+        let email = request.email.as_deref().unwrap_or_default();
+        let phone = request.phone.as_deref().unwrap_or_default();
+        if email.is_empty() && phone.is_empty() {
+            return Err(invalid("Cannot create a user without either an email or phone"));
+        }
+        let email = (!email.is_empty()).then(|| validate::email(email)).transpose()?;
+        let phone = (!phone.is_empty()).then(|| validate::phone(phone)).transpose()?;
+        if let Some(email) = &email
+            && users::find_by_email(&self.db, email, &aud).await?.is_some()
+        {
+            return Err(ServiceError::unprocessable(ErrorCode::EmailExists, DUPLICATE_EMAIL));
+        }
+        if let Some(phone) = &phone
+            && users::find_by_phone(&self.db, phone, &aud).await?.is_some()
+        {
+            return Err(ServiceError::unprocessable(ErrorCode::PhoneExists, DUPLICATE_PHONE));
+        }
+        let password = request.password.as_deref().filter(|p| !p.is_empty());
+        let imported_hash = request.password_hash.as_deref().filter(|h| !h.is_empty());
+        if request.password.is_some() && imported_hash.is_some() {
+            return Err(invalid("Only a password or a password hash should be provided"));
+        }
+        // Better than GoTrue (a 500): a hash the suite could never verify is refused up front.
+        if let Some(hash) = imported_hash {
+            check_importable_hash(hash).map_err(|e| invalid(format!("Invalid password hash: {e}")))?;
+        }
+        let id = match request.user_id.as_str() {
+            "" => Uuid::new_v4(),
+            text => {
+                let id = Uuid::parse_str(text).map_err(|_| invalid("ID must conform to the uuid v4 format"))?;
+                if id.is_nil() {
+                    return Err(invalid("ID cannot be a nil uuid"));
+                }
+                id
+            }
+        };
+        let ban = ban_duration(request.ban_duration.as_deref())?;
+        let user_metadata = match request.user_metadata_json.as_deref() {
+            Some(json) if !json.is_empty() => parse_object(json, "user_metadata")?,
+            _ => Map::new(),
+        };
+        let app_metadata_updates = match request.app_metadata_json.as_deref() {
+            Some(json) if !json.is_empty() => Some(parse_object(json, "app_metadata")?),
+            _ => None,
+        };
+        let hash = match imported_hash {
+            Some(hash) => hash.to_string(),
+            None => {
+                // No password: GoTrue gives the account a random one nobody knows.
+                let random;
+                let password = match password {
+                    Some(password) => password,
+                    None => {
+                        random = crate::send::random_password(&self.config.password.required_characters, 64);
+                        &random
+                    }
+                };
+                self.hasher.hash(password).await.map_err(ServiceError::internal)?
+            }
+        };
+
+        let providers: Vec<&str> = [email.as_ref().map(|_| "email"), phone.as_ref().map(|_| "phone")]
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut app_metadata = Map::new();
+        app_metadata.insert("provider".into(), json!(providers[0]));
+        app_metadata.insert("providers".into(), json!(providers));
+        if let Some(updates) = app_metadata_updates {
+            merge(&mut app_metadata, updates);
+        }
+        let role = request
+            .role
+            .clone()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| self.config.jwt.default_group_name.clone());
+
+        let mut tx = self.db.begin().await?;
+        sqlx::query(
+            "INSERT INTO users (instance_id, id, aud, role, email, phone, encrypted_password, \
+               raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_anonymous, is_sso_user, \
+               confirmation_token, recovery_token, email_change_token_new, email_change, \
+               email_confirmed_at, phone_confirmed_at, banned_until) \
+             VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), false, false, \
+               '', '', '', '', CASE WHEN $9 THEN now() END, CASE WHEN $10 THEN now() END, \
+               CASE WHEN $11::bigint > 0 THEN now() + make_interval(secs => $11::bigint / 1e9) END)",
+        )
+        .bind(id)
+        .bind(&aud)
+        .bind(&role)
+        .bind(&email)
+        .bind(&phone)
+        .bind(&hash)
+        .bind(sqlx::types::Json(&app_metadata))
+        .bind(sqlx::types::Json(&user_metadata))
+        .bind(request.email_confirm && email.is_some())
+        .bind(request.phone_confirm && phone.is_some())
+        .bind(ban.and_then(|d| d.num_nanoseconds()).unwrap_or(0))
+        .execute(&mut *tx)
+        .await
+        .map_err(unique_violation)?;
+        if let Some(email) = &email {
+            insert_identity(
+                &mut tx,
+                id,
+                "email",
+                json!({"sub": id.to_string(), "email": email, "email_verified": false, "phone_verified": false}),
+            )
+            .await?;
+        }
+        if let Some(phone) = &phone {
+            insert_identity(
+                &mut tx,
+                id,
+                "phone",
+                json!({"sub": id.to_string(), "phone": phone, "email_verified": false, "phone_verified": false}),
+            )
+            .await?;
+        }
+        if request.email_confirm && email.is_some() {
+            confirm_email(&mut tx, id).await?;
+        }
+        audit::record_by_admin(
+            &mut *tx,
+            principal.claims.role(),
+            AuditAction::UserSignedUp,
+            Some(json!({"user_id": id, "user_email": email.clone().unwrap_or_default(), "user_phone": phone.clone().unwrap_or_default(), "provider": providers[0]})),
+        )
+        .await?;
+        let user = load(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(user.to_proto())
+    }
+
+    /// `PUT /admin/users/{id}`.
+    pub async fn admin_update_user(
+        &self,
+        principal: &Principal,
+        request: AdminUserAttributes,
+    ) -> Result<pb::User, ServiceError> {
+        principal.require_admin()?;
+        let id = user_id(&request.user_id)?;
+        users::find_by_id(&self.db, id).await?.ok_or_else(user_not_found)?;
+        let email = request
+            .email
+            .as_deref()
+            .filter(|e| !e.is_empty())
+            .map(validate::email)
+            .transpose()?;
+        let phone = request
+            .phone
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(validate::phone)
+            .transpose()?;
+        let ban = ban_duration(request.ban_duration.as_deref())?;
+        let user_metadata = request
+            .user_metadata_json
+            .as_deref()
+            .filter(|j| !j.is_empty())
+            .map(|j| parse_object(j, "user_metadata"))
+            .transpose()?;
+        let app_metadata = request
+            .app_metadata_json
+            .as_deref()
+            .filter(|j| !j.is_empty())
+            .map(|j| parse_object(j, "app_metadata"))
+            .transpose()?;
+        let hash = match request.password.as_deref() {
+            Some(password) => {
+                check_strength(&self.config.password, password)?;
+                Some(self.hasher.hash(password).await.map_err(ServiceError::internal)?)
+            }
+            None => None,
+        };
+
+        let mut tx = self.db.begin().await?;
+        // Locked, so concurrent admin updates of one user apply one after the other.
+        let user = lock_user(&mut tx, id).await?.ok_or_else(user_not_found)?;
+        if let Some(role) = request.role.as_deref().filter(|r| !r.is_empty()) {
+            sqlx::query("UPDATE users SET role = $2, updated_at = now() WHERE id = $1")
+                .bind(id)
+                .bind(role)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if request.email_confirm {
+            confirm_email(&mut tx, id).await?;
+        }
+        if request.phone_confirm {
+            sqlx::query("UPDATE users SET phone_confirmed_at = now(), phone_change = '', phone_change_token = '', updated_at = now() WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(hash) = &hash {
+            sqlx::query("UPDATE users SET encrypted_password = $2, updated_at = now() WHERE id = $1")
+                .bind(id)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(email) = &email {
+            upsert_identity_data(
+                &mut tx,
+                &user,
+                "email",
+                json!({"email": email, "email_verified": request.email_confirm}),
+            )
+            .await?;
+            sqlx::query(
+                "UPDATE users SET email = $2, updated_at = now(), \
+                 is_anonymous = is_anonymous AND NOT $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(email)
+            .bind(request.email_confirm)
+            .execute(&mut *tx)
+            .await
+            .map_err(unique_violation)?;
+        }
+        if let Some(phone) = &phone {
+            upsert_identity_data(
+                &mut tx,
+                &user,
+                "phone",
+                json!({"phone": phone, "phone_verified": request.phone_confirm}),
+            )
+            .await?;
+            sqlx::query(
+                "UPDATE users SET phone = $2, updated_at = now(), \
+                 is_anonymous = is_anonymous AND NOT $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(phone)
+            .bind(request.phone_confirm)
+            .execute(&mut *tx)
+            .await
+            .map_err(unique_violation)?;
+        }
+        if let Some(updates) = app_metadata {
+            let mut merged = user.app_metadata();
+            merge(&mut merged, updates);
+            sqlx::query("UPDATE users SET raw_app_meta_data = $2, updated_at = now() WHERE id = $1")
+                .bind(id)
+                .bind(sqlx::types::Json(merged))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(updates) = user_metadata {
+            // Re-read: confirming the email above may have set `email_verified`.
+            let current: Option<sqlx::types::Json<Map<String, Value>>> =
+                sqlx::query_scalar("SELECT raw_user_meta_data FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let mut merged = current.map(|j| j.0).unwrap_or_default();
+            merge(&mut merged, updates);
+            sqlx::query("UPDATE users SET raw_user_meta_data = $2, updated_at = now() WHERE id = $1")
+                .bind(id)
+                .bind(sqlx::types::Json(merged))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(ban) = ban {
+            sqlx::query(
+                "UPDATE users SET banned_until = CASE WHEN $2::bigint > 0 THEN now() + make_interval(secs => $2::bigint / 1e9) END, \
+                 updated_at = now() WHERE id = $1",
+            )
+            .bind(id)
+            .bind(ban.num_nanoseconds().unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let updated = load(&mut tx, id).await?;
+        audit::record_by_admin(
+            &mut *tx,
+            principal.claims.role(),
+            AuditAction::UserModified,
+            Some(json!({"user_id": id, "user_email": updated.email(), "user_phone": updated.phone()})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(updated.to_proto())
+    }
+
+    /// `DELETE /admin/users/{id}`: a hard delete (cascading to everything the user owns), or GoTrue's
+    /// soft delete, which keeps the row but makes it anonymous and unusable.
+    pub async fn admin_delete_user(
+        &self,
+        principal: &Principal,
+        request: AdminDeleteUserRequest,
+    ) -> Result<(), ServiceError> {
+        principal.require_admin()?;
+        let id = user_id(&request.user_id)?;
+        let mut tx = self.db.begin().await?;
+        let user = lock_user(&mut tx, id).await?.ok_or_else(user_not_found)?;
+        audit::record_by_admin(
+            &mut *tx,
+            principal.claims.role(),
+            AuditAction::UserDeleted,
+            Some(json!({"user_id": id, "user_email": user.email(), "user_phone": user.phone()})),
+        )
+        .await?;
+        if !request.should_soft_delete {
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        } else if user.deleted_at.is_none() {
+            soft_delete(&mut tx, &user).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn lock_user(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRecord>, ServiceError> {
+    let locked: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match locked {
+        Some(_) => Ok(Some(load(conn, id).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The unique indexes on email and phone are the final word on duplicates (two admins creating the
+/// same address at once): 422 as GoTrue's own checks answer, never a 500.
+fn unique_violation(error: sqlx::Error) -> ServiceError {
+    match error.as_database_error().and_then(|d| d.constraint()) {
+        Some("users_email_partial_key") => ServiceError::unprocessable(ErrorCode::EmailExists, DUPLICATE_EMAIL),
+        Some("users_phone_key") => ServiceError::unprocessable(ErrorCode::PhoneExists, DUPLICATE_PHONE),
+        Some("users_pkey") => ServiceError::unprocessable(ErrorCode::UserAlreadyExists, "User already registered"),
+        _ => ServiceError::internal(error),
+    }
+}
+
+async fn insert_identity(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    provider: &str,
+    data: Value,
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, now(), now(), now())",
+    )
+    .bind(user_id.to_string())
+    .bind(user_id)
+    .bind(sqlx::types::Json(data))
+    .bind(provider)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// GoTrue's admin update of an email or phone: the user's identity for that provider gets the new
+/// data merged in, or is created when the user has none.
+async fn upsert_identity_data(
+    conn: &mut PgConnection,
+    user: &UserRecord,
+    provider: &str,
+    data: Value,
+) -> Result<(), ServiceError> {
+    let existing = user
+        .identities
+        .0
+        .iter()
+        .find(|i| i.provider == provider && i.provider_id == user.id.to_string());
+    match existing {
+        Some(identity) => {
+            let mut merged = identity.identity_data.clone();
+            if let Value::Object(updates) = data {
+                merge(&mut merged, updates);
+            }
+            sqlx::query("UPDATE identities SET identity_data = $2, updated_at = now() WHERE id = $1")
+                .bind(identity.id)
+                .bind(sqlx::types::Json(merged))
+                .execute(conn)
+                .await?;
+        }
+        None => {
+            let mut full = json!({"sub": user.id.to_string(), "email_verified": false, "phone_verified": false});
+            if let (Value::Object(full), Value::Object(data)) = (&mut full, data) {
+                full.extend(data);
+            }
+            insert_identity(conn, user.id, provider, full).await?;
+        }
+    }
+    Ok(())
+}
+
+/// GoTrue's `SoftDeleteUser` and `SoftDeleteUserIdentities`: contact details replaced by hashes,
+/// password and every pending token cleared, metadata emptied, identities unlinkable; factors and
+/// sessions removed; `deleted_at` set.
+async fn soft_delete(conn: &mut PgConnection, user: &UserRecord) -> Result<(), ServiceError> {
+    let id = user.id;
+    sqlx::query(
+        "UPDATE users SET email = $2, phone = $3, email_change = $4, phone_change = $5, encrypted_password = NULL, \
+           confirmation_token = '', recovery_token = '', email_change_token_current = '', \
+           email_change_token_new = '', phone_change_token = '', deleted_at = now(), \
+           raw_user_meta_data = '{}'::jsonb, raw_app_meta_data = '{}'::jsonb, updated_at = now() \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(obfuscate(id, user.email()))
+    .bind(obfuscate_phone(id, user.phone()))
+    .bind(obfuscate(id, user.email_change.as_deref().unwrap_or_default()))
+    .bind(obfuscate_phone(id, user.phone_change.as_deref().unwrap_or_default()))
+    .execute(&mut *conn)
+    .await?;
+    for identity in &user.identities.0 {
+        sqlx::query(
+            "UPDATE identities SET identity_data = '{}'::jsonb, provider_id = $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(identity.id)
+        .bind(obfuscate(
+            id,
+            &format!("{}:{}", identity.provider, identity.provider_id),
+        ))
+        .execute(&mut *conn)
+        .await?;
+    }
+    for statement in [
+        "DELETE FROM one_time_tokens WHERE user_id = $1",
+        "DELETE FROM mfa_factors WHERE user_id = $1",
+        "DELETE FROM webauthn_credentials WHERE user_id = $1",
+        "DELETE FROM sessions WHERE user_id = $1",
+    ] {
+        sqlx::query(statement).bind(id).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
