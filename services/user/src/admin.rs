@@ -555,7 +555,7 @@ async fn insert_identity(
 ) -> Result<(), ServiceError> {
     sqlx::query(
         "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, now(), now(), now())",
+         VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp(), clock_timestamp())",
     )
     .bind(user_id.to_string())
     .bind(user_id)
