@@ -1,5 +1,5 @@
 // Runs @supabase/auth-js (pinned in package.json) against a running suite and fails on any mismatch
-// with what GoTrue would answer. Usage: node client_test.mjs <gateway url>
+// with what GoTrue would answer. Usage: node client_test.mjs <gateway url> <service_role key>
 // The suite must autoconfirm emails, allow anonymous sign-ins and sign with an asymmetric key.
 import assert from 'node:assert/strict'
 import { AuthClient } from '@supabase/auth-js'
@@ -107,5 +107,57 @@ memory.clear()
 assert.equal(error, null, `signInAnonymously: ${error?.message}`)
 assert.equal(data.user.is_anonymous, true)
 assert.equal(data.user.user_metadata.kind, 'guest')
+
+// the admin API (supabase.auth.admin) with the service_role key
+const serviceKey = process.argv[3]
+assert.ok(serviceKey, 'the service_role key is the second argument')
+const admin = new AuthClient({
+  url,
+  headers: { apikey: serviceKey, Authorization: `Bearer ${serviceKey}` },
+  persistSession: false,
+  autoRefreshToken: false,
+  detectSessionInUrl: false,
+}).admin
+const adminEmail = `node-admin-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`
+;({ data, error } = await admin.createUser({
+  email: adminEmail, password: 'admin-made-123', email_confirm: true, user_metadata: { team: 'blue' },
+}))
+assert.equal(error, null, `admin.createUser: ${error?.message}`)
+assert.equal(data.user.email, adminEmail)
+assert.ok(data.user.email_confirmed_at)
+assert.equal(data.user.user_metadata.team, 'blue')
+const createdId = data.user.id
+
+;({ data, error } = await admin.createUser({ email: adminEmail }))
+assert.equal(error?.status, 422)
+assert.equal(error?.code, 'email_exists')
+
+;({ data, error } = await admin.listUsers({ page: 1, perPage: 1 }))
+assert.equal(error, null, `admin.listUsers: ${error?.message}`)
+assert.equal(data.users.length, 1)
+assert.equal(data.aud, 'authenticated')
+assert.equal(data.total, 3, 'X-Total-Count: the node user, the anonymous user and this one')
+assert.equal(data.lastPage, 3, 'Link rel="last"')
+assert.equal(data.nextPage, 2, 'Link rel="next"')
+
+;({ data, error } = await admin.getUserById(createdId))
+assert.equal(error, null, `admin.getUserById: ${error?.message}`)
+assert.equal(data.user.email, adminEmail)
+
+;({ data, error } = await admin.updateUserById(createdId, { user_metadata: { team: null, plan: 'pro' }, ban_duration: '1h' }))
+assert.equal(error, null, `admin.updateUserById: ${error?.message}`)
+assert.deepEqual(data.user.user_metadata, { plan: 'pro', email_verified: true })
+assert.ok(data.user.banned_until)
+
+;({ data, error } = await admin.deleteUser(createdId))
+assert.equal(error, null, `admin.deleteUser: ${error?.message}`)
+;({ data, error } = await admin.getUserById(createdId))
+assert.equal(error?.status, 404)
+assert.equal(error?.code, 'user_not_found')
+
+// a user's token is not an admin's
+const userAdmin = new AuthClient({ url, headers: { Authorization: `Bearer ${lastToken}` } }).admin
+;({ data, error } = await userAdmin.listUsers())
+assert.ok(error, 'a user token cannot list users')
 
 console.error('auth-js client test passed')

@@ -1,7 +1,7 @@
 //! The official clients against the suite: `@supabase/auth-js` (Node) and `supabase-auth` (Python),
 //! pinned in shared/testkit/clients and installed by deploy/local/test. Each script runs sign-up,
-//! sign-in, refresh, get/update user, JWKS-verified claims and sign-out, and exits non-zero on any
-//! difference from GoTrue's answers.
+//! sign-in, refresh, get/update user, JWKS-verified claims and sign-out (and, in Node, the admin API
+//! with a `service_role` key), and exits non-zero on any difference from GoTrue's answers.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -22,7 +22,13 @@ async fn client_suite() -> anyhow::Result<Suite> {
         .await
 }
 
-async fn run(program: PathBuf, script: PathBuf, url: &str) -> anyhow::Result<()> {
+/// A `service_role` key signed with the suite's signing key (here the RSA key), as a project's is.
+fn service_role_key(suite: &Suite) -> anyhow::Result<String> {
+    let keys = auth_core::jwt::JwtKeys::from_config(&suite.config.jwt)?;
+    auth_core::principal::service_token(&keys, &suite.config)
+}
+
+async fn run(program: PathBuf, script: PathBuf, suite: &Suite) -> anyhow::Result<()> {
     anyhow::ensure!(
         program.exists() || program.components().count() == 1,
         "{} is missing: run deploy/local/test (it installs the pinned clients)",
@@ -30,7 +36,9 @@ async fn run(program: PathBuf, script: PathBuf, url: &str) -> anyhow::Result<()>
     );
     let output = tokio::process::Command::new(&program)
         .arg(&script)
-        .arg(url)
+        .arg(&suite.base_url)
+        // the service_role key, for the admin API
+        .arg(service_role_key(suite)?)
         .stdin(Stdio::null())
         .output()
         .await?;
@@ -47,12 +55,7 @@ async fn supabase_auth_js() -> anyhow::Result<()> {
         "@supabase/auth-js is not installed: run deploy/local/test (npm ci in shared/testkit/clients/node)"
     );
     let suite = client_suite().await?;
-    let result = run(
-        "node".into(),
-        clients_dir().join("node/client_test.mjs"),
-        &suite.base_url,
-    )
-    .await;
+    let result = run("node".into(), clients_dir().join("node/client_test.mjs"), &suite).await;
     suite.shutdown().await;
     result
 }
@@ -65,7 +68,7 @@ async fn supabase_auth_python() -> anyhow::Result<()> {
         "supabase-auth is not installed: run deploy/local/test (venv in shared/testkit/clients/python)"
     );
     let suite = client_suite().await?;
-    let result = run(python, clients_dir().join("python/client_test.py"), &suite.base_url).await;
+    let result = run(python, clients_dir().join("python/client_test.py"), &suite).await;
     suite.shutdown().await;
     result
 }
