@@ -1,19 +1,20 @@
-//! The admin API over users: `/admin/users` and `/admin/users/{user_id}`. The user service checks
+//! The admin API over users: `/admin/users`, `/admin/users/{user_id}` and `/invite`. The user service checks
 //! that the caller's token carries an admin role; this module turns query strings and bodies into
 //! RPCs and adds GoTrue's pagination headers.
 
 use auth_proto::user::v1::{
     AdminDeleteUserRequest, AdminListUsersRequest, AdminListUsersResponse, AdminUserAttributes, AdminUserRequest,
+    InviteRequest,
 };
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{go_encode, json_text, request_context, with_authorization};
+use super::{RedirectQuery, go_encode, json_text, redirect_target, request_context, with_authorization};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::AppJson;
@@ -22,6 +23,7 @@ use crate::render;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/invite", post(invite))
         .route("/admin/users", get(list_users).post(create_user))
         .route(
             "/admin/users/{user_id}",
@@ -292,4 +294,35 @@ async fn delete_user(
         .admin_delete_user(with_authorization(&headers, request))
         .await?;
     Ok(axum::Json(json!({})).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct InviteBody {
+    email: String,
+    data: Option<Map<String, Value>>,
+}
+
+async fn invite(
+    State(state): State<AppState>,
+    Query(query): Query<RedirectQuery>,
+    request_id: Option<axum::Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Result<AppJson<InviteBody>, ApiError>,
+) -> Result<Response, ApiError> {
+    let AppJson(body) = body?;
+    let request = InviteRequest {
+        email: body.email,
+        data_json: json_text(body.data.as_ref()),
+        redirect_to: redirect_target(&state, &headers, &query),
+        context: Some(request_context(&headers, request_id.as_deref(), &state)),
+    };
+    let user = state
+        .clients
+        .user
+        .clone()
+        .invite(with_authorization(&headers, request))
+        .await?
+        .into_inner();
+    Ok(axum::Json(render::user(&user)).into_response())
 }

@@ -547,7 +547,7 @@ fn unique_violation(error: sqlx::Error) -> ServiceError {
     }
 }
 
-async fn insert_identity(
+pub(crate) async fn insert_identity(
     conn: &mut PgConnection,
     user_id: Uuid,
     provider: &str,

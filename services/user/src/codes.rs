@@ -25,12 +25,14 @@ pub enum EmailCode {
     Recovery,
     MagicLink,
     Reauthentication,
+    /// An admin's invitation (`/invite`): the confirmation code, sent whenever the admin asks.
+    Invite,
 }
 
 impl EmailCode {
     fn columns(self) -> (&'static str, &'static str) {
         match self {
-            Self::Confirmation => ("confirmation_token", "confirmation_sent_at"),
+            Self::Confirmation | Self::Invite => ("confirmation_token", "confirmation_sent_at"),
             Self::Recovery | Self::MagicLink => ("recovery_token", "recovery_sent_at"),
             Self::Reauthentication => ("reauthentication_token", "reauthentication_sent_at"),
         }
@@ -38,7 +40,7 @@ impl EmailCode {
 
     fn token_kind(self) -> OneTimeTokenKind {
         match self {
-            Self::Confirmation => OneTimeTokenKind::Confirmation,
+            Self::Confirmation | Self::Invite => OneTimeTokenKind::Confirmation,
             Self::Recovery | Self::MagicLink => OneTimeTokenKind::Recovery,
             Self::Reauthentication => OneTimeTokenKind::Reauthentication,
         }
@@ -50,6 +52,7 @@ impl EmailCode {
             Self::Recovery => EmailKind::Recovery,
             Self::MagicLink => EmailKind::MagicLink,
             Self::Reauthentication => EmailKind::Reauthentication,
+            Self::Invite => EmailKind::Invite,
         }
     }
 
@@ -60,14 +63,23 @@ impl EmailCode {
             Self::Recovery => "recovery",
             Self::MagicLink => "magiclink",
             Self::Reauthentication => "reauthenticate",
+            Self::Invite => "invite",
         }
     }
 
     fn last_sent(self, user: &UserRecord) -> Option<DateTime<Utc>> {
         match self {
-            Self::Confirmation => user.confirmation_sent_at,
+            Self::Confirmation | Self::Invite => user.confirmation_sent_at,
             Self::Recovery | Self::MagicLink => user.recovery_sent_at,
             Self::Reauthentication => user.reauthentication_sent_at,
+        }
+    }
+
+    /// The shortest time between two of these emails to one user (GoTrue does not limit invitations).
+    fn interval(self, max_frequency: std::time::Duration) -> std::time::Duration {
+        match self {
+            Self::Invite => std::time::Duration::ZERO,
+            _ => max_frequency,
         }
     }
 }
@@ -133,7 +145,7 @@ impl UserState {
             sent_column,
             &stored,
             None,
-            self.config.mailer.max_frequency,
+            code.interval(self.config.mailer.max_frequency),
         )
         .await
         .map_err(|e| {

@@ -4,9 +4,9 @@ use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1::{SessionTokens, User};
 use auth_proto::user::v1::{
     AdminDeleteUserRequest, AdminDeleteUserResponse, AdminListUsersRequest, AdminListUsersResponse,
-    AdminUserAttributes, AdminUserRequest, GetUserRequest, ReauthenticateRequest, RecoverRequest, ResendRequest,
-    SendOtpRequest, SendResponse, SignInWithPasswordRequest, SignUpRequest, SignUpResponse, UpdateUserRequest,
-    VerifyRequest, VerifyResponse, user_service_server::UserService,
+    AdminUserAttributes, AdminUserRequest, GetUserRequest, InviteRequest, ReauthenticateRequest, RecoverRequest,
+    ResendRequest, SendOtpRequest, SendResponse, SignInWithPasswordRequest, SignUpRequest, SignUpResponse,
+    UpdateUserRequest, VerifyRequest, VerifyResponse, user_service_server::UserService,
 };
 use tonic::{Request, Response, Status};
 
@@ -119,6 +119,14 @@ impl UserService for UserGrpc {
         let principal = self.state.authenticate(request.metadata()).await?;
         self.state.admin_delete_user(&principal, request.into_inner()).await?;
         Ok(Response::new(AdminDeleteUserResponse {}))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn invite(&self, request: Request<InviteRequest>) -> Result<Response<User>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.invite(&principal, request.into_inner()).await?,
+        ))
     }
 
     #[tracing::instrument(skip_all)]

@@ -6,6 +6,7 @@
 mod admin;
 mod codes;
 mod grpc;
+mod invite;
 mod outbox;
 mod send;
 mod send_budget;

@@ -346,7 +346,7 @@ pub async fn load(conn: &mut PgConnection, id: Uuid) -> Result<UserRecord, Servi
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn insert_user(
+pub(crate) async fn insert_user(
     conn: &mut PgConnection,
     state: &UserState,
     id: Uuid,

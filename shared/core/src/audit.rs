@@ -16,6 +16,7 @@ pub enum AuditAction {
     Logout,
     UserSignedUp,
     UserDeleted,
+    UserInvited,
     UserModified,
     UserConfirmationRequested,
     UserRepeatedSignUp,
@@ -33,6 +34,7 @@ impl AuditAction {
             Self::Logout => "logout",
             Self::UserSignedUp => "user_signedup",
             Self::UserDeleted => "user_deleted",
+            Self::UserInvited => "user_invited",
             Self::UserModified => "user_modified",
             Self::UserConfirmationRequested => "user_confirmation_requested",
             Self::UserRepeatedSignUp => "user_repeated_signup",
@@ -48,7 +50,7 @@ impl AuditAction {
     pub fn log_type(self) -> &'static str {
         match self {
             Self::Login | Self::Logout => "account",
-            Self::UserSignedUp | Self::UserDeleted => "team",
+            Self::UserSignedUp | Self::UserDeleted | Self::UserInvited => "team",
             Self::TokenRevoked | Self::TokenRefreshed => "token",
             _ => "user",
         }

@@ -371,3 +371,79 @@ async fn admin_delete_is_hard_or_soft() -> anyhow::Result<()> {
     suite.shutdown().await;
     Ok(())
 }
+
+/// The `href` of the first link in an email, unescaped.
+fn first_link(body: &str) -> String {
+    body.split("href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link in the email")
+        .replace("&amp;", "&")
+}
+
+/// §10 item 41, and the invitation link signing the invited user in.
+#[tokio::test]
+async fn invitations_follow_gotrue_and_their_links_sign_in() -> anyhow::Result<()> {
+    // No per-user interval, so the sign-up attempt below may re-send a confirmation at once.
+    let suite = Suite::builder().env("GOTRUE_SMTP_MAX_FREQUENCY", "0s").start().await?;
+    let response = suite.post_json("/invite", &json!({"email": email()})).await?;
+    assert_gotrue_error(response, 401, "no_authorization").await;
+
+    let address = email();
+    let invited = admin_ok(
+        &suite,
+        Method::POST,
+        "/invite",
+        Some(json!({"email": address, "data": {"team": "red"}})),
+    )
+    .await?;
+    assert_eq!(invited["email"], address);
+    assert!(invited["invited_at"].is_string());
+    assert!(invited["confirmation_sent_at"].is_string());
+    assert_eq!(invited["user_metadata"]["team"], "red");
+    assert_eq!(invited["identities"].as_array().map(Vec::len), Some(1));
+    let mail = suite.smtp.next().await.expect("the invitation");
+    assert_eq!(mail.header("Subject").as_deref(), Some("You've been invited"));
+    let link = first_link(&mail.body());
+    assert!(link.contains("type=invite"), "{link}");
+
+    // Invited again while unconfirmed: fine, a new link.
+    admin_ok(&suite, Method::POST, "/invite", Some(json!({"email": address}))).await?;
+    let link = first_link(&suite.smtp.next().await.expect("the second invitation").body());
+
+    let url = url::Url::parse(&link)?;
+    let response = suite
+        .get(&format!("{}?{}", url.path(), url.query().unwrap_or_default()))
+        .await?;
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"].to_str()?.to_string();
+    assert!(location.contains("type=invite"), "{location}");
+    assert!(location.contains("access_token="), "{location}");
+
+    let response = admin(&suite, Method::POST, "/invite", Some(json!({"email": address}))).await?;
+    assert_gotrue_error(response, 422, "email_exists").await;
+
+    // A sign-up attempt for another invited address reveals nothing about the invitation.
+    let other = email();
+    admin_ok(
+        &suite,
+        Method::POST,
+        "/invite",
+        Some(json!({"email": other, "data": {"secret": 1}})),
+    )
+    .await?;
+    let response = suite
+        .post_json("/signup", &json!({"email": other, "password": PASSWORD}))
+        .await?;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await?;
+    assert_eq!(body["identities"], json!([]));
+    assert_eq!(body["user_metadata"], json!({}));
+    let invited_actions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log_entries WHERE payload->>'action' = 'user_invited'")
+            .fetch_one(&suite.db)
+            .await?;
+    assert_eq!(invited_actions, 3);
+    suite.shutdown().await;
+    Ok(())
+}

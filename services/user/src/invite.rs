@@ -1,0 +1,68 @@
+//! `POST /invite` (GoTrue's `invite.go`): an admin invites an address. A new address becomes a
+//! password-less user with an email identity; an existing unconfirmed one is invited again; a
+//! confirmed one is refused. The invitation carries the confirmation code, so `/verify` with
+//! `type=invite` signs the user in.
+
+use auth_core::audit::{self, AuditAction};
+use auth_core::principal::Principal;
+use auth_core::users;
+use auth_core::{ErrorCode, ServiceError};
+use auth_proto::common::v1 as pb;
+use auth_proto::user::v1::InviteRequest;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::admin::insert_identity;
+use crate::codes::EmailCode;
+use crate::signup::{Provider, insert_user, load};
+use crate::state::UserState;
+use crate::validate;
+
+impl UserState {
+    pub async fn invite(&self, principal: &Principal, request: InviteRequest) -> Result<pb::User, ServiceError> {
+        principal.require_admin()?;
+        let email = validate::email(&request.email)?;
+        let data = validate::metadata(&request.data_json)?;
+        let aud = self.request_aud(request.context.as_ref());
+
+        let mut tx = self.db.begin().await?;
+        let user = match users::find_by_email(&mut *tx, &email, &aud).await? {
+            Some(user) if user.is_email_confirmed() => {
+                return Err(ServiceError::unprocessable(
+                    ErrorCode::EmailExists,
+                    "A user with this email address has already been registered",
+                ));
+            }
+            Some(user) => user,
+            None => {
+                let id = Uuid::new_v4();
+                insert_user(&mut tx, self, id, &aud, Provider::Email, &email, None, &data, false).await?;
+                insert_identity(
+                    &mut tx,
+                    id,
+                    "email",
+                    json!({"sub": id.to_string(), "email": email, "email_verified": false, "phone_verified": false}),
+                )
+                .await?;
+                load(&mut tx, id).await?
+            }
+        };
+        audit::record_by_admin(
+            &mut *tx,
+            principal.claims.role(),
+            AuditAction::UserInvited,
+            Some(json!({"user_id": user.id, "user_email": user.email()})),
+        )
+        .await?;
+        self.send_email_code(&mut tx, &user, EmailCode::Invite, false, &request.redirect_to)
+            .await?;
+        sqlx::query("UPDATE users SET invited_at = now() WHERE id = $1")
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        let invited = load(&mut tx, user.id).await?;
+        tx.commit().await?;
+        self.relay.nudge();
+        Ok(invited.to_proto())
+    }
+}
