@@ -153,7 +153,8 @@ async fn phase(
     // The sink can have a message a moment before the notifier records it as sent.
     let expected = before.values().sum::<i64>() + i64::try_from(addresses.len())?;
     let mut after = sent_by_replica(suite).await?;
-    while after.values().sum::<i64>() < expected {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while after.values().sum::<i64>() < expected && Instant::now() < give_up {
         tokio::time::sleep(Duration::from_millis(50)).await;
         after = sent_by_replica(suite).await?;
     }

@@ -61,8 +61,7 @@ async fn count(suite: &LaunchedSuite, sql: &str) -> anyhow::Result<i64> {
 /// SIGKILL gives the notifier no chance to finish anything. Every email still arrives. The only
 /// messages that may arrive twice are the ones the dead process was sending at that instant (the
 /// SMTP server may have accepted them before the process could record it; see deliver.rs): the test
-/// checks that every duplicate is one of those and that there are at most as many as a replica
-/// sends at once.
+/// checks that every duplicate is one of those and that nothing arrives a third time.
 #[tokio::test]
 async fn a_notifier_killed_mid_burst_loses_no_email() -> anyhow::Result<()> {
     auth_core::install_tls_provider();
@@ -97,10 +96,9 @@ async fn a_notifier_killed_mid_burst_loses_no_email() -> anyhow::Result<()> {
         "only messages in flight at the kill may be sent twice: {duplicates:?} vs {in_flight:?}"
     );
     assert!(seen.values().all(|n| *n <= 2), "no message is sent more than twice");
-    assert!(
-        in_flight.len() <= 16,
-        "at most one replica's in-flight window: {in_flight:?}"
-    );
+    // The snapshot may also hold claims of the restarted notifier, if the launcher was quicker than
+    // the query: at most two replicas' in-flight windows (16 each).
+    assert!(in_flight.len() <= 32, "at most two in-flight windows: {in_flight:?}");
     eprintln!(
         "killed with {} in flight; {} sent twice",
         in_flight.len(),
