@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, Method, StatusCode};
@@ -49,7 +49,45 @@ pub fn wrap(routes: Router<AppState>, state: AppState) -> Router {
             span
         }))
         .layer(middleware::from_fn_with_state(state.clone(), assign_request_id))
+        .layer(middleware::from_fn_with_state(state.clone(), scope_client_ip))
         .with_state(state)
+}
+
+/// GoTrue's `GetIPAddress`: `Sb-Forwarded-For` when enabled, else the first valid address of
+/// `X-Forwarded-For`, else the peer's address.
+fn client_ip(request: &Request, sb_forwarded_for_enabled: bool) -> String {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let first_address = |chain: &str| {
+        chain
+            .split(',')
+            .find_map(|part| part.trim().parse::<std::net::IpAddr>().ok())
+            .map(|ip| ip.to_string())
+    };
+    let forwarded = if sb_forwarded_for_enabled {
+        first_address(header("sb-forwarded-for"))
+    } else {
+        None
+    };
+    forwarded
+        .or_else(|| first_address(header("x-forwarded-for")))
+        .or_else(|| {
+            let peer = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>()?;
+            Some(peer.0.ip().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// Serves the request inside its client address's scope: handlers read it from there, and every
+/// gRPC call the request makes carries it to the services (see `auth_core::client_ip`).
+async fn scope_client_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let ip = client_ip(&request, state.config.security.sb_forwarded_for_enabled);
+    auth_core::client_ip::scope(ip, next.run(request)).await
 }
 
 async fn assign_request_id(State(state): State<AppState>, mut request: Request, next: Next) -> Response {

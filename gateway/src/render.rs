@@ -5,6 +5,7 @@
 //! clients and snapshot tests compare these documents.
 
 use auth_proto::common::v1::{Factor, Identity, SessionTokens, User};
+use auth_proto::user::v1::{AuditLogEntry, GenerateLinkResponse};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
@@ -141,6 +142,30 @@ pub fn token_body(tokens: &SessionTokens) -> Value {
         );
     }
     Value::Object(map)
+}
+
+/// GoTrue's `GenerateLinkResponse`: the user's fields with the link's beside them.
+pub fn generated_link(link: &GenerateLinkResponse) -> Value {
+    let mut body = link.user.as_ref().map_or_else(|| json!({}), user);
+    if let Value::Object(map) = &mut body {
+        map.insert("action_link".into(), json!(link.action_link));
+        map.insert("email_otp".into(), json!(link.email_otp));
+        map.insert("hashed_token".into(), json!(link.hashed_token));
+        map.insert("verification_type".into(), json!(link.verification_type));
+        map.insert("redirect_to".into(), json!(link.redirect_to));
+    }
+    body
+}
+
+/// GoTrue's `AuditLogEntry`.
+pub fn audit_entry(entry: &AuditLogEntry) -> Value {
+    let payload = serde_json::from_str::<Value>(&entry.payload_json).unwrap_or_else(|_| json!({}));
+    json!({
+        "id": entry.id,
+        "payload": payload,
+        "created_at": required_time(entry.created_at.as_ref()),
+        "ip_address": entry.ip_address,
+    })
 }
 
 /// A token response with GoTrue's `sb-auth-*` headers.

@@ -31,23 +31,23 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-fn validation_failed(message: String) -> ApiError {
+pub(super) fn validation_failed(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, auth_core::ErrorCode::ValidationFailed, message)
 }
 
 /// The query string as ordered pairs (GoTrue reads the first value of each name).
-fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+pub(super) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
     url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
-fn first<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+pub(super) fn first<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
     pairs.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
 }
 
 /// Go's `strconv.ParseUint` of an optional parameter, with its error text.
-fn parse_count(pairs: &[(String, String)], name: &str) -> Result<u64, ApiError> {
+pub(super) fn parse_count(pairs: &[(String, String)], name: &str) -> Result<u64, ApiError> {
     match first(pairs, name) {
         "" => Ok(0),
         text => text.parse().map_err(|_| {
@@ -85,7 +85,7 @@ fn parse_sort(sort: &str) -> Result<bool, ApiError> {
 }
 
 /// `path?query` with `name` set to `value` (and `drop` removed), query encoded as Go does.
-fn link(path: &str, pairs: &[(String, String)], name: &str, value: &str, drop: &str) -> String {
+pub(super) fn link(path: &str, pairs: &[(String, String)], name: &str, value: &str, drop: &str) -> String {
     let mut query: Vec<(String, String)> = pairs.iter().filter(|(k, _)| k != name && k != drop).cloned().collect();
     query.push((name.to_string(), value.to_string()));
     format!("<{path}?{}>", go_encode(query))
@@ -111,7 +111,7 @@ async fn list_users(
         ));
     }
     let request = AdminListUsersRequest {
-        context: Some(request_context(&headers, request_id.as_deref(), &state)),
+        context: Some(request_context(&headers, request_id.as_deref())),
         page: if keyset { 0 } else { parse_count(&pairs, "page")? },
         per_page: if keyset { 0 } else { parse_count(&pairs, "per_page")? },
         filter: first(&pairs, "filter").to_string(),
@@ -149,20 +149,28 @@ fn list_response(pairs: &[(String, String)], keyset: bool, listed: &AdminListUse
         }
         body["pagination"] = pagination;
     } else {
-        let pages = listed.total.div_ceil(listed.per_page.max(1));
-        let mut header = String::new();
-        if pages > listed.page {
-            header.push_str(&link(path, pairs, "page", &(listed.page + 1).to_string(), ""));
-            header.push_str("; rel=\"next\", ");
-        }
-        header.push_str(&link(path, pairs, "page", &pages.to_string(), ""));
-        header.push_str("; rel=\"last\"");
-        if let Ok(value) = HeaderValue::from_str(&header) {
-            response_headers.insert(http::header::LINK, value);
-        }
-        response_headers.insert("x-total-count", HeaderValue::from(listed.total));
+        response_headers = page_headers(path, pairs, listed.total, listed.page, listed.per_page);
     }
     (response_headers, axum::Json(body)).into_response()
+}
+
+/// GoTrue's `addPaginationHeaders`: `Link` with `rel="next"` while pages remain and always
+/// `rel="last"`, and `X-Total-Count`.
+pub(super) fn page_headers(path: &str, pairs: &[(String, String)], total: u64, page: u64, per_page: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let pages = total.div_ceil(per_page.max(1));
+    let mut header = String::new();
+    if pages > page {
+        header.push_str(&link(path, pairs, "page", &(page + 1).to_string(), ""));
+        header.push_str("; rel=\"next\", ");
+    }
+    header.push_str(&link(path, pairs, "page", &pages.to_string(), ""));
+    header.push_str("; rel=\"last\"");
+    if let Ok(value) = HeaderValue::from_str(&header) {
+        headers.insert(http::header::LINK, value);
+    }
+    headers.insert("x-total-count", HeaderValue::from(total));
+    headers
 }
 
 /// GoTrue's `AdminUserParams`, the body of POST and PUT.
@@ -210,7 +218,7 @@ async fn create_user(
     body: Result<AppJson<AdminUserBody>, ApiError>,
 ) -> Result<Response, ApiError> {
     let AppJson(body) = body?;
-    let context = request_context(&headers, request_id.as_deref(), &state);
+    let context = request_context(&headers, request_id.as_deref());
     let custom_id = body.id.clone().unwrap_or_default();
     let request = body.into_attributes(custom_id, context);
     let user = state
@@ -231,7 +239,7 @@ async fn get_user(
 ) -> Result<Response, ApiError> {
     let request = AdminUserRequest {
         user_id,
-        context: Some(request_context(&headers, request_id.as_deref(), &state)),
+        context: Some(request_context(&headers, request_id.as_deref())),
     };
     let user = state
         .clients
@@ -251,7 +259,7 @@ async fn update_user(
     body: Result<AppJson<AdminUserBody>, ApiError>,
 ) -> Result<Response, ApiError> {
     let AppJson(body) = body?;
-    let context = request_context(&headers, request_id.as_deref(), &state);
+    let context = request_context(&headers, request_id.as_deref());
     let request = body.into_attributes(user_id, context);
     let user = state
         .clients
@@ -285,7 +293,7 @@ async fn delete_user(
     let request = AdminDeleteUserRequest {
         user_id,
         should_soft_delete: body.should_soft_delete,
-        context: Some(request_context(&headers, request_id.as_deref(), &state)),
+        context: Some(request_context(&headers, request_id.as_deref())),
     };
     state
         .clients
@@ -315,7 +323,7 @@ async fn invite(
         email: body.email,
         data_json: json_text(body.data.as_ref()),
         redirect_to: redirect_target(&state, &headers, &query),
-        context: Some(request_context(&headers, request_id.as_deref(), &state)),
+        context: Some(request_context(&headers, request_id.as_deref())),
     };
     let user = state
         .clients

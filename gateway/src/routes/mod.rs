@@ -2,7 +2,9 @@
 //! what every area needs to turn an HTTP request into an RPC.
 
 mod admin;
+mod admin_audit;
 pub mod general;
+mod generate_link;
 mod send;
 mod session;
 mod verify;
@@ -23,6 +25,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(general::router())
         .merge(admin::router())
+        .merge(admin_audit::router())
+        .merge(generate_link::router())
         .merge(well_known::router())
         .merge(session::router())
         .merge(verify::router())
@@ -42,16 +46,10 @@ pub(crate) fn go_encode<K: AsRef<str>>(mut pairs: Vec<(K, String)>) -> String {
 }
 
 /// What the services record about the caller.
-fn request_context(headers: &HeaderMap, request_id: Option<&RequestId>, state: &AppState) -> RequestContext {
+fn request_context(headers: &HeaderMap, request_id: Option<&RequestId>) -> RequestContext {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let first = |value: &str| value.split(',').next().unwrap_or_default().trim().to_string();
-    let ip = if state.config.security.sb_forwarded_for_enabled && !header("sb-forwarded-for").is_empty() {
-        first(header("sb-forwarded-for"))
-    } else {
-        first(header("x-forwarded-for"))
-    };
     RequestContext {
-        ip,
+        ip: auth_core::client_ip::current(),
         user_agent: header("user-agent").to_string(),
         audience: header("x-jwt-aud").to_string(),
         request_id: request_id.map(|r| r.0.clone()).unwrap_or_default(),
@@ -101,10 +99,17 @@ struct RedirectQuery {
 /// GoTrue's `GetReferrer`: the `redirect_to` header or query parameter, else the `Referer`, when
 /// the allow list admits it; else `GOTRUE_SITE_URL`.
 fn redirect_target(state: &AppState, headers: &HeaderMap, query: &RedirectQuery) -> String {
+    redirect_target_or(state, headers, query, "")
+}
+
+/// [`redirect_target`], preferring `preferred` (a body's `redirect_to`) when the allow list admits it.
+fn redirect_target_or(state: &AppState, headers: &HeaderMap, query: &RedirectQuery, preferred: &str) -> String {
     let header = |name: http::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let explicit = match header(http::HeaderName::from_static("redirect_to")) {
         "" => query.redirect_to.as_deref().unwrap_or_default(),
         value => value,
     };
-    state.redirects.resolve([explicit, header(http::header::REFERER)])
+    state
+        .redirects
+        .resolve([preferred, explicit, header(http::header::REFERER)])
 }

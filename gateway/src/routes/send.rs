@@ -57,7 +57,7 @@ async fn recover(
         code_challenge: body.code_challenge.unwrap_or_default(),
         code_challenge_method: body.code_challenge_method.unwrap_or_default(),
         redirect_to: redirect_target(&state, &headers, &query),
-        context: Some(request_context(&headers, request_id.as_deref(), &state)),
+        context: Some(request_context(&headers, request_id.as_deref())),
     };
     Ok(sent(state.clients.user.clone().recover(request).await?.into_inner()))
 }
@@ -106,7 +106,7 @@ async fn send_otp(
         code_challenge: body.code_challenge.unwrap_or_default(),
         code_challenge_method: body.code_challenge_method.unwrap_or_default(),
         redirect_to: redirect_target(&state, &headers, &query),
-        context: Some(request_context(&headers, request_id, &state)),
+        context: Some(request_context(&headers, request_id)),
         magic_link_endpoint,
     };
     Ok(sent(state.clients.user.clone().send_otp(request).await?.into_inner()))
@@ -162,7 +162,7 @@ async fn resend(
         code_challenge: body.code_challenge.unwrap_or_default(),
         code_challenge_method: body.code_challenge_method.unwrap_or_default(),
         redirect_to: redirect_target(&state, &headers, &query),
-        context: Some(request_context(&headers, request_id.as_deref(), &state)),
+        context: Some(request_context(&headers, request_id.as_deref())),
     };
     Ok(sent(state.clients.user.clone().resend(request).await?.into_inner()))
 }
@@ -175,7 +175,7 @@ async fn reauthenticate(
     let request = with_authorization(
         &headers,
         ReauthenticateRequest {
-            context: Some(request_context(&headers, request_id.as_deref(), &state)),
+            context: Some(request_context(&headers, request_id.as_deref())),
         },
     );
     Ok(sent(

@@ -74,7 +74,7 @@ async fn signup(
         channel: body.channel.unwrap_or_default(),
         code_challenge: body.code_challenge.unwrap_or_default(),
         code_challenge_method: body.code_challenge_method.unwrap_or_default(),
-        context: Some(request_context(&headers, request_id.as_deref(), &state)),
+        context: Some(request_context(&headers, request_id.as_deref())),
         redirect_to: redirect_target(&state, &headers, &query),
     };
     let response = state.clients.user.clone().sign_up(request).await?.into_inner();
@@ -142,7 +142,7 @@ async fn token(
     // GoTrue limits before it reads the body: malformed requests count too.
     rate_limit(&state, &headers, Limiter::Token).await?;
     let AppJson(body) = body?;
-    let context = Some(request_context(&headers, request_id.as_deref(), &state));
+    let context = Some(request_context(&headers, request_id.as_deref()));
     match grant.as_str() {
         "password" => {
             let params: PasswordGrantBody = serde_json::from_value(body).map_err(ApiError::bad_json)?;
@@ -222,7 +222,7 @@ async fn get_user(
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let context = request_context(&headers, request_id.as_deref(), &state);
+    let context = request_context(&headers, request_id.as_deref());
     let user = state
         .clients
         .user
@@ -268,7 +268,7 @@ async fn update_user(
         channel: body.channel.unwrap_or_default(),
         code_challenge: body.code_challenge.unwrap_or_default(),
         code_challenge_method: body.code_challenge_method.unwrap_or_default(),
-        context: Some(request_context(&headers, request_id.as_deref(), &state)),
+        context: Some(request_context(&headers, request_id.as_deref())),
         redirect_to: redirect_target(&state, &headers, &query),
     };
     let user = state

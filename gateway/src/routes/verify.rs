@@ -63,7 +63,7 @@ async fn verify_link(
     let request = VerifyRequest {
         r#type: verify_type.clone(),
         token,
-        context: Some(request_context(&headers, request_id.as_deref(), &state)),
+        context: Some(request_context(&headers, request_id.as_deref())),
         from_link: true,
         ..Default::default()
     };
@@ -216,7 +216,7 @@ async fn verify_code(
         token_hash,
         email: body.email.unwrap_or_default(),
         phone: body.phone.unwrap_or_default(),
-        context: Some(request_context(&headers, request_id.as_deref(), &state)),
+        context: Some(request_context(&headers, request_id.as_deref())),
         from_link: false,
     };
     let response = state.clients.user.clone().verify(request).await?.into_inner();

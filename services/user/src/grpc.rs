@@ -4,9 +4,10 @@ use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1::{SessionTokens, User};
 use auth_proto::user::v1::{
     AdminDeleteUserRequest, AdminDeleteUserResponse, AdminListUsersRequest, AdminListUsersResponse,
-    AdminUserAttributes, AdminUserRequest, GetUserRequest, InviteRequest, ReauthenticateRequest, RecoverRequest,
-    ResendRequest, SendOtpRequest, SendResponse, SignInWithPasswordRequest, SignUpRequest, SignUpResponse,
-    UpdateUserRequest, VerifyRequest, VerifyResponse, user_service_server::UserService,
+    AdminUserAttributes, AdminUserRequest, GenerateLinkRequest, GenerateLinkResponse, GetUserRequest, InviteRequest,
+    ListAuditLogRequest, ListAuditLogResponse, ReauthenticateRequest, RecoverRequest, ResendRequest, SendOtpRequest,
+    SendResponse, SignInWithPasswordRequest, SignUpRequest, SignUpResponse, UpdateUserRequest, VerifyRequest,
+    VerifyResponse, user_service_server::UserService,
 };
 use tonic::{Request, Response, Status};
 
@@ -126,6 +127,28 @@ impl UserService for UserGrpc {
         let principal = self.state.authenticate(request.metadata()).await?;
         Ok(Response::new(
             self.state.invite(&principal, request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn generate_link(
+        &self,
+        request: Request<GenerateLinkRequest>,
+    ) -> Result<Response<GenerateLinkResponse>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.generate_link(&principal, request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_audit_log(
+        &self,
+        request: Request<ListAuditLogRequest>,
+    ) -> Result<Response<ListAuditLogResponse>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.list_audit_log(&principal, request.into_inner()).await?,
         ))
     }
 

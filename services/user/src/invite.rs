@@ -5,11 +5,12 @@
 
 use auth_core::audit::{self, AuditAction};
 use auth_core::principal::Principal;
-use auth_core::users;
+use auth_core::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
 use auth_proto::user::v1::InviteRequest;
-use serde_json::json;
+use serde_json::{Map, Value, json};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::admin::insert_identity;
@@ -34,18 +35,7 @@ impl UserState {
                 ));
             }
             Some(user) => user,
-            None => {
-                let id = Uuid::new_v4();
-                insert_user(&mut tx, self, id, &aud, Provider::Email, &email, None, &data, false).await?;
-                insert_identity(
-                    &mut tx,
-                    id,
-                    "email",
-                    json!({"sub": id.to_string(), "email": email, "email_verified": false, "phone_verified": false}),
-                )
-                .await?;
-                load(&mut tx, id).await?
-            }
+            None => create_email_user(&mut tx, self, &aud, &email, None, &data).await?,
         };
         audit::record_by_admin(
             &mut *tx,
@@ -65,4 +55,26 @@ impl UserState {
         self.relay.nudge();
         Ok(invited.to_proto())
     }
+}
+
+/// A new, unconfirmed user of `email` with its email identity (what invitations and generated
+/// sign-up links create). `password_hash` is `None` for a password-less invitee.
+pub(crate) async fn create_email_user(
+    conn: &mut PgConnection,
+    state: &UserState,
+    aud: &str,
+    email: &str,
+    password_hash: Option<&str>,
+    data: &Map<String, Value>,
+) -> Result<UserRecord, ServiceError> {
+    let id = Uuid::new_v4();
+    insert_user(conn, state, id, aud, Provider::Email, email, password_hash, data, false).await?;
+    insert_identity(
+        conn,
+        id,
+        "email",
+        json!({"sub": id.to_string(), "email": email, "email_verified": false, "phone_verified": false}),
+    )
+    .await?;
+    load(conn, id).await
 }

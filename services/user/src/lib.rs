@@ -4,7 +4,9 @@
 //! Sessions are the token service's: the user service asks it for one once a user proved who they are.
 
 mod admin;
+mod audit_log;
 mod codes;
+mod generate_link;
 mod grpc;
 mod invite;
 mod outbox;

@@ -102,7 +102,7 @@ impl UserState {
         // The login entry and the sign-in time in one statement (atomic without a transaction).
         static RECORD_LOGIN: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "WITH entry AS ({}) UPDATE users SET last_sign_in_at = now() WHERE id = $3",
+                "WITH entry AS ({}) UPDATE users SET last_sign_in_at = now() WHERE id = $4",
                 audit::INSERT_ENTRY
             )
         });
@@ -110,6 +110,7 @@ impl UserState {
         sqlx::query(sqlx::AssertSqlSafe(RECORD_LOGIN.as_str()))
             .bind(Uuid::new_v4())
             .bind(payload)
+            .bind(auth_core::client_ip::current())
             .bind(user.id)
             .execute(&self.db)
             .await?;

@@ -4,6 +4,9 @@
 //! actions (the token service records `token_refreshed`, `token_revoked`, `logout`). An append-only
 //! log written beside the change is the only way to keep it truthful, so this is the one write the
 //! ownership rule allows across services.
+//!
+//! Every entry records the end user's address, taken from the request context
+//! ([`crate::client_ip`]); GoTrue records it for a few actions only.
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -113,14 +116,16 @@ pub async fn record_by_admin<'e>(
     sqlx::query(INSERT_ENTRY)
         .bind(Uuid::new_v4())
         .bind(actor.payload(action, traits))
+        .bind(crate::client_ip::current())
         .execute(db)
         .await?;
     Ok(())
 }
 
-/// Inserts one entry: `$1` its id, `$2` its payload (from [`payload`]). Usable as a CTE.
+/// Inserts one entry: `$1` its id, `$2` its payload (from [`payload`]), `$3` the client address
+/// (`client_ip::current()`). Usable as a CTE.
 pub const INSERT_ENTRY: &str = "INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
-     VALUES ('00000000-0000-0000-0000-000000000000', $1, $2::json, now(), '')";
+     VALUES ('00000000-0000-0000-0000-000000000000', $1, $2::json, now(), $3)";
 
 /// Appends one entry. `traits` is omitted when `None`, as GoTrue does.
 pub async fn record<'e>(
@@ -132,6 +137,7 @@ pub async fn record<'e>(
     sqlx::query(INSERT_ENTRY)
         .bind(Uuid::new_v4())
         .bind(payload(actor, action, traits))
+        .bind(crate::client_ip::current())
         .execute(db)
         .await?;
     Ok(())
@@ -148,11 +154,12 @@ pub async fn record_many<'e>(
     let payloads: Vec<String> = actions.iter().map(|&action| payload(actor, action, None)).collect();
     sqlx::query(
         "INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
-         SELECT '00000000-0000-0000-0000-000000000000', entry.id, entry.payload::json, now(), '' \
+         SELECT '00000000-0000-0000-0000-000000000000', entry.id, entry.payload::json, now(), $3 \
          FROM unnest($1::uuid[], $2::text[]) AS entry(id, payload)",
     )
     .bind(ids)
     .bind(payloads)
+    .bind(crate::client_ip::current())
     .execute(db)
     .await?;
     Ok(())

@@ -48,6 +48,8 @@ pub async fn serve(
         // Every call runs in a span that continues the caller's trace; failures are the caller's to
         // report (a gRPC error status is often an expected answer, e.g. wrong password).
         .layer(TraceLayer::new_for_grpc().make_span_with(call_span).on_failure(()))
+        // ... and knows the end user's address, for the audit log.
+        .layer(crate::client_ip::ClientIpLayer)
         .add_routes(routes.add_service(health_service))
         .serve_with_incoming_shutdown(incoming, shutdown_signal)
         .await
@@ -80,28 +82,36 @@ pub fn channel(url: &str, connect_timeout: Duration, timeout: Duration) -> anyho
     Ok(endpoint.connect_lazy())
 }
 
-/// A channel whose calls carry the caller's trace (W3C `traceparent` metadata), so a request is one
-/// trace from the gateway through every service it reaches.
-pub type TracedChannel = InterceptedService<Channel, PropagateTrace>;
+/// A channel whose calls carry the caller's request context: its trace (W3C `traceparent`
+/// metadata), so a request is one trace from the gateway through every service it reaches, and the
+/// end user's address ([`crate::client_ip`]).
+pub type TracedChannel = InterceptedService<Channel, PropagateContext>;
 
-/// [`channel`], carrying the caller's trace.
+/// [`channel`], carrying the caller's trace and client address.
 pub fn traced_channel(url: &str, connect_timeout: Duration, timeout: Duration) -> anyhow::Result<TracedChannel> {
     Ok(InterceptedService::new(
         channel(url, connect_timeout, timeout)?,
-        PropagateTrace,
+        PropagateContext,
     ))
 }
 
-/// Adds the current span's trace context to each outgoing call's metadata.
+/// Adds the current span's trace context and the current client address to each outgoing call's
+/// metadata.
 #[derive(Debug, Clone, Copy)]
-pub struct PropagateTrace;
+pub struct PropagateContext;
 
-impl Interceptor for PropagateTrace {
+impl Interceptor for PropagateContext {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         for (name, value) in crate::telemetry::current_trace_headers() {
             if let (Ok(key), Ok(value)) = (MetadataKey::from_bytes(name.as_bytes()), value.parse()) {
                 request.metadata_mut().insert(key, value);
             }
+        }
+        let client_ip = crate::client_ip::current();
+        if !client_ip.is_empty()
+            && let Ok(value) = client_ip.parse()
+        {
+            request.metadata_mut().insert(crate::client_ip::METADATA_KEY, value);
         }
         Ok(request)
     }

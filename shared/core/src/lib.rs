@@ -2,6 +2,7 @@
 //! Postgres pool and migrations, gRPC plumbing, NATS naming, and the process runtime.
 
 pub mod audit;
+pub mod client_ip;
 pub mod config;
 pub mod db;
 pub mod error;

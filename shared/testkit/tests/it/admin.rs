@@ -1,28 +1,11 @@
 //! The admin API over users (GOTRUE_BEHAVIOUR.md §10 items 37–40): admin-role callers only, GoTrue's
 //! pagination headers, create/update/delete with GoTrue's validation answers, and the audit log.
 
-use auth_testkit::jwt::service_role_token;
 use auth_testkit::{Suite, assert_gotrue_error};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
 use crate::support::*;
-
-async fn admin(suite: &Suite, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Response> {
-    let mut request = suite.request(method, path).bearer_auth(service_role_token());
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    Ok(request.send().await?)
-}
-
-async fn admin_ok(suite: &Suite, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-    let response = admin(suite, method, path, body).await?;
-    let status = response.status();
-    let body: Value = response.json().await?;
-    anyhow::ensure!(status == 200, "{status}: {body}");
-    Ok(body)
-}
 
 fn header(response: &Response, name: &str) -> String {
     response

@@ -1,7 +1,8 @@
 //! Helpers shared by the end-to-end tests: sign-ups, sign-ins and direct database fixtures.
 
 use auth_testkit::Suite;
-use reqwest::Response;
+use auth_testkit::jwt::service_role_token;
+use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -115,4 +116,22 @@ pub async fn put_user(suite: &Suite, authorization: &str, body: &Value) -> anyho
         .json(body)
         .send()
         .await?)
+}
+
+/// A request with a `service_role` token.
+pub async fn admin(suite: &Suite, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Response> {
+    let mut request = suite.request(method, path).bearer_auth(service_role_token());
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    Ok(request.send().await?)
+}
+
+/// An admin request that must answer 200; its JSON body.
+pub async fn admin_ok(suite: &Suite, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    let response = admin(suite, method, path, body).await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    anyhow::ensure!(status == 200, "{status}: {body}");
+    Ok(body)
 }
