@@ -4,6 +4,7 @@
 
 use auth_core::config::SuiteConfig;
 use auth_core::grpc::TracedChannel;
+use auth_proto::mfa::v1::mfa_service_client::MfaServiceClient;
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
 use auth_proto::user::v1::user_service_client::UserServiceClient;
 
@@ -11,6 +12,7 @@ use auth_proto::user::v1::user_service_client::UserServiceClient;
 pub struct ServiceClients {
     pub token: TokenServiceClient<TracedChannel>,
     pub user: UserServiceClient<TracedChannel>,
+    pub mfa: MfaServiceClient<TracedChannel>,
 }
 
 impl ServiceClients {
@@ -19,6 +21,7 @@ impl ServiceClients {
         Ok(Self {
             token: TokenServiceClient::new(channel(&suite.token_url)?),
             user: UserServiceClient::new(channel(&suite.user_url)?),
+            mfa: MfaServiceClient::new(channel(&suite.mfa_url)?),
         })
     }
 }

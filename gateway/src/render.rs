@@ -109,7 +109,7 @@ fn identity(identity: &Identity) -> Value {
     Value::Object(map)
 }
 
-fn factor(factor: &Factor) -> Value {
+pub fn factor(factor: &Factor) -> Value {
     let mut map = Map::new();
     map.insert("id".into(), json!(factor.id));
     map.insert("created_at".into(), required_time(factor.created_at.as_ref()));

@@ -3,6 +3,7 @@
 
 mod admin;
 mod admin_audit;
+mod admin_factors;
 pub mod general;
 mod generate_link;
 mod send;
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .merge(general::router())
         .merge(admin::router())
         .merge(admin_audit::router())
+        .merge(admin_factors::router())
         .merge(generate_link::router())
         .merge(well_known::router())
         .merge(session::router())

@@ -7,10 +7,10 @@ use auth_core::principal;
 use auth_core::{Config, ErrorCode, ServiceError};
 use auth_proto::common::v1::SessionTokens;
 use auth_proto::token::v1::{
-    CreateFlowStateRequest, CreateFlowStateResponse, ExchangeAuthCodeRequest, GetJwksRequest, GetJwksResponse,
-    IssueAuthCodeRequest, IssueAuthCodeResponse, IssueSessionRequest, LogoutRequest, LogoutResponse,
-    RefreshSessionRequest, RevokeSessionsRequest, RevokeSessionsResponse, VerifyAccessTokenRequest,
-    VerifyAccessTokenResponse, token_service_server::TokenService,
+    CreateFlowStateRequest, CreateFlowStateResponse, DowngradeFactorSessionsRequest, DowngradeFactorSessionsResponse,
+    ExchangeAuthCodeRequest, GetJwksRequest, GetJwksResponse, IssueAuthCodeRequest, IssueAuthCodeResponse,
+    IssueSessionRequest, LogoutRequest, LogoutResponse, RefreshSessionRequest, RevokeSessionsRequest,
+    RevokeSessionsResponse, VerifyAccessTokenRequest, VerifyAccessTokenResponse, token_service_server::TokenService,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -136,6 +136,22 @@ impl TokenService for TokenGrpc {
         };
         let revoked = self.state.revoke_sessions(user_id, keep).await?;
         Ok(Response::new(RevokeSessionsResponse { revoked }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn downgrade_factor_sessions(
+        &self,
+        request: Request<DowngradeFactorSessionsRequest>,
+    ) -> Result<Response<DowngradeFactorSessionsResponse>, Status> {
+        self.authenticate(&request).await?.require_admin()?;
+        let body = request.into_inner();
+        let user_id = parse_uuid(&body.user_id, "user_id")?;
+        let factor_id = parse_uuid(&body.factor_id, "factor_id")?;
+        let downgraded = self
+            .state
+            .downgrade_factor_sessions(user_id, factor_id, &body.authentication_method)
+            .await?;
+        Ok(Response::new(DowngradeFactorSessionsResponse { downgraded }))
     }
 
     #[tracing::instrument(skip_all)]

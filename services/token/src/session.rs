@@ -254,9 +254,34 @@ impl TokenState {
             .await?;
         Ok(done.rows_affected())
     }
+
+    /// GoTrue's `DowngradeSessionsToAAL1`: the sessions of `user_id` stepped up with `factor_id` lose
+    /// the factor's amr claim and fall back to AAL1, in one statement.
+    pub async fn downgrade_factor_sessions(
+        &self,
+        user_id: Uuid,
+        factor_id: Uuid,
+        method: &str,
+    ) -> Result<u64, ServiceError> {
+        let done = sqlx::query(
+            "WITH downgraded AS ( \
+               UPDATE sessions SET aal = 'aal1', factor_id = NULL, updated_at = now() \
+               WHERE user_id = $1 AND factor_id = $2 RETURNING id), \
+             dropped AS ( \
+               DELETE FROM mfa_amr_claims WHERE authentication_method = $3 \
+               AND session_id IN (SELECT id FROM downgraded)) \
+             SELECT count(*) FROM downgraded",
+        )
+        .bind(user_id)
+        .bind(factor_id)
+        .bind(method)
+        .fetch_one(&self.db)
+        .await?;
+        let downgraded: i64 = sqlx::Row::get(&done, 0);
+        Ok(u64::try_from(downgraded).unwrap_or(0))
+    }
 }
 
-/// Upserts the session's claim for `method`, bumping its time when it is used again.
 /// Inserts a new v1 token for the session (a child of `parent` when rotating).
 pub async fn insert_v1_token(
     conn: &mut PgConnection,

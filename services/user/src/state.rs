@@ -65,7 +65,12 @@ impl UserState {
             authentication_method: method.to_string(),
             context,
         })?;
-        let response = self.token.clone().issue_session(request).await.map_err(forward)?;
+        let response = self
+            .token
+            .clone()
+            .issue_session(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
         Ok(response.into_inner())
     }
 
@@ -84,7 +89,11 @@ impl UserState {
             code_challenge: code_challenge.to_string(),
             code_challenge_method: code_challenge_method.to_string(),
         })?;
-        self.token.clone().create_flow_state(request).await.map_err(forward)?;
+        self.token
+            .clone()
+            .create_flow_state(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
         Ok(())
     }
 
@@ -94,7 +103,12 @@ impl UserState {
             user_id: user_id.to_string(),
             authentication_method: method.to_string(),
         })?;
-        let response = self.token.clone().issue_auth_code(request).await.map_err(forward)?;
+        let response = self
+            .token
+            .clone()
+            .issue_auth_code(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
         Ok(response.into_inner().auth_code)
     }
 
@@ -104,7 +118,11 @@ impl UserState {
             user_id: user_id.to_string(),
             keep_session_id: keep.map(|id| id.to_string()).unwrap_or_default(),
         })?;
-        self.token.clone().revoke_sessions(request).await.map_err(forward)?;
+        self.token
+            .clone()
+            .revoke_sessions(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
         Ok(())
     }
 
@@ -114,20 +132,5 @@ impl UserState {
             .map(|c| c.audience.clone())
             .filter(|a| !a.is_empty())
             .unwrap_or_else(|| self.config.jwt.aud.clone())
-    }
-}
-
-/// A token-service error passes through unchanged (it already carries GoTrue's code and status).
-#[allow(clippy::needless_pass_by_value)] // used as `map_err(forward)`
-fn forward(status: tonic::Status) -> ServiceError {
-    match auth_core::error::decode_status(&status) {
-        Some(decoded) => {
-            let code = auth_core::ErrorCode::parse(&decoded.code).unwrap_or(auth_core::ErrorCode::UnexpectedFailure);
-            let mut error = ServiceError::new(decoded.http_status, code, decoded.message);
-            error.metadata = decoded.metadata;
-            error.metadata.remove(auth_core::error::HTTP_STATUS_KEY);
-            error
-        }
-        None => ServiceError::internal(anyhow::anyhow!("token service call failed: {status}")),
     }
 }

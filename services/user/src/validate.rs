@@ -35,14 +35,7 @@ pub fn email(email: &str) -> Result<String, ServiceError> {
 
 /// E.164 digits without `+` and spaces, as stored.
 pub fn phone(phone: &str) -> Result<String, ServiceError> {
-    let digits = phone.strip_prefix('+').unwrap_or(phone).replace(' ', "");
-    let valid =
-        (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
-    if valid {
-        Ok(digits)
-    } else {
-        Err(invalid("Invalid phone number format (E.164 required)"))
-    }
+    auth_core::users::normalize_phone(phone).ok_or_else(|| invalid("Invalid phone number format (E.164 required)"))
 }
 
 /// `sms` always; `whatsapp` only with Twilio providers.

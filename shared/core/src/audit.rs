@@ -28,6 +28,8 @@ pub enum AuditAction {
     UserRecoveryRequested,
     TokenRevoked,
     TokenRefreshed,
+    FactorDeleted,
+    FactorUpdated,
 }
 
 impl AuditAction {
@@ -46,6 +48,8 @@ impl AuditAction {
             Self::UserRecoveryRequested => "user_recovery_requested",
             Self::TokenRevoked => "token_revoked",
             Self::TokenRefreshed => "token_refreshed",
+            Self::FactorDeleted => "factor_deleted",
+            Self::FactorUpdated => "factor_updated",
         }
     }
 
@@ -55,6 +59,7 @@ impl AuditAction {
             Self::Login | Self::Logout => "account",
             Self::UserSignedUp | Self::UserDeleted | Self::UserInvited => "team",
             Self::TokenRevoked | Self::TokenRefreshed => "token",
+            Self::FactorDeleted | Self::FactorUpdated => "factor",
             _ => "user",
         }
     }

@@ -189,6 +189,22 @@ impl ServiceError {
         }
     }
 
+    /// The error another service answered a call with, passed on unchanged (it already carries
+    /// GoTrue's code and status); a transport failure becomes an internal error.
+    #[allow(clippy::needless_pass_by_value)] // used as `map_err(ServiceError::forwarded)`
+    pub fn forwarded(status: Status) -> Self {
+        match decode_status(&status) {
+            Some(decoded) => {
+                let code = ErrorCode::parse(&decoded.code).unwrap_or(ErrorCode::UnexpectedFailure);
+                let mut error = Self::new(decoded.http_status, code, decoded.message);
+                error.metadata = decoded.metadata;
+                error.metadata.remove(HTTP_STATUS_KEY);
+                error
+            }
+            None => Self::internal(anyhow::anyhow!("service call failed: {status}")),
+        }
+    }
+
     pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(400, code, message)
     }

@@ -57,7 +57,7 @@ pub struct IdentityRecord {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, sqlx::FromRow)]
 pub struct FactorRecord {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -256,6 +256,14 @@ impl FactorRecord {
             last_challenged_at: timestamp(self.last_challenged_at),
         }
     }
+}
+
+/// GoTrue's `validatePhone`: E.164 digits without `+` and spaces, as stored; `None` when invalid.
+pub fn normalize_phone(phone: &str) -> Option<String> {
+    let digits = phone.strip_prefix('+').unwrap_or(phone).replace(' ', "");
+    let valid =
+        (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+    valid.then_some(digits)
 }
 
 pub fn timestamp(at: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {

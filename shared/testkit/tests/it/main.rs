@@ -2,6 +2,7 @@
 //! Postgres database and NATS server (one integration binary; see shared/testkit for the harness).
 
 mod admin;
+mod admin_factors;
 mod admin_links;
 mod clients;
 mod deploy_files;

@@ -1,0 +1,148 @@
+//! The admin factor API (GoTrue's `adminUserGetFactors`, `adminUserUpdateFactor`,
+//! `adminUserDeleteFactor`): an admin lists, renames or removes a user's factors.
+//!
+//! Removing a factor must also take back what it granted: sessions stepped up to AAL2 with it fall
+//! back to AAL1. The sessions are the token service's, so it is asked first; should removing the
+//! factor then fail, the only effect is that the user steps up again, never a factor that is gone
+//! but still vouching for a session.
+
+use auth_core::audit::{self, AuditAction};
+use auth_core::principal::Principal;
+use auth_core::users::{self, FactorRecord, UserRecord};
+use auth_core::{ErrorCode, ServiceError};
+use auth_proto::common::v1 as pb;
+use auth_proto::mfa::v1::{AdminFactorRequest, AdminListFactorsRequest, AdminUpdateFactorRequest};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::state::MfaState;
+
+const FACTOR_COLUMNS: &str = "id, created_at, updated_at, status::text AS status, friendly_name, factor_type::text AS factor_type, phone, last_challenged_at";
+
+/// The `amr` method a factor steps a session up with (GoTrue's `amrMethodForFactorType`).
+fn amr_method(factor_type: &str) -> &'static str {
+    match factor_type {
+        "phone" => "mfa/phone",
+        "webauthn" => "mfa/webauthn",
+        _ => "totp",
+    }
+}
+
+fn parse_id(text: &str, name: &str) -> Result<Uuid, ServiceError> {
+    Uuid::parse_str(text)
+        .map_err(|_| ServiceError::not_found(ErrorCode::ValidationFailed, format!("{name} must be an UUID")))
+}
+
+impl MfaState {
+    /// GoTrue's `loadUser`: 404 for a malformed id or a missing user.
+    async fn load_user(&self, user_id: &str) -> Result<UserRecord, ServiceError> {
+        let id = parse_id(user_id, "user_id")?;
+        users::find_by_id(&self.db, id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found(ErrorCode::UserNotFound, "User not found"))
+    }
+
+    /// GoTrue's `loadFactor`: the user's own factor, 404 otherwise.
+    async fn load_factor(&self, user: &UserRecord, factor_id: &str) -> Result<FactorRecord, ServiceError> {
+        let id = parse_id(factor_id, "factor_id")?;
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {FACTOR_COLUMNS} FROM mfa_factors WHERE id = $1 AND user_id = $2"
+        )))
+        .bind(id)
+        .bind(user.id)
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or_else(|| ServiceError::not_found(ErrorCode::MfaFactorNotFound, "Factor not found"))
+    }
+
+    pub async fn admin_list_factors(
+        &self,
+        principal: &Principal,
+        request: AdminListFactorsRequest,
+    ) -> Result<Vec<pb::Factor>, ServiceError> {
+        principal.require_admin()?;
+        let user = self.load_user(&request.user_id).await?;
+        Ok(user.factors.0.iter().map(FactorRecord::to_proto).collect())
+    }
+
+    pub async fn admin_update_factor(
+        &self,
+        principal: &Principal,
+        request: AdminUpdateFactorRequest,
+    ) -> Result<pb::Factor, ServiceError> {
+        principal.require_admin()?;
+        let user = self.load_user(&request.user_id).await?;
+        let factor = self.load_factor(&user, &request.factor_id).await?;
+        // As GoTrue: a phone is only taken for a phone factor, and ignored otherwise.
+        let phone = match request.phone.as_str() {
+            "" => None,
+            _ if factor.factor_type != "phone" => None,
+            text => Some(users::normalize_phone(text).ok_or_else(|| {
+                ServiceError::bad_request(
+                    ErrorCode::ValidationFailed,
+                    "Invalid phone number format (E.164 required)",
+                )
+            })?),
+        };
+        let friendly_name = Some(request.friendly_name.as_str()).filter(|name| !name.is_empty());
+
+        let mut tx = self.db.begin().await?;
+        let updated: FactorRecord = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE mfa_factors SET friendly_name = COALESCE($2, friendly_name), phone = COALESCE($3, phone), \
+             updated_at = CASE WHEN $2::text IS NULL AND $3::text IS NULL THEN updated_at ELSE now() END \
+             WHERE id = $1 RETURNING {FACTOR_COLUMNS}"
+        )))
+        .bind(factor.id)
+        .bind(friendly_name)
+        .bind(&phone)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match e.as_database_error().and_then(|d| d.constraint()) {
+            Some("mfa_factors_user_friendly_name_unique") => ServiceError::unprocessable(
+                ErrorCode::MfaFactorNameConflict,
+                format!(
+                    "A factor with the friendly name \"{}\" for this user already exists",
+                    friendly_name.unwrap_or_default()
+                ),
+            ),
+            _ => e.into(),
+        })?;
+        audit::record_by_admin(
+            &mut *tx,
+            principal.claims.role(),
+            AuditAction::FactorUpdated,
+            Some(json!({"user_id": user.id, "factor_id": factor.id, "factor_type": factor.factor_type})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(updated.to_proto())
+    }
+
+    pub async fn admin_delete_factor(
+        &self,
+        principal: &Principal,
+        request: AdminFactorRequest,
+    ) -> Result<pb::Factor, ServiceError> {
+        principal.require_admin()?;
+        let user = self.load_user(&request.user_id).await?;
+        let factor = self.load_factor(&user, &request.factor_id).await?;
+        self.downgrade_factor_sessions(user.id, factor.id, amr_method(&factor.factor_type))
+            .await?;
+
+        let mut tx = self.db.begin().await?;
+        // GoTrue names the factor's owner as the actor of its removal.
+        audit::record(
+            &mut *tx,
+            &user,
+            AuditAction::FactorDeleted,
+            Some(json!({"user_id": user.id, "factor_id": factor.id})),
+        )
+        .await?;
+        sqlx::query("DELETE FROM mfa_factors WHERE id = $1")
+            .bind(factor.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(factor.to_proto())
+    }
+}

@@ -1,0 +1,63 @@
+//! What the MFA service works with, and its calls to the token service.
+
+use std::sync::Arc;
+
+use auth_core::grpc::TracedChannel;
+use auth_core::jwt::JwtKeys;
+use auth_core::principal::{self, Principal};
+use auth_core::{Config, ServiceError};
+use auth_proto::token::v1::DowngradeFactorSessionsRequest;
+use auth_proto::token::v1::token_service_client::TokenServiceClient;
+use tonic::metadata::MetadataMap;
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct MfaState {
+    pub config: Arc<Config>,
+    pub db: sqlx::PgPool,
+    keys: Arc<JwtKeys>,
+    token: TokenServiceClient<TracedChannel>,
+}
+
+impl MfaState {
+    pub fn new(config: Arc<Config>, db: sqlx::PgPool) -> anyhow::Result<Self> {
+        let suite = &config.suite;
+        let channel =
+            auth_core::grpc::traced_channel(&suite.token_url, suite.grpc_connect_timeout, suite.grpc_timeout)?;
+        Ok(Self {
+            keys: Arc::new(JwtKeys::from_config(&config.jwt)?),
+            token: TokenServiceClient::new(channel),
+            config,
+            db,
+        })
+    }
+
+    pub async fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, ServiceError> {
+        principal::authenticate(metadata, &self.keys, &self.config, &self.db).await
+    }
+
+    /// Asks the token service (the sessions' owner) to drop a removed factor's step-up.
+    pub async fn downgrade_factor_sessions(
+        &self,
+        user_id: Uuid,
+        factor_id: Uuid,
+        authentication_method: &str,
+    ) -> Result<u64, ServiceError> {
+        let token = principal::service_token(&self.keys, &self.config).map_err(ServiceError::internal)?;
+        let request = principal::with_bearer(
+            tonic::Request::new(DowngradeFactorSessionsRequest {
+                user_id: user_id.to_string(),
+                factor_id: factor_id.to_string(),
+                authentication_method: authentication_method.to_string(),
+            }),
+            &token,
+        );
+        let response = self
+            .token
+            .clone()
+            .downgrade_factor_sessions(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
+        Ok(response.into_inner().downgraded)
+    }
+}
