@@ -155,6 +155,39 @@ assert.equal(error, null, `admin.deleteUser: ${error?.message}`)
 assert.equal(error?.status, 404)
 assert.equal(error?.code, 'user_not_found')
 
+// generated links: the user fields beside `properties`, and the hashed token verifies
+const linkEmail = `node-link-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`
+;({ data, error } = await admin.generateLink({ type: 'signup', email: linkEmail, password: 'link-made-123' }))
+assert.equal(error, null, `admin.generateLink: ${error?.message}`)
+assert.equal(data.user.email, linkEmail)
+assert.equal(data.properties.verification_type, 'signup')
+assert.match(data.properties.action_link, /\/verify\?token=[0-9a-f]{56}&type=signup&redirect_to=/)
+assert.match(data.properties.email_otp, /^[0-9]{6}$/)
+const linked = client()
+memory.clear()
+;({ data, error } = await linked.verifyOtp({ type: 'signup', token_hash: data.properties.hashed_token }))
+assert.equal(error, null, `verifyOtp(token_hash): ${error?.message}`)
+assert.equal(data.user.email, linkEmail)
+assert.ok(data.session.access_token)
+;({ data, error } = await admin.generateLink({ type: 'recovery', email: `nobody-${Date.now()}@example.com` }))
+assert.equal(error?.status, 404)
+assert.equal(error?.code, 'user_not_found')
+
+// invitations
+;({ data, error } = await admin.inviteUserByEmail(`node-invite-${Date.now()}@example.com`, { data: { team: 'green' } }))
+assert.equal(error, null, `admin.inviteUserByEmail: ${error?.message}`)
+assert.ok(data.user.invited_at)
+assert.equal(data.user.user_metadata.team, 'green')
+
+// the admin factor API (admin.mfa)
+const linkedId = data.user.id
+;({ data, error } = await admin.mfa.listFactors({ userId: linkedId }))
+assert.equal(error, null, `admin.mfa.listFactors: ${error?.message}`)
+assert.deepEqual(data.factors, [])
+;({ data, error } = await admin.mfa.deleteFactor({ userId: linkedId, id: '3f0c7e5e-2b1a-4f61-9d2e-8a7b6c5d4e3f' }))
+assert.equal(error?.status, 404)
+assert.equal(error?.code, 'mfa_factor_not_found')
+
 // a user's token is not an admin's
 const userAdmin = new AuthClient({ url, headers: { Authorization: `Bearer ${lastToken}` } }).admin
 ;({ data, error } = await userAdmin.listUsers())
