@@ -430,3 +430,45 @@ async fn invitations_follow_gotrue_and_their_links_sign_in() -> anyhow::Result<(
     suite.shutdown().await;
     Ok(())
 }
+
+/// X-Total-Count comes from the trigger-kept counter: it follows creation, hard and soft deletion
+/// (a soft-deleted row still counts, as in GoTrue) and a move to another audience made in SQL.
+#[tokio::test]
+async fn the_total_count_follows_every_change() -> anyhow::Result<()> {
+    let suite = autoconfirm_suite().await?;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let user = admin_ok(&suite, Method::POST, "/admin/users", Some(json!({"email": email()}))).await?;
+        ids.push(user["id"].as_str().unwrap_or_default().to_string());
+    }
+    admin_ok(&suite, Method::DELETE, &format!("/admin/users/{}", ids[0]), None).await?;
+    admin_ok(
+        &suite,
+        Method::DELETE,
+        &format!("/admin/users/{}", ids[1]),
+        Some(json!({"should_soft_delete": true})),
+    )
+    .await?;
+    // GoTrue's API never moves a user between audiences; SQL (a dashboard, a script) can.
+    sqlx::query("UPDATE users SET aud = 'partners' WHERE id = $1::uuid")
+        .bind(&ids[2])
+        .execute(&suite.db)
+        .await?;
+
+    let total = |response: &Response| header(response, "x-total-count");
+    let response = admin(&suite, Method::GET, "/admin/users", None).await?;
+    assert_eq!(total(&response), "2", "one hard-deleted, one moved away");
+    let response = suite
+        .request(Method::GET, "/admin/users")
+        .bearer_auth(auth_testkit::jwt::service_role_token())
+        .header("x-jwt-aud", "partners")
+        .send()
+        .await?;
+    assert_eq!(total(&response), "1");
+    let counted: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE aud = 'authenticated'")
+        .fetch_one(&suite.db)
+        .await?;
+    assert_eq!(counted, 2);
+    suite.shutdown().await;
+    Ok(())
+}

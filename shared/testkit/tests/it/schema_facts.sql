@@ -27,10 +27,14 @@ SELECT fact FROM (
     SELECT format('function %s() returns %s', p.proname, pg_get_function_result(p.oid)), ''
     FROM pg_proc p
     WHERE p.pronamespace = $1::regnamespace
+      -- an extension's functions are the extension's (pg_trgm lands here when no other schema can take it)
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
     UNION ALL
     SELECT format('rls %s %s', r.relname, r.relrowsecurity), r.relname
     FROM pg_class r
     WHERE r.relnamespace = $1::regnamespace AND r.relkind = 'r'
 ) facts
-WHERE tbl NOT IN ('outbox_messages', 'notification_deliveries', 'send_rate_limits', '_sqlx_migrations')
+-- the suite's own objects: its tables, and its indexes and functions (named suite_*)
+WHERE tbl NOT IN ('outbox_messages', 'notification_deliveries', 'send_rate_limits', 'suite_user_counts', '_sqlx_migrations')
+  AND fact NOT LIKE 'index suite\_%' AND fact NOT LIKE 'function suite\_%'
 ORDER BY fact
