@@ -4,9 +4,11 @@
 //!     cargo build --release --workspace --bins
 //!     target/release/auth-bench sessions [--seconds N]    # sign-in, refresh, GET /user
 //!     target/release/auth-bench pipeline [--messages N]   # email: request → NATS → notifier → SMTP
+//!     target/release/auth-bench admin-users [--users N]   # GET /admin/users… with a million users
 //!
 //! Without a subcommand it runs `sessions`.
 
+mod admin_users;
 mod pipeline;
 mod sessions;
 
@@ -42,9 +44,10 @@ async fn main() -> anyhow::Result<()> {
         .context("binary directory")?
         .to_path_buf();
     match std::env::args().nth(1).as_deref() {
+        Some("admin-users") => admin_users::run(&bin_dir, option("--users", 1_000_000)?).await,
         Some("pipeline") => pipeline::run(&bin_dir, usize::try_from(option("--messages", 1000)?)?).await,
         Some("sessions") | None => sessions::run(&bin_dir, option("--seconds", 10)?).await,
         Some(flag) if flag.starts_with("--") => sessions::run(&bin_dir, option("--seconds", 10)?).await,
-        Some(other) => anyhow::bail!("unknown benchmark {other}: use `sessions` or `pipeline`"),
+        Some(other) => anyhow::bail!("unknown benchmark {other}: use `sessions`, `pipeline` or `admin-users`"),
     }
 }
