@@ -23,6 +23,9 @@ const SAMPLES: usize = 200;
 /// The slow shapes (deep offset, a filter matching everyone) get fewer.
 const SLOW_SAMPLES: usize = 10;
 
+/// Makes the path of the next request of a scenario.
+type NextPath = Box<dyn FnMut() -> String>;
+
 struct Scenario {
     name: &'static str,
     latencies: Vec<Duration>,
@@ -52,7 +55,7 @@ pub async fn run(bin_dir: &Path, users: u64) -> anyhow::Result<()> {
     let deep_page = users / 2 / 50;
 
     let mut scenarios = Vec::new();
-    let plan: Vec<(&'static str, usize, Box<dyn FnMut() -> String>)> = vec![
+    let plan: Vec<(&'static str, usize, NextPath)> = vec![
         (
             "first page (page=1, per_page=50, X-Total-Count)",
             SAMPLES,
