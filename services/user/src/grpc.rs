@@ -36,25 +36,27 @@ impl UserService for UserGrpc {
 
     #[tracing::instrument(skip_all)]
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
-        let principal = self.state.authenticate(request.metadata()).await?;
+        let token = self.state.verify_bearer(request.metadata())?;
+        let token_aud = token.claims.aud().map(str::to_owned);
+        let user = self.state.current_user(token).await?;
         // GoTrue's UserGet: the token must be for the audience the request asks for.
         let audience = self.state.request_aud(request.get_ref().context.as_ref());
-        if principal.claims.aud() != Some(audience.as_str()) {
+        if token_aud.as_deref() != Some(audience.as_str()) {
             return Err(ServiceError::bad_request(
                 ErrorCode::ValidationFailed,
                 "Token audience doesn't match request audience",
             )
             .into());
         }
-        Ok(Response::new(principal.require_user()?.to_proto()))
+        Ok(Response::new(user))
     }
 
     #[tracing::instrument(skip_all)]
     async fn update_user(&self, request: Request<UpdateUserRequest>) -> Result<Response<User>, Status> {
         let principal = self.state.authenticate(request.metadata()).await?;
-        Ok(Response::new(
-            self.state.update_user(&principal, request.into_inner()).await?,
-        ))
+        let updated = self.state.update_user(&principal, request.into_inner()).await;
+        self.forget_own_change(principal.user.as_ref().map(|user| user.id));
+        Ok(Response::new(updated?))
     }
 
     #[tracing::instrument(skip_all)]
@@ -107,9 +109,10 @@ impl UserService for UserGrpc {
     #[tracing::instrument(skip_all)]
     async fn admin_update_user(&self, request: Request<AdminUserAttributes>) -> Result<Response<User>, Status> {
         let principal = self.state.authenticate(request.metadata()).await?;
-        Ok(Response::new(
-            self.state.admin_update_user(&principal, request.into_inner()).await?,
-        ))
+        let target = request.get_ref().user_id.parse().ok();
+        let updated = self.state.admin_update_user(&principal, request.into_inner()).await;
+        self.forget_own_change(target);
+        Ok(Response::new(updated?))
     }
 
     #[tracing::instrument(skip_all)]
@@ -118,7 +121,10 @@ impl UserService for UserGrpc {
         request: Request<AdminDeleteUserRequest>,
     ) -> Result<Response<AdminDeleteUserResponse>, Status> {
         let principal = self.state.authenticate(request.metadata()).await?;
-        self.state.admin_delete_user(&principal, request.into_inner()).await?;
+        let target = request.get_ref().user_id.parse().ok();
+        let deleted = self.state.admin_delete_user(&principal, request.into_inner()).await;
+        self.forget_own_change(target);
+        deleted?;
         Ok(Response::new(AdminDeleteUserResponse {}))
     }
 
@@ -155,8 +161,18 @@ impl UserService for UserGrpc {
     #[tracing::instrument(skip_all)]
     async fn reauthenticate(&self, request: Request<ReauthenticateRequest>) -> Result<Response<SendResponse>, Status> {
         let principal = self.state.authenticate(request.metadata()).await?;
-        Ok(Response::new(
-            self.state.reauthenticate(&principal, request.into_inner()).await?,
-        ))
+        let sent = self.state.reauthenticate(&principal, request.into_inner()).await;
+        self.forget_own_change(principal.user.as_ref().map(|user| user.id));
+        Ok(Response::new(sent?))
+    }
+}
+
+impl UserGrpc {
+    /// After a change this replica made to a user: its cached GET /user answer goes now, not when
+    /// Postgres' notification arrives (the caller's next request may come first).
+    fn forget_own_change(&self, user_id: Option<uuid::Uuid>) {
+        if let Some(user_id) = user_id {
+            self.state.accounts.forget(user_id);
+        }
     }
 }

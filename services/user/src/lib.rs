@@ -3,6 +3,7 @@
 //! Email and SMS requests go to the outbox table and on to JetStream through the relay.
 //! Sessions are the token service's: the user service asks it for one once a user proved who they are.
 
+mod account_cache;
 mod admin;
 mod audit_log;
 mod codes;
@@ -34,7 +35,9 @@ pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     })
     .await?;
     let relay = outbox_relay::spawn(ctx.db.clone(), jetstream, &suite.nats_prefix, ctx.shutdown.clone());
-    let state = state::UserState::new(ctx.config.clone(), ctx.db.clone(), relay)?;
+    let accounts = account_cache::AccountCache::new(suite.user_cache_ttl, suite.user_cache_capacity);
+    account_cache::spawn_listener(accounts.clone(), &ctx.config.db, ctx.shutdown.clone())?;
+    let state = state::UserState::new(ctx.config.clone(), ctx.db.clone(), relay, accounts)?;
     let routes = Routes::new(UserServiceServer::new(grpc::UserGrpc { state }));
     auth_core::grpc::serve(auth_proto::service_names::USER, routes, ctx.listener, ctx.shutdown).await
 }

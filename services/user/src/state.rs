@@ -6,14 +6,16 @@ use auth_core::grpc::TracedChannel;
 use auth_core::jwt::JwtKeys;
 use auth_core::outbox_relay::RelayHandle;
 use auth_core::password::PasswordHasher;
-use auth_core::principal::{self, Principal};
+use auth_core::principal::{self, Principal, VerifiedToken};
 use auth_core::redirect::RedirectPolicy;
 use auth_core::{Config, ServiceError};
-use auth_proto::common::v1::{RequestContext, SessionTokens};
+use auth_proto::common::v1::{RequestContext, SessionTokens, User};
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
 use auth_proto::token::v1::{CreateFlowStateRequest, IssueAuthCodeRequest, IssueSessionRequest, RevokeSessionsRequest};
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
+
+use crate::account_cache::AccountCache;
 
 #[derive(Clone)]
 pub struct UserState {
@@ -25,11 +27,18 @@ pub struct UserState {
     pub relay: RelayHandle,
     /// Which `redirect_to` targets links may carry (`GOTRUE_SITE_URL`, `GOTRUE_URI_ALLOW_LIST`).
     pub redirects: RedirectPolicy,
+    /// GET /user answers kept in memory, dropped when Postgres reports a change.
+    pub accounts: AccountCache,
     token: TokenServiceClient<TracedChannel>,
 }
 
 impl UserState {
-    pub fn new(config: Arc<Config>, db: sqlx::PgPool, relay: RelayHandle) -> anyhow::Result<Self> {
+    pub fn new(
+        config: Arc<Config>,
+        db: sqlx::PgPool,
+        relay: RelayHandle,
+        accounts: AccountCache,
+    ) -> anyhow::Result<Self> {
         let suite = &config.suite;
         let channel =
             auth_core::grpc::traced_channel(&suite.token_url, suite.grpc_connect_timeout, suite.grpc_timeout)?;
@@ -37,6 +46,7 @@ impl UserState {
             keys: Arc::new(JwtKeys::from_config(&config.jwt)?),
             hasher: PasswordHasher::default(),
             relay,
+            accounts,
             redirects: RedirectPolicy::new(&config),
             token: TokenServiceClient::new(channel),
             config,
@@ -46,6 +56,35 @@ impl UserState {
 
     pub async fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, ServiceError> {
         principal::authenticate(metadata, &self.keys, &self.config, &self.db).await
+    }
+
+    pub fn verify_bearer(&self, metadata: &MetadataMap) -> Result<VerifiedToken, ServiceError> {
+        principal::verify_bearer(metadata, &self.keys, &self.config)
+    }
+
+    /// The signed-in user for GET /user, with [`Self::authenticate`]'s checks: from the account
+    /// cache when it holds this user and session, else read (and remembered for next time). Admin
+    /// tokens and tokens without a session always read the database.
+    pub async fn current_user(&self, token: VerifiedToken) -> Result<User, ServiceError> {
+        let cacheable = match (token.user_id, token.session_id) {
+            (Some(user_id), Some(session_id)) if !token.is_admin => Some((user_id, session_id)),
+            _ => None,
+        };
+        if let Some((user_id, session_id)) = cacheable
+            && let Some(user) = self.accounts.user_with_session(user_id, session_id)
+        {
+            return Ok(user);
+        }
+        let ticket = self.accounts.ticket();
+        let loaded = match token.user_id {
+            Some(user_id) => principal::find_user_and_session(&self.db, user_id, token.session_id).await?,
+            None => None,
+        };
+        if let (Some(ticket), Some(_), Some((user, Some(session)))) = (ticket, cacheable, &loaded) {
+            self.accounts.store(ticket, user, session);
+        }
+        let principal = principal::assemble(token, loaded, &self.config, &self.db).await?;
+        Ok(principal.require_user()?.to_proto())
     }
 
     fn service_request<T>(&self, body: T) -> Result<tonic::Request<T>, ServiceError> {

@@ -471,6 +471,12 @@ pub struct SuiteConfig {
     /// `AUTH_NOTIFY_ACK_WAIT` (default 60s): how long a message being sent may stay unacknowledged
     /// before another replica may take it over (a replica that died mid-send).
     pub notify_ack_wait: Duration,
+    /// `AUTH_USER_CACHE_TTL` (default 60s; 0 turns the cache off): how long the user service may
+    /// answer GET /user from memory. Entries are dropped as soon as Postgres reports a change to the
+    /// account (see the user service's `account_cache`); the TTL only bounds the age of an entry.
+    pub user_cache_ttl: Duration,
+    /// `AUTH_USER_CACHE_CAPACITY` (default 100000): accounts held per user-service replica.
+    pub user_cache_capacity: usize,
 }
 
 /// Every problem found while loading, each naming its variable.
@@ -747,6 +753,8 @@ impl Config {
                 notify_ack_wait: r
                     .duration(&["AUTH_NOTIFY_ACK_WAIT"], Duration::from_secs(60))
                     .max(Duration::from_secs(1)),
+                user_cache_ttl: r.duration(&["AUTH_USER_CACHE_TTL"], Duration::from_secs(60)),
+                user_cache_capacity: r.bounded(&["AUTH_USER_CACHE_CAPACITY"], 100_000usize, 1..=100_000_000),
             },
         };
 

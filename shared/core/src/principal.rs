@@ -77,6 +77,17 @@ fn authorization(metadata: &MetadataMap) -> Result<&str, ServiceError> {
         })
 }
 
+/// A bearer token that verified, before its user and session are loaded.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub claims: VerifiedClaims,
+    pub is_admin: bool,
+    /// The `sub` claim; `None` only for admin tokens, which need none.
+    pub user_id: Option<Uuid>,
+    /// The `session_id` claim, when present and not nil.
+    pub session_id: Option<Uuid>,
+}
+
 /// Verifies the bearer token and loads its user and session, with GoTrue's statuses and messages.
 /// Admin tokens (role in `GOTRUE_JWT_ADMIN_ROLES`) need no `sub`.
 pub async fn authenticate(
@@ -85,6 +96,18 @@ pub async fn authenticate(
     config: &Config,
     db: &sqlx::PgPool,
 ) -> Result<Principal, ServiceError> {
+    let token = verify_bearer(metadata, keys, config)?;
+    let loaded = match token.user_id {
+        // The hot path (every GET /user): user and session in one round trip.
+        Some(user_id) => find_user_and_session(db, user_id, token.session_id).await?,
+        None => None,
+    };
+    assemble(token, loaded, config, db).await
+}
+
+/// The token checks that need no database: signature, algorithm, `exp`, and the shape of `sub`
+/// and `session_id`.
+pub fn verify_bearer(metadata: &MetadataMap, keys: &JwtKeys, config: &Config) -> Result<VerifiedToken, ServiceError> {
     let token = authorization(metadata)?;
     let claims = keys.verify(token).map_err(|reason| {
         ServiceError::forbidden(
@@ -103,30 +126,52 @@ pub async fn authenticate(
             (!id.is_nil()).then_some(id)
         }
     };
-
-    let (user, session) = match claims.sub() {
-        None if is_admin => (None, None),
+    let user_id = match claims.sub() {
+        None if is_admin => None,
         None => {
             return Err(ServiceError::forbidden(
                 ErrorCode::BadJwt,
                 "invalid claim: missing sub claim",
             ));
         }
-        Some(sub) => {
-            let id = Uuid::parse_str(sub)
-                .map_err(|_| ServiceError::bad_request(ErrorCode::BadJwt, "invalid claim: sub claim must be a UUID"))?;
-            // The hot path (every GET /user): user and session in one round trip.
-            match find_user_and_session(db, id, session_id).await? {
-                Some((user, session)) => (Some(user), session),
-                // A sessionless admin token may name anyone; GoTrue only loads users for user tokens.
-                None if is_admin => (None, None),
-                None => {
-                    return Err(ServiceError::forbidden(
-                        ErrorCode::UserNotFound,
-                        "User from sub claim in JWT does not exist",
-                    ));
-                }
-            }
+        Some(sub) => Some(
+            Uuid::parse_str(sub)
+                .map_err(|_| ServiceError::bad_request(ErrorCode::BadJwt, "invalid claim: sub claim must be a UUID"))?,
+        ),
+    };
+    Ok(VerifiedToken {
+        claims,
+        is_admin,
+        user_id,
+        session_id,
+    })
+}
+
+/// Builds the caller from a verified token and what was loaded for it (the user named by `sub`
+/// with the session named by `session_id`, if it exists): GoTrue's not-found and banned answers,
+/// and the session's validity.
+pub async fn assemble(
+    token: VerifiedToken,
+    loaded: Option<(UserRecord, Option<SessionRecord>)>,
+    config: &Config,
+    db: &sqlx::PgPool,
+) -> Result<Principal, ServiceError> {
+    let VerifiedToken {
+        claims,
+        is_admin,
+        user_id,
+        session_id,
+    } = token;
+    let (user, session) = match (user_id, loaded) {
+        (None, _) => (None, None),
+        (Some(_), Some((user, session))) => (Some(user), session),
+        // A sessionless admin token may name anyone; GoTrue only loads users for user tokens.
+        (Some(_), None) if is_admin => (None, None),
+        (Some(_), None) => {
+            return Err(ServiceError::forbidden(
+                ErrorCode::UserNotFound,
+                "User from sub claim in JWT does not exist",
+            ));
         }
     };
     let session = match (session_id, session) {
@@ -183,7 +228,7 @@ struct UserAndSession {
 
 /// The user with identities and factors, and the session `session_id` (if any, and if it exists).
 /// The session is looked up by id alone, as GoTrue does.
-async fn find_user_and_session(
+pub async fn find_user_and_session(
     db: &sqlx::PgPool,
     user_id: Uuid,
     session_id: Option<Uuid>,

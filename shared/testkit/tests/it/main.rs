@@ -1,6 +1,7 @@
 //! End-to-end tests of the suite: every request goes through the gateway to real services, on a real
 //! Postgres database and NATS server (one integration binary; see shared/testkit for the harness).
 
+mod account_cache;
 mod admin;
 mod admin_factors;
 mod admin_links;
