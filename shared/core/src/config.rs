@@ -475,7 +475,8 @@ pub struct SuiteConfig {
     /// answer GET /user from memory. Entries are dropped as soon as Postgres reports a change to the
     /// account (see the user service's `account_cache`); the TTL only bounds the age of an entry.
     pub user_cache_ttl: Duration,
-    /// `AUTH_USER_CACHE_CAPACITY` (default 100000): accounts held per user-service replica.
+    /// `AUTH_USER_CACHE_CAPACITY` (default 20000): accounts held per user-service replica (each the
+    /// size of its GET /user answer, typically 1–2 KiB).
     pub user_cache_capacity: usize,
 }
 
@@ -754,7 +755,7 @@ impl Config {
                     .duration(&["AUTH_NOTIFY_ACK_WAIT"], Duration::from_secs(60))
                     .max(Duration::from_secs(1)),
                 user_cache_ttl: r.duration(&["AUTH_USER_CACHE_TTL"], Duration::from_secs(60)),
-                user_cache_capacity: r.bounded(&["AUTH_USER_CACHE_CAPACITY"], 100_000usize, 1..=100_000_000),
+                user_cache_capacity: r.bounded(&["AUTH_USER_CACHE_CAPACITY"], 20_000usize, 1..=100_000_000),
             },
         };
 
