@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use auth_testkit::{Suite, retry_until};
+use auth_proto::user::v1::GetUserRequest;
+use auth_proto::user::v1::user_service_client::UserServiceClient;
+use auth_testkit::{Service, Suite, retry_until};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -46,20 +48,29 @@ async fn wait_for_metadata(suite: &Suite, authorization: &str, key: &str, value:
     .await
 }
 
-/// Proves the account is being served from memory: a silent write is not seen. The first reads
-/// may miss (the listener connects after the service reports healthy), so it tries for a while.
-async fn assert_served_from_memory(suite: &Suite, authorization: &str, user: Uuid) -> anyhow::Result<()> {
+/// Proves the account is being served from memory by whatever `read_metadata` asks (the gateway,
+/// or one replica directly): a silent write is not seen. The first reads may miss (the listener
+/// connects after the service reports healthy), so it tries for a while.
+async fn assert_cached_by<F, Fut>(suite: &Suite, user: Uuid, mut read_metadata: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Value>>,
+{
     let deadline = Instant::now() + Duration::from_secs(20);
     for round in 0.. {
         anyhow::ensure!(Instant::now() < deadline, "GET /user never came from memory");
-        let before = user_metadata(suite, authorization).await?;
+        let before = read_metadata().await?;
         write_metadata_silently(suite, user, &json!({"round": round})).await?;
-        let after = user_metadata(suite, authorization).await?;
+        let after = read_metadata().await?;
         if after == before && before["round"] != json!(round) {
             return Ok(());
         }
     }
     unreachable!()
+}
+
+async fn assert_served_from_memory(suite: &Suite, authorization: &str, user: Uuid) -> anyhow::Result<()> {
+    assert_cached_by(suite, user, || user_metadata(suite, authorization)).await
 }
 
 #[tokio::test]
@@ -173,6 +184,46 @@ async fn a_zero_ttl_turns_the_cache_off() -> anyhow::Result<()> {
         assert_eq!(user_metadata(&suite, &auth).await?["round"], json!(round));
     }
     assert_eq!(listener_connections(&suite).await?, 0);
+    suite.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_change_made_through_one_replica_reaches_the_cache_of_another() -> anyhow::Result<()> {
+    let suite = autoconfirm_suite().await?;
+    let session = sign_up(&suite, &email()).await?;
+    let auth = bearer(&session);
+    let id = user_id(&session);
+    let replica = suite.spawn_replica(Service::User).await?;
+    let channel = auth_core::grpc::channel(
+        &format!("http://{}", replica.addr()),
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    )?;
+    // GET /user asked of the second replica directly, as an internal client would.
+    let read_from_replica = || {
+        let mut client = UserServiceClient::new(channel.clone());
+        let mut request = tonic::Request::new(GetUserRequest { context: None });
+        request
+            .metadata_mut()
+            .insert("authorization", auth.parse().expect("header value"));
+        async move {
+            let user = client.get_user(request).await?.into_inner();
+            Ok::<Value, anyhow::Error>(serde_json::from_str(&user.user_metadata_json)?)
+        }
+    };
+    assert_cached_by(&suite, id, read_from_replica).await?;
+
+    // Changed through the gateway's replica: the other one drops its copy when Postgres tells it.
+    let response = put_user(&suite, &auth, &json!({"data": {"via": "the other replica"}})).await?;
+    assert_eq!(response.status(), 200);
+    retry_until(|| async {
+        read_from_replica()
+            .await
+            .is_ok_and(|metadata| metadata["via"] == "the other replica")
+    })
+    .await?;
+    replica.stop().await?;
     suite.shutdown().await;
     Ok(())
 }
