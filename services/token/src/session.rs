@@ -10,7 +10,7 @@ use auth_core::{Config, ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::refresh_token;
@@ -280,27 +280,6 @@ impl TokenState {
         let downgraded: i64 = sqlx::Row::get(&done, 0);
         Ok(u64::try_from(downgraded).unwrap_or(0))
     }
-}
-
-/// Inserts a new v1 token for the session (a child of `parent` when rotating).
-pub async fn insert_v1_token(
-    conn: &mut PgConnection,
-    user: &UserRecord,
-    session_id: Uuid,
-    parent: Option<&str>,
-) -> sqlx::Result<String> {
-    let token = refresh_token::new_v1();
-    sqlx::query(
-        "INSERT INTO refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id) \
-         VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, false, now(), now(), $3, $4)",
-    )
-    .bind(&token)
-    .bind(user.id.to_string())
-    .bind(parent)
-    .bind(session_id)
-    .execute(conn)
-    .await?;
-    Ok(token)
 }
 
 pub fn token_response(

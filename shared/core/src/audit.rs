@@ -148,24 +148,16 @@ pub async fn record<'e>(
     Ok(())
 }
 
-/// Appends several trait-less entries by one actor in a single statement (hot paths such as a
-/// refresh, which logs `token_refreshed` and `token_revoked`).
-pub async fn record_many<'e>(
-    db: impl sqlx::PgExecutor<'e>,
-    actor: &UserRecord,
-    actions: &[AuditAction],
-) -> sqlx::Result<()> {
-    let ids: Vec<Uuid> = actions.iter().map(|_| Uuid::new_v4()).collect();
-    let payloads: Vec<String> = actions.iter().map(|&action| payload(actor, action, None)).collect();
-    sqlx::query(
-        "INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
-         SELECT '00000000-0000-0000-0000-000000000000', entry.id, entry.payload::json, now(), $3 \
-         FROM unnest($1::uuid[], $2::text[]) AS entry(id, payload)",
-    )
-    .bind(ids)
-    .bind(payloads)
-    .bind(crate::client_ip::current())
-    .execute(db)
-    .await?;
-    Ok(())
+/// Inserts several entries: `$1` their ids (`uuid[]`), `$2` their payloads (`text[]`, from
+/// [`payload`]), `$3` the client address. Usable as a CTE (see [`entries`]).
+pub const INSERT_ENTRIES: &str = "INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
+     SELECT '00000000-0000-0000-0000-000000000000', entry.id, entry.payload::json, now(), $3 \
+     FROM unnest($1::uuid[], $2::text[]) AS entry(id, payload)";
+
+/// The ids and payloads of trait-less entries by one actor, bound as `$1` and `$2` of
+/// [`INSERT_ENTRIES`].
+pub fn entries(actor: &UserRecord, actions: &[AuditAction]) -> (Vec<Uuid>, Vec<String>) {
+    let ids = actions.iter().map(|_| Uuid::new_v4()).collect();
+    let payloads = actions.iter().map(|&action| payload(actor, action, None)).collect();
+    (ids, payloads)
 }

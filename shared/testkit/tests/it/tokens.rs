@@ -43,7 +43,37 @@ async fn refresh_rotates_and_detects_reuse() -> anyhow::Result<()> {
     )
     .fetch_all(&suite.db)
     .await?;
-    assert!(actions.contains(&"token_refreshed".to_string()) && actions.contains(&"token_revoked".to_string()));
+    // Three rotations log both entries; the re-issue for the lost response only `token_refreshed`;
+    // the refused reuses nothing.
+    let count = |action: &str| actions.iter().filter(|a| a.as_str() == action).count();
+    assert_eq!((count("token_refreshed"), count("token_revoked")), (4, 3));
+    // Each rotation revoked its parent and recorded the child under it, in the same session.
+    let chain: Vec<(String, Option<String>, bool, String)> = sqlx::query_as(
+        "SELECT token, parent, revoked, user_id FROM refresh_tokens \
+         WHERE session_id = (SELECT session_id FROM refresh_tokens WHERE token = $1) ORDER BY id",
+    )
+    .bind(&t0)
+    .fetch_all(&suite.db)
+    .await?;
+    let parents: Vec<(String, Option<String>)> = chain.iter().map(|(t, p, _, _)| (t.clone(), p.clone())).collect();
+    assert_eq!(
+        parents,
+        vec![
+            (t0.clone(), None),
+            (t1.clone(), Some(t0.clone())),
+            (t2.clone(), Some(t1.clone())),
+            (t3.clone(), Some(t2.clone()))
+        ]
+    );
+    assert!(
+        chain
+            .iter()
+            .all(|(_, _, revoked, user)| *revoked && *user == user_id(&first).to_string())
+    );
+    let refreshed_at: Option<chrono::NaiveDateTime> = sqlx::query_scalar("SELECT refreshed_at FROM sessions")
+        .fetch_one(&suite.db)
+        .await?;
+    assert!(refreshed_at.is_some());
 
     let unknown = assert_gotrue_error(refresh(&suite, "abcdefghijkl").await?, 400, "refresh_token_not_found").await;
     assert_eq!(unknown["msg"], "Invalid Refresh Token: Refresh Token Not Found");
@@ -359,4 +389,43 @@ async fn per_ip_rate_limit_holds_across_gateway_replicas() -> anyhow::Result<()>
 
 fn rand_octet() -> u8 {
     (uuid::Uuid::new_v4().as_bytes()[0] % 250) + 1
+}
+
+#[tokio::test]
+async fn v1_sessions_move_to_v2_tokens_at_the_upgrade_percentage() -> anyhow::Result<()> {
+    let v1 = autoconfirm_suite().await?;
+    let session = sign_up(&v1, &email()).await?;
+    let t0 = session["refresh_token"].as_str().unwrap_or_default().to_string();
+    assert_eq!(t0.len(), 12, "a v1 token");
+    let v2 = Suite::builder()
+        .share_database_with(&v1)
+        .env("GOTRUE_MAILER_AUTOCONFIRM", "true")
+        .env("GOTRUE_SECURITY_REFRESH_TOKEN_ALGORITHM_VERSION", "2")
+        .env("GOTRUE_SECURITY_REFRESH_TOKEN_UPGRADE_PERCENTAGE", "100")
+        .start()
+        .await?;
+
+    let response = refresh(&v2, &t0).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["sb-auth-refresh-token-counter"], "0");
+    let upgraded: Value = response.json().await?;
+    let first_v2 = upgraded["refresh_token"].as_str().unwrap_or_default().to_string();
+    assert!(first_v2.len() > 12, "a v2 token");
+    // The v1 family is retired: the presented token and the child recorded for it.
+    let rows: Vec<(Option<String>, bool)> = sqlx::query_as("SELECT parent, revoked FROM refresh_tokens ORDER BY id")
+        .fetch_all(&v2.db)
+        .await?;
+    assert_eq!(rows, vec![(None, true), (Some(t0.clone()), true)]);
+    let has_key: bool = sqlx::query_scalar("SELECT refresh_token_hmac_key IS NOT NULL FROM sessions")
+        .fetch_one(&v2.db)
+        .await?;
+    assert!(has_key);
+
+    let response = refresh(&v2, &first_v2).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["sb-auth-refresh-token-counter"], "1");
+    assert_gotrue_error(refresh(&v2, &t0).await?, 400, "refresh_token_already_used").await;
+    v2.shutdown().await;
+    v1.shutdown().await;
+    Ok(())
 }
