@@ -16,24 +16,17 @@
 CREATE OR REPLACE FUNCTION suite_notify_accounts_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
-    changed_count bigint;
     changed_ids text;
 BEGIN
+    -- One query over at most 101 rows: past 100 the ids are not worth listing.
     IF TG_ARGV[0] = 'id' THEN
-        SELECT count(DISTINCT id) INTO changed_count FROM (SELECT id FROM changed_rows LIMIT 101) first_rows;
+        SELECT CASE WHEN count(*) > 100 THEN '*' ELSE string_agg(DISTINCT id::text, ',') END
+        INTO changed_ids FROM (SELECT id FROM changed_rows LIMIT 101) first_rows;
     ELSE
-        SELECT count(DISTINCT user_id) INTO changed_count FROM (SELECT user_id FROM changed_rows LIMIT 101) first_rows;
+        SELECT CASE WHEN count(*) > 100 THEN '*' ELSE string_agg(DISTINCT user_id::text, ',') END
+        INTO changed_ids FROM (SELECT user_id FROM changed_rows LIMIT 101) first_rows;
     END IF;
-    IF changed_count = 0 THEN
-        RETURN NULL;
-    END IF;
-    IF changed_count > 100 THEN
-        changed_ids := '*';
-    ELSIF TG_ARGV[0] = 'id' THEN
-        SELECT string_agg(DISTINCT id::text, ',') INTO changed_ids FROM changed_rows;
-    ELSE
-        SELECT string_agg(DISTINCT user_id::text, ',') INTO changed_ids FROM changed_rows;
-    END IF;
+    -- NULL when the statement changed no row.
     IF changed_ids IS NOT NULL THEN
         PERFORM pg_notify('suite_accounts_changed', changed_ids);
     END IF;
