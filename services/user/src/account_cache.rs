@@ -98,9 +98,9 @@ impl AccountCache {
         inner.listening.load(Ordering::SeqCst).then_some(ReadTicket(generation))
     }
 
-    /// Remembers what the database said for a user and one of its sessions, unless something changed
-    /// since `ticket` was taken.
-    pub fn store(&self, ticket: ReadTicket, user: &UserRecord, session: &SessionRecord) {
+    /// Remembers what the database said for a user and one of its sessions (`answer` is the user
+    /// as GET /user sends it), unless something changed since `ticket` was taken.
+    pub fn store(&self, ticket: ReadTicket, user: &UserRecord, session: &SessionRecord, answer: User) {
         let Some(inner) = self.inner.as_ref() else { return };
         // A session of another user is looked up by id alone (as GoTrue does); its end would be
         // notified under the other user, so it is never remembered here.
@@ -119,7 +119,7 @@ impl AccountCache {
             session_ids.push(session.id);
         }
         let account = CachedAccount {
-            user: user.to_proto(),
+            user: answer,
             banned_until: user.banned_until,
             session_ids,
             stored_at: Instant::now(),
@@ -293,11 +293,11 @@ mod tests {
         let cache = listening_cache();
         let id = Uuid::new_v4();
         let known = session(id);
-        cache.store(cache.ticket().unwrap(), &user(id), &known);
+        cache.store(cache.ticket().unwrap(), &user(id), &known, user(id).to_proto());
         assert!(cache.user_with_session(id, known.id).is_some());
         assert!(cache.user_with_session(id, Uuid::new_v4()).is_none());
         let second = session(id);
-        cache.store(cache.ticket().unwrap(), &user(id), &second);
+        cache.store(cache.ticket().unwrap(), &user(id), &second, user(id).to_proto());
         assert!(cache.user_with_session(id, known.id).is_some());
         assert!(cache.user_with_session(id, second.id).is_some());
     }
@@ -308,7 +308,7 @@ mod tests {
         let id = Uuid::new_v4();
         let ticket = cache.ticket().unwrap();
         cache.apply(&id.to_string());
-        cache.store(ticket, &user(id), &session(id));
+        cache.store(ticket, &user(id), &session(id), user(id).to_proto());
         assert_eq!(cache.len(), 0);
     }
 
@@ -317,8 +317,8 @@ mod tests {
         let cache = listening_cache();
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let (session_a, session_b) = (session(a), session(b));
-        cache.store(cache.ticket().unwrap(), &user(a), &session_a);
-        cache.store(cache.ticket().unwrap(), &user(b), &session_b);
+        cache.store(cache.ticket().unwrap(), &user(a), &session_a, user(a).to_proto());
+        cache.store(cache.ticket().unwrap(), &user(b), &session_b, user(b).to_proto());
         cache.apply(&format!("{a},{}", Uuid::new_v4()));
         assert!(cache.user_with_session(a, session_a.id).is_none());
         assert!(cache.user_with_session(b, session_b.id).is_some());
@@ -332,11 +332,11 @@ mod tests {
         let id = Uuid::new_v4();
         let known = session(id);
         let ticket = cache.ticket().unwrap();
-        cache.store(ticket, &user(id), &known);
+        cache.store(ticket, &user(id), &known, user(id).to_proto());
         cache.set_listening(false);
         assert!(cache.user_with_session(id, known.id).is_none());
         assert!(cache.ticket().is_none());
-        cache.store(ticket, &user(id), &known);
+        cache.store(ticket, &user(id), &known, user(id).to_proto());
         assert_eq!(cache.len(), 0);
     }
 
@@ -345,12 +345,12 @@ mod tests {
         let cache = listening_cache();
         let id = Uuid::new_v4();
         let foreign = session(Uuid::new_v4());
-        cache.store(cache.ticket().unwrap(), &user(id), &foreign);
+        cache.store(cache.ticket().unwrap(), &user(id), &foreign, user(id).to_proto());
         assert_eq!(cache.len(), 0);
         let mut banned = user(id);
         banned.banned_until = Some(Utc::now() + chrono::Duration::hours(1));
         let own = session(id);
-        cache.store(cache.ticket().unwrap(), &banned, &own);
+        cache.store(cache.ticket().unwrap(), &banned, &own, banned.to_proto());
         assert!(cache.user_with_session(id, own.id).is_none());
     }
 

@@ -80,11 +80,13 @@ impl UserState {
             Some(user_id) => principal::find_user_and_session(&self.db, user_id, token.session_id).await?,
             None => None,
         };
-        if let (Some(ticket), Some(_), Some((user, Some(session)))) = (ticket, cacheable, &loaded) {
-            self.accounts.store(ticket, user, session);
-        }
         let principal = principal::assemble(token, loaded, &self.config, &self.db).await?;
-        Ok(principal.require_user()?.to_proto())
+        let user = principal.require_user()?;
+        let answer = user.to_proto();
+        if let (Some(ticket), Some(_), Some(session)) = (ticket, cacheable, &principal.session) {
+            self.accounts.store(ticket, user, session, answer.clone());
+        }
+        Ok(answer)
     }
 
     fn service_request<T>(&self, body: T) -> Result<tonic::Request<T>, ServiceError> {
