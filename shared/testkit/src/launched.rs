@@ -65,6 +65,9 @@ impl LaunchedSuite {
             .arg(bin_dir)
             .arg("--env-file")
             .arg(&env_file)
+            // The environment wins over the env file, so the test's own environment (deploy/local/test
+            // exports NATS_URL, say) must not override what this suite was given.
+            .envs(&env)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -133,6 +136,7 @@ impl LaunchedSuite {
         let mut child = Command::new(self.bin_dir.join(format!("auth-{name}")))
             .args(["--listen", "127.0.0.1:0", "--env-file"])
             .arg(&self.env_file)
+            .envs(&self.settings)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

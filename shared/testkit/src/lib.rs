@@ -42,14 +42,19 @@ pub use nats_server::PrivateNats;
 pub use sms::FakeSmsProvider;
 pub use smtp::SmtpSink;
 
-/// Where tests create their databases: a maintenance database on the local server.
-fn admin_database_url() -> String {
-    std::env::var("AUTH_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+/// What to run when the servers below are not given: it starts the suite's own Postgres and NATS
+/// (deploy/local/infra.sh) and prints their URLs as exports. `deploy/local/test` does it by itself.
+const INFRA_HINT: &str = "run `eval \"$(deploy/local/infra env)\"` first, or use deploy/local/test";
+
+/// Where tests create their databases: a maintenance database on a server where the test user may
+/// create databases. Required: the suite's own cluster has a generated password.
+fn admin_database_url() -> anyhow::Result<String> {
+    std::env::var("AUTH_TEST_DATABASE_URL").with_context(|| format!("AUTH_TEST_DATABASE_URL is not set: {INFRA_HINT}"))
 }
 
+/// The NATS server the tests use; by default the suite's own (deploy/local/infra.sh).
 fn nats_url() -> String {
-    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:44222".to_string())
 }
 
 /// Every binary the workspace builds for running the suite.
@@ -441,7 +446,9 @@ fn test_environment(database_name: &str, unique: &str) -> BTreeMap<String, Strin
 
 /// The URL of database `name` on the test server.
 pub fn database_url_for(name: &str) -> String {
-    let mut url = url_without_database(&admin_database_url());
+    // Test harness: without a server there is nothing to test, so say how to get one and stop.
+    let admin_url = admin_database_url().unwrap_or_else(|e| panic!("{e:#}"));
+    let mut url = url_without_database(&admin_url);
     url.push('/');
     url.push_str(name);
     url
@@ -459,9 +466,9 @@ fn url_without_database(url: &str) -> String {
 async fn admin_pool() -> anyhow::Result<PgPool> {
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
-        .connect(&admin_database_url())
+        .connect(&admin_database_url()?)
         .await
-        .context("cannot reach the test Postgres (AUTH_TEST_DATABASE_URL)")
+        .with_context(|| format!("cannot reach the test Postgres (AUTH_TEST_DATABASE_URL): {INFRA_HINT}"))
 }
 
 /// Creates an empty database (owned by `owner` when given).
