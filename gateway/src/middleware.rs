@@ -117,6 +117,14 @@ async fn render_errors(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let error = match response.extensions_mut().remove::<ApiError>() {
         Some(error) => error,
+        // An error answered by a layer or an extractor of axum's own (a malformed path, a method
+        // not allowed, a body limit): GoTrue answers every error as JSON, so it is rendered too.
+        None if is_plain_error(&response) => {
+            let (parts, body) = response.into_parts();
+            let error = plain_error(parts.status, body).await;
+            response = Response::from_parts(parts, axum::body::Body::empty());
+            error
+        }
         None => return response,
     };
     let mut rendered = error.render(version, request_id.as_ref().map(|id| id.0.as_str()));
@@ -127,6 +135,44 @@ async fn render_errors(request: Request, next: Next) -> Response {
         }
     }
     rendered
+}
+
+/// An error status whose body is not already JSON.
+fn is_plain_error(response: &Response) -> bool {
+    let json = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    (response.status().is_client_error() || response.status().is_server_error()) && !json
+}
+
+/// The error a plain-text error response stands for, its text as the message (4xx only: a 5xx text
+/// may hold internals, so it gets GoTrue's generic message).
+async fn plain_error(status: StatusCode, body: axum::body::Body) -> ApiError {
+    use auth_core::ErrorCode;
+    if status.is_server_error() {
+        return ApiError::new(
+            status,
+            ErrorCode::UnexpectedFailure,
+            auth_core::error::UNEXPECTED_FAILURE_MESSAGE,
+        );
+    }
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let code = match status {
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::RequestEntityTooLarge,
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::RequestTimeout,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::OverRequestRateLimit,
+        _ => ErrorCode::ValidationFailed,
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_string()
+    } else {
+        text
+    };
+    ApiError::new(status, code, message)
 }
 
 async fn request_timeout(State(timeout): State<Duration>, request: Request, next: Next) -> Response {

@@ -7,7 +7,7 @@ use auth_proto::user::v1::{
     InviteRequest,
 };
 use axum::Router;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::{RedirectQuery, go_encode, json_text, redirect_target, request_context, with_authorization};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::AppJson;
+use crate::extract::{AppJson, AppQuery};
 use crate::middleware::RequestId;
 use crate::render;
 
@@ -313,7 +313,7 @@ struct InviteBody {
 
 async fn invite(
     State(state): State<AppState>,
-    Query(query): Query<RedirectQuery>,
+    AppQuery(query): AppQuery<RedirectQuery>,
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<AppJson<InviteBody>, ApiError>,

@@ -2,7 +2,7 @@
 
 use auth_proto::user::v1::GenerateLinkRequest;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::HeaderMap;
@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::{RedirectQuery, json_text, redirect_target_or, request_context, with_authorization};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::AppJson;
+use crate::extract::{AppJson, AppQuery};
 use crate::middleware::RequestId;
 use crate::render;
 
@@ -35,7 +35,7 @@ struct GenerateLinkBody {
 
 async fn generate_link(
     State(state): State<AppState>,
-    Query(query): Query<RedirectQuery>,
+    AppQuery(query): AppQuery<RedirectQuery>,
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<AppJson<GenerateLinkBody>, ApiError>,

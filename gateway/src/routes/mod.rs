@@ -4,6 +4,7 @@
 mod admin;
 mod admin_audit;
 mod admin_factors;
+mod feature_off;
 pub mod general;
 mod generate_link;
 mod send;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(session::router())
         .merge(verify::router())
         .merge(send::router())
+        .merge(feature_off::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

@@ -3,7 +3,7 @@
 
 use auth_proto::user::v1::{ReauthenticateRequest, RecoverRequest, ResendRequest, SendOtpRequest, SendResponse};
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::HeaderMap;
@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::{RedirectQuery, json_text, rate_limit, redirect_target, request_context, with_authorization};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::AppJson;
+use crate::extract::{AppJson, AppQuery};
 use crate::middleware::RequestId;
 use crate::rate_limit::Limiter;
 
@@ -45,7 +45,7 @@ struct RecoverBody {
 
 async fn recover(
     State(state): State<AppState>,
-    Query(query): Query<RedirectQuery>,
+    AppQuery(query): AppQuery<RedirectQuery>,
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<AppJson<RecoverBody>, ApiError>,
@@ -114,7 +114,7 @@ async fn send_otp(
 
 async fn magic_link(
     State(state): State<AppState>,
-    Query(query): Query<RedirectQuery>,
+    AppQuery(query): AppQuery<RedirectQuery>,
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<AppJson<OtpBody>, ApiError>,
@@ -126,7 +126,7 @@ async fn magic_link(
 
 async fn otp(
     State(state): State<AppState>,
-    Query(query): Query<RedirectQuery>,
+    AppQuery(query): AppQuery<RedirectQuery>,
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<AppJson<OtpBody>, ApiError>,
@@ -148,7 +148,7 @@ struct ResendBody {
 
 async fn resend(
     State(state): State<AppState>,
-    Query(query): Query<RedirectQuery>,
+    AppQuery(query): AppQuery<RedirectQuery>,
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<AppJson<ResendBody>, ApiError>,

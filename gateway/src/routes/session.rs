@@ -6,7 +6,7 @@ use auth_proto::user::v1::{
     GetUserRequest, SignInWithPasswordRequest, SignUpRequest, UpdateUserRequest, sign_up_response,
 };
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, StatusCode};
@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::{RedirectQuery, json_text, rate_limit, redirect_target, request_context, with_authorization};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::AppJson;
+use crate::extract::{AppJson, AppQuery};
 use crate::middleware::RequestId;
 use crate::rate_limit::Limiter;
 use crate::render;
@@ -43,7 +43,7 @@ struct SignupBody {
 
 async fn signup(
     State(state): State<AppState>,
-    Query(query): Query<RedirectQuery>,
+    AppQuery(query): AppQuery<RedirectQuery>,
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
     AppJson(body): AppJson<SignupBody>,
@@ -113,7 +113,7 @@ struct RefreshGrantBody {
 }
 
 /// GoTrue's OAuth-style error (`{"error","error_description"}`, always 400).
-fn oauth_error(error: &str, description: &str) -> Response {
+pub(super) fn oauth_error(error: &str, description: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
         axum::Json(json!({"error": error, "error_description": description})),
@@ -123,7 +123,7 @@ fn oauth_error(error: &str, description: &str) -> Response {
 
 async fn token(
     State(state): State<AppState>,
-    Query(query): Query<TokenQuery>,
+    AppQuery(query): AppQuery<TokenQuery>,
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<AppJson<Value>, ApiError>,
@@ -187,12 +187,8 @@ async fn token(
                 .into_inner();
             Ok(render::token_response(&tokens))
         }
-        // id_token and web3 arrive with the OAuth issue.
-        _ => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            auth_core::ErrorCode::ValidationFailed,
-            format!("grant_type {grant} is not available yet on this server"),
-        )),
+        "id_token" => Ok(super::feature_off::id_token_grant(&state, body)),
+        _ => Err(super::feature_off::web3_grant(&state, &body)),
     }
 }
 
@@ -204,7 +200,7 @@ struct LogoutQuery {
 
 async fn logout(
     State(state): State<AppState>,
-    Query(query): Query<LogoutQuery>,
+    AppQuery(query): AppQuery<LogoutQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let request = with_authorization(
@@ -250,7 +246,7 @@ struct UpdateUserBody {
 
 async fn update_user(
     State(state): State<AppState>,
-    Query(query): Query<RedirectQuery>,
+    AppQuery(query): AppQuery<RedirectQuery>,
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<AppJson<UpdateUserBody>, ApiError>,

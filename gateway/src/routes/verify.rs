@@ -8,7 +8,7 @@
 
 use auth_proto::user::v1::{VerifyRequest, VerifyResponse, verify_response};
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderMap, StatusCode, header};
@@ -19,7 +19,7 @@ use url::Url;
 use super::{RedirectQuery, go_encode, rate_limit, redirect_target, request_context};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::AppJson;
+use crate::extract::{AppJson, AppQuery};
 use crate::middleware::RequestId;
 use crate::rate_limit::Limiter;
 use crate::render;
@@ -38,7 +38,7 @@ struct LinkQuery {
 
 async fn verify_link(
     State(state): State<AppState>,
-    Query(query): Query<LinkQuery>,
+    AppQuery(query): AppQuery<LinkQuery>,
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -97,24 +97,19 @@ fn success_location(target: &str, verify_type: &str, pkce: bool, response: Verif
 
 /// GoTrue's `prepRedirectURL`: an informational `message` in the fragment (and query for PKCE).
 fn message_location(target: &str, message: &str, pkce: bool) -> String {
-    let Ok(mut url) = Url::parse(target) else {
+    let Some(mut target) = Target::parse(target) else {
         return target.to_string();
     };
-    let mut query = query_pairs(&url);
     if pkce {
-        set(&mut query, "message", message);
+        set(&mut target.query, "message", message);
     }
-    set_query(&mut url, query);
-    url.set_fragment(Some(&go_encode(vec![
-        ("message", message.to_string()),
-        ("sb", String::new()),
-    ])));
-    url.to_string()
+    target.fragment = Some(go_encode(vec![("message", message.to_string()), ("sb", String::new())]));
+    target.to_string()
 }
 
 /// GoTrue's `prepErrorRedirectURL`.
 fn error_location(target: &str, error: &ApiError, pkce: bool) -> String {
-    let Ok(mut url) = Url::parse(target) else {
+    let Some(mut target) = Target::parse(target) else {
         return target.to_string();
     };
     let oauth_error = match error.status.as_u16() {
@@ -132,45 +127,68 @@ fn error_location(target: &str, error: &ApiError, pkce: bool) -> String {
     fragment.push(("error_code", error.code.clone()));
     fragment.push(("error_description", error.message.clone()));
     if pkce {
-        let mut query = query_pairs(&url);
         for (key, value) in &fragment {
-            set(&mut query, key, value);
+            set(&mut target.query, key, value);
         }
-        set_query(&mut url, query);
     }
     fragment.push(("sb", String::new()));
-    url.set_fragment(Some(&go_encode(fragment)));
-    url.to_string()
+    target.fragment = Some(go_encode(fragment));
+    target.to_string()
 }
 
 /// GoTrue's `prepPKCERedirectURL` and friends: sets query parameters, re-encoding the query.
 fn with_query(target: &str, params: Vec<(&str, String)>) -> String {
-    let Ok(mut url) = Url::parse(target) else {
+    let Some(mut target) = Target::parse(target) else {
         return target.to_string();
     };
-    let mut query = query_pairs(&url);
     for (key, value) in params {
-        set(&mut query, key, &value);
+        set(&mut target.query, key, &value);
     }
-    set_query(&mut url, query);
-    url.to_string()
+    target.to_string()
 }
 
-fn query_pairs(url: &Url) -> Vec<(String, String)> {
-    url.query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+/// A redirect target taken apart as it was written, and put back together as Go's `url.URL.String`
+/// writes it: the scheme, host and path exactly as given (`url::Url` would add a `/` to
+/// `http://localhost:3000`, which Go does not), the query re-encoded as `url.Values.Encode` does.
+struct Target<'a> {
+    base: &'a str,
+    query: Vec<(String, String)>,
+    fragment: Option<String>,
+}
+
+impl<'a> Target<'a> {
+    fn parse(target: &'a str) -> Option<Self> {
+        Url::parse(target).ok()?;
+        let (rest, fragment) = match target.split_once('#') {
+            Some((rest, fragment)) => (rest, Some(fragment.to_string())),
+            None => (target, None),
+        };
+        let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let query = url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        Some(Self { base, query, fragment })
+    }
+}
+
+impl std::fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.base)?;
+        let query = go_encode(self.query.clone());
+        if !query.is_empty() {
+            write!(f, "?{query}")?;
+        }
+        if let Some(fragment) = &self.fragment {
+            write!(f, "#{fragment}")?;
+        }
+        Ok(())
+    }
 }
 
 /// `url.Values.Set`: replaces every value of `key`.
 fn set(pairs: &mut Vec<(String, String)>, key: &str, value: &str) {
     pairs.retain(|(k, _)| k != key);
     pairs.push((key.to_string(), value.to_string()));
-}
-
-fn set_query(url: &mut Url, pairs: Vec<(String, String)>) {
-    let encoded = go_encode(pairs);
-    url.set_query((!encoded.is_empty()).then_some(encoded.as_str()));
 }
 
 fn see_other(location: &str) -> Response {
@@ -273,7 +291,7 @@ mod tests {
         let expired = error(403, "otp_expired", "Email link is invalid or has expired");
         assert_eq!(
             error_location("http://localhost:3000", &expired, false),
-            "http://localhost:3000/#error=access_denied&error_code=otp_expired\
+            "http://localhost:3000#error=access_denied&error_code=otp_expired\
              &error_description=Email+link+is+invalid+or+has+expired&sb="
         );
     }

@@ -57,7 +57,8 @@ pub struct Deliverer {
 
 /// One message to deliver, whichever its channel.
 enum Request {
-    Email(EmailRequested),
+    // Boxed: an email request carries many template variables, an SMS request few.
+    Email(Box<EmailRequested>),
     Sms(SmsRequested),
 }
 
@@ -66,7 +67,7 @@ impl Request {
         if subject.ends_with(".sms_requested") {
             SmsRequested::decode(payload).map(Self::Sms)
         } else {
-            EmailRequested::decode(payload).map(Self::Email)
+            EmailRequested::decode(payload).map(|email| Self::Email(Box::new(email)))
         }
     }
 

@@ -24,6 +24,10 @@ const MAGIC_LINK: &str = "<h2>Your sign-in link</h2>\n\n<p>Follow the link below
 const EMAIL_CHANGE: &str = "<h2>Confirm your new email address</h2>\n\n<p>Follow the link below to confirm {{ .NewEmail }} as your new email address.</p>\n<p><a href=\"{{ .ConfirmationURL }}\">Confirm new email address</a></p>\n<p>If you didn't request this change, you can safely ignore this email.</p>";
 const REAUTHENTICATION: &str = "<h2>Your verification code</h2>\n\n<p>Use the code below to verify your identity. It expires shortly.</p>\n<p>{{ .Token }}</p>";
 
+const PASSWORD_CHANGED_NOTIFICATION: &str = "<h2>Your password was changed</h2>\n\n<p>The password for your account was recently changed.</p>\n<p>If you didn't make this change, reset your password and contact support immediately.</p>\n";
+const EMAIL_CHANGED_NOTIFICATION: &str = "<h2>Your email address was changed</h2>\n\n<p>The email address for your account was changed from {{ .OldEmail }} to {{ .Email }}.</p>\n<p>If you didn't make this change, contact support immediately.</p>\n";
+const PHONE_CHANGED_NOTIFICATION: &str = "<h2>Your phone number was changed</h2>\n\n<p>The phone number for your account was changed from {{ .OldPhone }} to {{ .Phone }}.</p>\n<p>If you didn't make this change, contact support immediately.</p>\n";
+
 /// GoTrue's default subject and body for a kind of email.
 fn defaults(kind: EmailKind) -> (&'static str, &'static str) {
     match kind {
@@ -32,6 +36,9 @@ fn defaults(kind: EmailKind) -> (&'static str, &'static str) {
         EmailKind::MagicLink => ("Your sign-in link", MAGIC_LINK),
         EmailKind::EmailChange => ("Confirm your new email address", EMAIL_CHANGE),
         EmailKind::Reauthentication => ("{{ .Token }} is your verification code", REAUTHENTICATION),
+        EmailKind::PasswordChangedNotification => ("Your password was changed", PASSWORD_CHANGED_NOTIFICATION),
+        EmailKind::EmailChangedNotification => ("Your email address was changed", EMAIL_CHANGED_NOTIFICATION),
+        EmailKind::PhoneChangedNotification => ("Your phone number was changed", PHONE_CHANGED_NOTIFICATION),
         EmailKind::Confirmation | EmailKind::Unspecified => ("Confirm your email address", CONFIRMATION),
     }
 }
@@ -55,6 +62,9 @@ pub fn render(request: &EmailRequested, subjects: &MailerSubjects, body: Option<
         ("Token", request.token.as_str()),
         ("TokenHash", request.token_hash.as_str()),
         ("RedirectTo", request.redirect_to.as_str()),
+        ("OldEmail", request.old_email.as_str()),
+        ("OldPhone", request.old_phone.as_str()),
+        ("Phone", request.phone.as_str()),
     ];
     let data: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&request.data_json).unwrap_or_default();
     Rendered {

@@ -10,6 +10,7 @@ mod codes;
 mod generate_link;
 mod grpc;
 mod invite;
+mod notifications;
 mod outbox;
 mod send;
 mod send_budget;

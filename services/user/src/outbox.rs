@@ -86,6 +86,13 @@ pub struct EmailContent {
     pub redirect_to: String,
     pub new_email: String,
     pub data_json: String,
+    /// `{{ .Email }}` when it is not the recipient (the email-changed notification goes to the old
+    /// address and names the new one); empty means the recipient.
+    pub account_email: String,
+    /// `{{ .OldEmail }}`, `{{ .OldPhone }}`, `{{ .Phone }}` of the account-change notifications.
+    pub old_email: String,
+    pub old_phone: String,
+    pub phone: String,
 }
 
 pub async fn enqueue_email(
@@ -101,20 +108,33 @@ pub async fn enqueue_email(
     } else {
         content.redirect_to.clone()
     };
-    let confirmation_url = action_link(config, content.link_type, &content.token_hash, &redirect_to);
+    // Notifications carry no code, so no link.
+    let confirmation_url = if content.link_type.is_empty() {
+        String::new()
+    } else {
+        action_link(config, content.link_type, &content.token_hash, &redirect_to)
+    };
+    let email = if content.account_email.is_empty() {
+        to.to_string()
+    } else {
+        content.account_email
+    };
     let event = EmailRequested {
         message_id: id.to_string(),
         kind: kind as i32,
         to: to.to_string(),
         site_url: config.site_url.to_string(),
         confirmation_url,
-        email: to.to_string(),
+        email,
         new_email: content.new_email,
         token: content.otp,
         token_hash: content.token_hash,
         redirect_to,
         data_json: content.data_json,
         requested_at: auth_core::users::timestamp(Some(Utc::now())),
+        old_email: content.old_email,
+        old_phone: content.old_phone,
+        phone: content.phone,
     };
     insert(conn, config, id, "email_requested", event.encode_to_vec()).await?;
     Ok(id)
@@ -135,12 +155,40 @@ pub fn action_link(config: &Config, link_type: &str, token_hash: &str, redirect_
         .external_url
         .join(path)
         .unwrap_or_else(|_| config.api.external_url.clone());
-    link.query_pairs_mut()
-        .clear()
-        .append_pair("token", token_hash)
-        .append_pair("type", link_type)
-        .append_pair("redirect_to", redirect_to);
-    link.to_string()
+    link.set_query(None);
+    link.set_fragment(None);
+    // GoTrue's getPath writes the query by hand: token and type escaped, redirect_to as given unless
+    // it holds `&`, `=` or `#` (encodeRedirectURL), which clients compare the link against.
+    format!(
+        "{link}?token={}&type={}&redirect_to={}",
+        go_query_escape(token_hash),
+        go_query_escape(link_type),
+        encode_redirect_url(redirect_to)
+    )
+}
+
+/// GoTrue's `encodeRedirectURL`: a redirect URL that contains `&`, `=` or `#` was not encoded by
+/// its sender and is escaped; any other is inserted verbatim.
+fn encode_redirect_url(redirect_to: &str) -> std::borrow::Cow<'_, str> {
+    if redirect_to.contains(['&', '=', '#']) {
+        go_query_escape(redirect_to).into()
+    } else {
+        redirect_to.into()
+    }
+}
+
+/// Go's `url.QueryEscape`: everything but ASCII letters, digits and `-_.~` is percent-encoded,
+/// spaces become `+`.
+fn go_query_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => escaped.push(byte as char),
+            b' ' => escaped.push('+'),
+            _ => escaped.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    escaped
 }
 
 pub async fn enqueue_sms(
@@ -183,6 +231,20 @@ async fn insert(conn: &mut PgConnection, config: &Config, id: Uuid, event: &str,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_urls_are_escaped_only_when_go_would() {
+        assert_eq!(encode_redirect_url("http://localhost:3000"), "http://localhost:3000");
+        assert_eq!(
+            encode_redirect_url("https://app.io/welcome?x"),
+            "https://app.io/welcome?x"
+        );
+        assert_eq!(
+            encode_redirect_url("https://app.io/cb?a=1&b=2#top"),
+            "https%3A%2F%2Fapp.io%2Fcb%3Fa%3D1%26b%3D2%23top"
+        );
+        assert_eq!(go_query_escape("a b~*"), "a+b~%2A");
+    }
 
     #[test]
     fn token_hash_is_gotrues_sha224_hex() {

@@ -14,6 +14,7 @@ use sqlx::PgConnection;
 use subtle::ConstantTimeEq;
 
 use crate::codes::PhoneCode;
+use crate::notifications;
 use crate::outbox::{self, EmailContent, OneTimeTokenKind};
 use crate::signup::{check_frequency, load};
 use crate::state::UserState;
@@ -210,6 +211,12 @@ impl UserState {
             .await?;
             crate::signup::clear_one_time_tokens(&mut tx, user.id).await?;
             audit::record(&mut *tx, &user, AuditAction::UserUpdatedPassword, None).await?;
+            let account = notifications::Account {
+                email: user.email(),
+                phone: user.phone(),
+                data_json: Value::Object(user.user_metadata()).to_string(),
+            };
+            notifications::notify(&mut tx, config, notifications::AccountChange::Password, account).await?;
         }
         if let Some(updates) = data {
             let mut metadata = user.user_metadata();
@@ -375,6 +382,7 @@ impl UserState {
                 redirect_to: redirect_to.clone(),
                 new_email: new_email.to_string(),
                 data_json: data_json.clone(),
+                ..Default::default()
             },
         )
         .await?;
@@ -393,6 +401,7 @@ impl UserState {
                     redirect_to,
                     new_email: new_email.to_string(),
                     data_json,
+                    ..Default::default()
                 },
             )
             .await?;

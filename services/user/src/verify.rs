@@ -14,6 +14,7 @@ use sqlx::PgConnection;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::notifications;
 use crate::outbox::{self, OneTimeTokenKind};
 use crate::signup::{clear_one_time_tokens, confirm_email};
 use crate::state::UserState;
@@ -113,14 +114,23 @@ struct PendingCodes {
     email_confirmed_at: Option<DateTime<Utc>>,
     invited_at: Option<DateTime<Utc>>,
     encrypted_password: Option<String>,
+    phone: Option<String>,
+    raw_user_meta_data: Option<serde_json::Value>,
 }
 
 const SELECT_PENDING: &str = "SELECT id, aud, email, banned_until, confirmation_token, confirmation_sent_at, \
     recovery_token, recovery_sent_at, email_change, email_change_token_current, email_change_token_new, \
     email_change_sent_at, email_change_confirm_status, phone_change, phone_change_token, phone_change_sent_at, \
-    email_confirmed_at, invited_at, encrypted_password FROM users";
+    email_confirmed_at, invited_at, encrypted_password, phone, raw_user_meta_data FROM users";
 
 impl PendingCodes {
+    fn metadata_json(&self) -> String {
+        self.raw_user_meta_data
+            .as_ref()
+            .filter(|m| m.is_object())
+            .map_or_else(|| "{}".to_string(), ToString::to_string)
+    }
+
     fn is_banned(&self) -> bool {
         self.banned_until.is_some_and(|until| until > Utc::now())
     }
@@ -210,6 +220,7 @@ impl UserState {
         let user_id = match verified {
             Verified::SingleConfirmation => {
                 tx.commit().await?;
+                self.relay.nudge();
                 return Ok(VerifyResponse {
                     result: Some(verify_response::Result::Message(SINGLE_CONFIRMATION_ACCEPTED.into())),
                     r#type: shown_type,
@@ -225,6 +236,7 @@ impl UserState {
             let method = requested_type.map_or("otp", VerifyType::flow_method);
             let auth_code = self.issue_auth_code(user_id, method).await?;
             tx.commit().await?;
+            self.relay.nudge(); // account-change notifications, if any, are in the outbox
             return Ok(VerifyResponse {
                 result: Some(verify_response::Result::AuthCode(auth_code)),
                 r#type: shown_type,
@@ -235,6 +247,7 @@ impl UserState {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.relay.nudge(); // account-change notifications, if any, are in the outbox
         let tokens = self.issue_session(user_id, "otp", request.context).await?;
         Ok(VerifyResponse {
             result: Some(verify_response::Result::Session(tokens)),
@@ -578,6 +591,15 @@ impl UserState {
         if user.email_confirmed_at.is_none() {
             confirm_email(conn, user.id).await?;
         }
+        let account = notifications::Account {
+            email: &new_email,
+            phone: user.phone.as_deref().unwrap_or_default(),
+            data_json: user.metadata_json(),
+        };
+        let change = notifications::AccountChange::Email {
+            old_email: user.email.as_deref().unwrap_or_default(),
+        };
+        notifications::notify(conn, &self.config, change, account).await?;
         Ok(Verified::User(user.id))
     }
 
@@ -621,6 +643,15 @@ impl UserState {
             .bind(&new_phone)
             .execute(&mut *conn)
             .await?;
+            let account = notifications::Account {
+                email: user.email.as_deref().unwrap_or_default(),
+                phone: &new_phone,
+                data_json: user.metadata_json(),
+            };
+            let change = notifications::AccountChange::Phone {
+                old_phone: user.phone.as_deref().unwrap_or_default(),
+            };
+            notifications::notify(conn, &self.config, change, account).await?;
         }
         clear_one_time_tokens(conn, user.id).await?;
         Ok(Verified::User(user.id))

@@ -46,12 +46,49 @@ pub const OAUTH_PROVIDERS: &[(&str, &str)] = &[
     ("vercel_marketplace", "VERCEL_MARKETPLACE"),
 ];
 
+/// A URL setting: parsed for its parts, but written out (links, redirects, templates) exactly as the
+/// operator configured it. `url::Url` would add a trailing slash to `http://localhost:3000`, which
+/// GoTrue never does. `as_str()` and `Display` give the configured text; `Deref` gives the parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfiguredUrl {
+    text: String,
+    parsed: Url,
+}
+
+impl ConfiguredUrl {
+    pub fn parse(text: &str) -> Result<Self, url::ParseError> {
+        Ok(Self {
+            text: text.to_string(),
+            parsed: Url::parse(text)?,
+        })
+    }
+
+    /// The URL as configured.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::ops::Deref for ConfiguredUrl {
+    type Target = Url;
+    fn deref(&self) -> &Url {
+        &self.parsed
+    }
+}
+
+impl std::fmt::Display for ConfiguredUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// The whole configuration. Built once at start and shared read-only (`Arc<Config>`).
 #[derive(Debug, Clone)]
 pub struct Config {
     pub api: ApiConfig,
-    /// `GOTRUE_SITE_URL`: where users land after verifying; the default redirect.
-    pub site_url: Url,
+    /// `GOTRUE_SITE_URL`: where users land after verifying; the default redirect. Its text is kept
+    /// exactly as configured (GoTrue never normalises it: no trailing slash added).
+    pub site_url: ConfiguredUrl,
     /// `GOTRUE_URI_ALLOW_LIST`: extra redirect targets (globs).
     pub uri_allow_list: Vec<String>,
     /// `GOTRUE_DISABLE_SIGNUP`
@@ -147,6 +184,13 @@ pub struct ExternalConfig {
     pub flow_state_expiry: Duration,
     /// `GOTRUE_EXTERNAL_<P>_*`, keyed by the lower-case provider name of [`OAUTH_PROVIDERS`].
     pub providers: BTreeMap<&'static str, OAuthProviderConfig>,
+    /// `GOTRUE_EXTERNAL_WEB3_SOLANA_ENABLED`
+    pub web3_solana_enabled: bool,
+    /// `GOTRUE_EXTERNAL_WEB3_ETHEREUM_ENABLED`
+    pub web3_ethereum_enabled: bool,
+    /// `GOTRUE_EXTERNAL_ALLOWED_ID_TOKEN_ISSUERS`: issuers accepted by `grant_type=id_token` without
+    /// a provider (GoTrue's default: Apple's and Google's).
+    pub allowed_id_token_issuers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -181,6 +225,19 @@ pub struct MailerConfig {
     /// `GOTRUE_MAILER_TEMPLATE_RETRY_INTERVAL` (default 10s): after a failed refresh, the old
     /// template is used and the fetch retried no sooner than this.
     pub template_retry_interval: Duration,
+    /// `GOTRUE_MAILER_NOTIFICATIONS_*_ENABLED`: tell the user when their account changed.
+    pub notifications: MailerNotifications,
+}
+
+/// Account-change notification emails (GoTrue v2.196), all off by default.
+#[derive(Debug, Clone, Default)]
+pub struct MailerNotifications {
+    /// `GOTRUE_MAILER_NOTIFICATIONS_PASSWORD_CHANGED_ENABLED`: after `PUT /user` set a password.
+    pub password_changed_enabled: bool,
+    /// `GOTRUE_MAILER_NOTIFICATIONS_EMAIL_CHANGED_ENABLED`: to the old address, once a change is verified.
+    pub email_changed_enabled: bool,
+    /// `GOTRUE_MAILER_NOTIFICATIONS_PHONE_CHANGED_ENABLED`: once a phone change is verified.
+    pub phone_changed_enabled: bool,
 }
 
 /// Body template URLs by kind; `None` means GoTrue's built-in body.
@@ -226,6 +283,9 @@ pub struct PerEmailKind {
     pub magic_link: Option<String>,
     pub email_change: Option<String>,
     pub reauthentication: Option<String>,
+    pub password_changed_notification: Option<String>,
+    pub email_changed_notification: Option<String>,
+    pub phone_changed_notification: Option<String>,
 }
 
 impl PerEmailKind {
@@ -237,6 +297,9 @@ impl PerEmailKind {
             EmailKind::MagicLink => self.magic_link.as_deref(),
             EmailKind::EmailChange => self.email_change.as_deref(),
             EmailKind::Reauthentication => self.reauthentication.as_deref(),
+            EmailKind::PasswordChangedNotification => self.password_changed_notification.as_deref(),
+            EmailKind::EmailChangedNotification => self.email_changed_notification.as_deref(),
+            EmailKind::PhoneChangedNotification => self.phone_changed_notification.as_deref(),
             EmailKind::Confirmation | EmailKind::Unspecified => self.confirmation.as_deref(),
         }
     }
@@ -365,6 +428,8 @@ pub struct SecurityConfig {
     pub update_password_require_current_password: bool,
     /// `GOTRUE_SECURITY_SB_FORWARDED_FOR_ENABLED`
     pub sb_forwarded_for_enabled: bool,
+    /// `GOTRUE_SECURITY_MANUAL_LINKING_ENABLED`: `/user/identities/*`
+    pub manual_linking_enabled: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -579,6 +644,12 @@ impl Config {
             phone_enabled: r.bool(&["GOTRUE_EXTERNAL_PHONE_ENABLED"], false),
             anonymous_users_enabled: r.bool(&["GOTRUE_EXTERNAL_ANONYMOUS_USERS_ENABLED"], false),
             magic_link_enabled: r.bool(&["GOTRUE_EXTERNAL_EMAIL_MAGIC_LINK_ENABLED"], true),
+            web3_solana_enabled: r.bool(&["GOTRUE_EXTERNAL_WEB3_SOLANA_ENABLED"], false),
+            web3_ethereum_enabled: r.bool(&["GOTRUE_EXTERNAL_WEB3_ETHEREUM_ENABLED"], false),
+            allowed_id_token_issuers: r.list(
+                &["GOTRUE_EXTERNAL_ALLOWED_ID_TOKEN_ISSUERS"],
+                &["https://appleid.apple.com", "https://accounts.google.com"],
+            ),
             flow_state_expiry: r
                 .duration(&["GOTRUE_EXTERNAL_FLOW_STATE_EXPIRY_DURATION"], FIVE_MINUTES)
                 .max(FIVE_MINUTES),
@@ -602,7 +673,7 @@ impl Config {
             );
         }
 
-        let site_url = r.required_url(&["GOTRUE_SITE_URL"]);
+        let site_url = r.required_configured_url(&["GOTRUE_SITE_URL"]);
         let nats_prefix = r.string(&["AUTH_NATS_PREFIX"], "auth");
         if !is_identifier(&nats_prefix.replace('-', "_")) {
             r.problem("AUTH_NATS_PREFIX", "must contain only letters, digits, `_` and `-`");
@@ -635,6 +706,11 @@ impl Config {
                     confirmation: r.string(&["GOTRUE_MAILER_URLPATHS_CONFIRMATION"], "/verify"),
                     recovery: r.string(&["GOTRUE_MAILER_URLPATHS_RECOVERY"], "/verify"),
                     email_change: r.string(&["GOTRUE_MAILER_URLPATHS_EMAIL_CHANGE"], "/verify"),
+                },
+                notifications: MailerNotifications {
+                    password_changed_enabled: r.bool(&["GOTRUE_MAILER_NOTIFICATIONS_PASSWORD_CHANGED_ENABLED"], false),
+                    email_changed_enabled: r.bool(&["GOTRUE_MAILER_NOTIFICATIONS_EMAIL_CHANGED_ENABLED"], false),
+                    phone_changed_enabled: r.bool(&["GOTRUE_MAILER_NOTIFICATIONS_PHONE_CHANGED_ENABLED"], false),
                 },
             },
             smtp: SmtpConfig {
@@ -700,6 +776,7 @@ impl Config {
                 update_password_require_current_password: r
                     .bool(&["GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_CURRENT_PASSWORD"], false),
                 sb_forwarded_for_enabled: r.bool(&["GOTRUE_SECURITY_SB_FORWARDED_FOR_ENABLED"], false),
+                manual_linking_enabled: r.bool(&["GOTRUE_SECURITY_MANUAL_LINKING_ENABLED"], false),
             },
             sessions: SessionsConfig {
                 timebox: r
@@ -815,11 +892,8 @@ impl EnvVars {
             None => Path::new(".env").exists().then(|| ".env".into()),
         };
         if let Some(path) = file {
-            let entries = dotenvy::from_path_iter(&path).map_err(|e| format!("env file {}: {e}", path.display()))?;
-            for entry in entries {
-                let (key, value) = entry.map_err(|e| format!("env file {}: {e}", path.display()))?;
-                vars.insert(key, value);
-            }
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("env file {}: {e}", path.display()))?;
+            vars = crate::env_file::parse(&text).map_err(|e| format!("env file {}: {e}", path.display()))?;
         }
         // The environment wins over the file, as in GoTrue.
         vars.extend(std::env::vars());
@@ -882,6 +956,20 @@ impl Reader<'_> {
         }
     }
 
+    fn required_configured_url(&mut self, names: &[&str]) -> ConfiguredUrl {
+        let fallback = || ConfiguredUrl::parse("http://invalid.localhost").expect("static URL");
+        match self.lookup(names) {
+            None => {
+                self.problem(&names.join(" or "), "is required");
+                fallback()
+            }
+            Some((name, value)) => ConfiguredUrl::parse(&value).unwrap_or_else(|e| {
+                self.problem(&name, &format!("is not a valid URL ({e})"));
+                fallback()
+            }),
+        }
+    }
+
     fn parse<T: std::str::FromStr>(&mut self, names: &[&str], default: T) -> T {
         match self.lookup(names) {
             None => default,
@@ -933,6 +1021,9 @@ impl Reader<'_> {
             magic_link: get("MAGIC_LINK"),
             email_change: get("EMAIL_CHANGE"),
             reauthentication: get("REAUTHENTICATION"),
+            password_changed_notification: get("PASSWORD_CHANGED_NOTIFICATION"),
+            email_changed_notification: get("EMAIL_CHANGED_NOTIFICATION"),
+            phone_changed_notification: get("PHONE_CHANGED_NOTIFICATION"),
         }
     }
 

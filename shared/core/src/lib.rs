@@ -5,6 +5,7 @@ pub mod audit;
 pub mod client_ip;
 pub mod config;
 pub mod db;
+pub mod env_file;
 pub mod error;
 pub mod grpc;
 pub mod jwt;

@@ -36,11 +36,17 @@ pub struct Principal {
     /// The named session's validity (timebox, inactivity, `not_after`, low AAL); `Valid` when the
     /// token names no session.
     pub session_validity: Validity,
+    /// A sessionless admin token whose `sub` is not a UUID: fine for admin routes, which do not
+    /// read `sub`, refused (400) by routes that act as the user.
+    pub malformed_sub: bool,
 }
 
 impl Principal {
     /// The signed-in user, or 403 for tokens that carry none.
     pub fn require_user(&self) -> Result<&UserRecord, ServiceError> {
+        if self.malformed_sub {
+            return Err(malformed_sub_error());
+        }
         self.user
             .as_ref()
             .ok_or_else(|| ServiceError::forbidden(ErrorCode::BadJwt, "invalid claim: missing sub claim"))
@@ -86,6 +92,12 @@ pub struct VerifiedToken {
     pub user_id: Option<Uuid>,
     /// The `session_id` claim, when present and not nil.
     pub session_id: Option<Uuid>,
+    /// See [`Principal::malformed_sub`].
+    pub malformed_sub: bool,
+}
+
+fn malformed_sub_error() -> ServiceError {
+    ServiceError::bad_request(ErrorCode::BadJwt, "invalid claim: sub claim must be a UUID")
 }
 
 /// Verifies the bearer token and loads its user and session, with GoTrue's statuses and messages.
@@ -126,6 +138,9 @@ pub fn verify_bearer(metadata: &MetadataMap, keys: &JwtKeys, config: &Config) ->
             (!id.is_nil()).then_some(id)
         }
     };
+    // GoTrue's requireAdminCredentials reads `sub` only when the token names a session; the
+    // official suites mint sessionless admin tokens such as {sub: "1234567890", role: "supabase_admin"}.
+    let mut malformed_sub = false;
     let user_id = match claims.sub() {
         None if is_admin => None,
         None => {
@@ -134,16 +149,21 @@ pub fn verify_bearer(metadata: &MetadataMap, keys: &JwtKeys, config: &Config) ->
                 "invalid claim: missing sub claim",
             ));
         }
-        Some(sub) => Some(
-            Uuid::parse_str(sub)
-                .map_err(|_| ServiceError::bad_request(ErrorCode::BadJwt, "invalid claim: sub claim must be a UUID"))?,
-        ),
+        Some(sub) => match Uuid::parse_str(sub) {
+            Ok(id) => Some(id),
+            Err(_) if is_admin && session_id.is_none() => {
+                malformed_sub = true;
+                None
+            }
+            Err(_) => return Err(malformed_sub_error()),
+        },
     };
     Ok(VerifiedToken {
         claims,
         is_admin,
         user_id,
         session_id,
+        malformed_sub,
     })
 }
 
@@ -161,6 +181,7 @@ pub async fn assemble(
         is_admin,
         user_id,
         session_id,
+        malformed_sub,
     } = token;
     let (user, session) = match (user_id, loaded) {
         (None, _) => (None, None),
@@ -210,6 +231,7 @@ pub async fn assemble(
         session,
         is_admin,
         session_validity,
+        malformed_sub,
     })
 }
 

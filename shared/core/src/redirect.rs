@@ -13,10 +13,11 @@ use regex::Regex;
 use url::Url;
 
 use crate::Config;
+use crate::config::ConfiguredUrl;
 
 #[derive(Debug, Clone)]
 pub struct RedirectPolicy {
-    site_url: Url,
+    site_url: ConfiguredUrl,
     allow_list: Vec<Regex>,
 }
 
@@ -25,7 +26,7 @@ impl RedirectPolicy {
         Self::from_parts(config.site_url.clone(), &config.uri_allow_list)
     }
 
-    pub fn from_parts(site_url: Url, allow_list: &[String]) -> Self {
+    pub fn from_parts(site_url: ConfiguredUrl, allow_list: &[String]) -> Self {
         let allow_list = allow_list
             .iter()
             .filter_map(|glob| match Regex::new(&glob_to_regex(glob)) {
@@ -45,7 +46,7 @@ impl RedirectPolicy {
 
     /// GoTrue's `IsRedirectURLValid`.
     pub fn is_allowed(&self, candidate: &str) -> bool {
-        if candidate.is_empty() {
+        if candidate.is_empty() || !is_plain_url_text(candidate) {
             return false;
         }
         // The url crate maps look-alike Unicode (full-width dots, letters) to ASCII; Go keeps the
@@ -57,6 +58,11 @@ impl RedirectPolicy {
         let Ok(target) = Url::parse(candidate) else {
             return false;
         };
+        // Credentials in a redirect target only serve to disguise where it goes
+        // (`http://site\@evil.com`, `http://site@evil.com`); Go's parser refuses the former outright.
+        if !target.username().is_empty() || target.password().is_some() || raw_authority(candidate).contains('@') {
+            return false;
+        }
         let host = host_name(&target);
         if host == host_name(&self.site_url)
             && target.scheme() == self.site_url.scheme()
@@ -90,6 +96,15 @@ impl RedirectPolicy {
             .unwrap_or(self.site_url.as_str())
             .to_string()
     }
+}
+
+/// Text that can go out in a `Location` header and an email as it is: no control characters (CR/LF
+/// would split the header), no spaces, no backslashes (browsers read `\` as `/`, the url crate
+/// too, Go does not: the two would disagree on the host).
+fn is_plain_url_text(candidate: &str) -> bool {
+    !candidate
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
 }
 
 /// The host as Go's `url.Hostname()` gives it: IPv6 without brackets.
@@ -199,7 +214,7 @@ mod tests {
 
     fn policy(allow: &[&str]) -> RedirectPolicy {
         let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
-        RedirectPolicy::from_parts(Url::parse("https://example.netlify.com").unwrap(), &allow)
+        RedirectPolicy::from_parts(ConfiguredUrl::parse("https://example.netlify.com").unwrap(), &allow)
     }
 
     /// GoTrue's `TestIsValidRedirectURL` table (§10 item 11).
@@ -243,13 +258,34 @@ mod tests {
         assert!(!p.is_allowed("http://10.0.0.1/"));
         assert!(!p.is_allowed(""));
 
-        let local = RedirectPolicy::from_parts(Url::parse("http://localhost:3000").unwrap(), &[]);
+        let local = RedirectPolicy::from_parts(ConfiguredUrl::parse("http://localhost:3000").unwrap(), &[]);
         assert!(local.is_allowed("http://localhost:5173/cb"));
         assert_eq!(
             local.resolve(["https://evil.com", "http://localhost:1/x"]),
             "http://localhost:1/x"
         );
-        assert_eq!(local.resolve(["https://evil.com"]), "http://localhost:3000/");
+        assert_eq!(local.resolve(["https://evil.com"]), "http://localhost:3000");
+    }
+
+    /// Issue 13: whatever the allow list says, a target that is not plain URL text is refused, and
+    /// the site URL is written as configured (no trailing slash added).
+    #[test]
+    fn targets_that_could_disguise_or_split_are_refused() {
+        let p = policy(&["http://localhost:3000/**", "https://**"]);
+        for hostile in [
+            "http://localhost:3000/a\r\nSet-Cookie: x=1",
+            "http://localhost:3000/\u{0}",
+            "http://localhost:3000\\@evil.com",
+            "http://localhost:3000@evil.com/",
+            "https://user:pass@example.netlify.com/",
+            "https://example.netlify.com/a b",
+            "https://example.netlify.com/\tx",
+        ] {
+            assert!(!p.is_allowed(hostile), "{hostile:?}");
+        }
+        assert!(p.is_allowed("http://localhost:3000/a?b=c#d"));
+        let local = RedirectPolicy::from_parts(ConfiguredUrl::parse("http://localhost:3000").unwrap(), &[]);
+        assert_eq!(local.site_url(), "http://localhost:3000");
     }
 
     #[test]

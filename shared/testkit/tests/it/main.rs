@@ -6,6 +6,7 @@ mod admin;
 mod admin_factors;
 mod admin_links;
 mod clients;
+mod compat;
 mod deploy_files;
 mod general;
 mod outbox;

@@ -1,7 +1,9 @@
 //! Helpers shared by the end-to-end tests: sign-ups, sign-ins and direct database fixtures.
 
+use auth_proto::notification::v1::{EmailRequested, SmsRequested};
 use auth_testkit::Suite;
 use auth_testkit::jwt::service_role_token;
+use prost::Message as _;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -154,4 +156,43 @@ pub async fn admin_ok(suite: &Suite, method: Method, path: &str, body: Option<Va
     let body: Value = response.json().await?;
     anyhow::ensure!(status == 200, "{status}: {body}");
     Ok(body)
+}
+
+/// Every email request queued for `to`, oldest first.
+pub async fn email_requests(suite: &Suite, to: &str) -> anyhow::Result<Vec<EmailRequested>> {
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM outbox_messages WHERE subject LIKE '%.email_requested' ORDER BY created_at, id",
+    )
+    .fetch_all(&suite.db)
+    .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|bytes| EmailRequested::decode(bytes.as_slice()).ok())
+        .filter(|request| request.to == to)
+        .collect())
+}
+
+pub async fn last_email_request(suite: &Suite, to: &str) -> anyhow::Result<EmailRequested> {
+    email_requests(suite, to)
+        .await?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no email queued for {to}"))
+}
+
+/// `POST /verify` with a JSON body.
+pub async fn post_verify(suite: &Suite, body: Value) -> anyhow::Result<Response> {
+    Ok(suite.post_json("/verify", &body).await?)
+}
+
+/// The newest SMS request queued for `phone`.
+pub async fn last_sms_request(suite: &Suite, phone: &str) -> anyhow::Result<SmsRequested> {
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM outbox_messages WHERE subject LIKE '%.sms_requested' ORDER BY created_at DESC, id",
+    )
+    .fetch_all(&suite.db)
+    .await?;
+    rows.iter()
+        .filter_map(|bytes| SmsRequested::decode(bytes.as_slice()).ok())
+        .find(|request| request.phone == phone)
+        .ok_or_else(|| anyhow::anyhow!("no SMS queued for {phone}"))
 }

@@ -1,0 +1,106 @@
+//! Account-change notification emails (GoTrue v2.196, `GOTRUE_MAILER_NOTIFICATIONS_*_ENABLED`): the
+//! user is told that their password, email address or phone number changed.
+//!
+//! As in GoTrue, a notification never fails the change it reports: when the project's email budget
+//! (`GOTRUE_RATE_LIMIT_EMAIL_SENT`) is spent it is skipped with a warning. Unlike GoTrue, it is
+//! written to the outbox in the change's own transaction, so it is sent exactly when the change
+//! commits, and never lost by a crash between the two.
+
+use auth_core::ServiceError;
+use auth_core::config::{Config, MailerNotifications};
+use auth_proto::notification::v1::EmailKind;
+use sqlx::PgConnection;
+
+use crate::outbox::{self, EmailContent};
+use crate::send_budget::{self, Budget};
+
+/// What changed, and what the email says about it.
+#[derive(Debug)]
+pub enum AccountChange<'a> {
+    Password,
+    /// Sent to the old address.
+    Email {
+        old_email: &'a str,
+    },
+    Phone {
+        old_phone: &'a str,
+    },
+}
+
+impl AccountChange<'_> {
+    fn kind(&self) -> EmailKind {
+        match self {
+            Self::Password => EmailKind::PasswordChangedNotification,
+            Self::Email { .. } => EmailKind::EmailChangedNotification,
+            Self::Phone { .. } => EmailKind::PhoneChangedNotification,
+        }
+    }
+
+    fn enabled(&self, switches: &MailerNotifications) -> bool {
+        match self {
+            Self::Password => switches.password_changed_enabled,
+            Self::Email { .. } => switches.email_changed_enabled,
+            Self::Phone { .. } => switches.phone_changed_enabled,
+        }
+    }
+}
+
+/// The account as it is after the change.
+#[derive(Debug)]
+pub struct Account<'a> {
+    pub email: &'a str,
+    pub phone: &'a str,
+    /// `raw_user_meta_data` as JSON text, for `{{ .Data.key }}`.
+    pub data_json: String,
+}
+
+/// Queues the notification of `change` when it is switched on; returns whether it was queued.
+pub async fn notify(
+    conn: &mut PgConnection,
+    config: &Config,
+    change: AccountChange<'_>,
+    account: Account<'_>,
+) -> Result<bool, ServiceError> {
+    if !change.enabled(&config.mailer.notifications) {
+        return Ok(false);
+    }
+    let to = match &change {
+        AccountChange::Email { old_email } => *old_email,
+        AccountChange::Password | AccountChange::Phone { .. } => account.email,
+    };
+    // GoTrue's checks: both addresses (or numbers) known and different, someone to write to.
+    let changed = match &change {
+        AccountChange::Password => true,
+        AccountChange::Email { old_email } => !account.email.is_empty() && *old_email != account.email,
+        AccountChange::Phone { old_phone } => {
+            !old_phone.is_empty() && !account.phone.is_empty() && *old_phone != account.phone
+        }
+    };
+    if to.is_empty() || !changed {
+        return Ok(false);
+    }
+    if !config.mailer.autoconfirm
+        && let Err(refused) = send_budget::spend(conn, Budget::Email, config.rate_limit.email_sent).await
+    {
+        if refused.http_status == 429 {
+            tracing::warn!(kind = ?change.kind(), "account change notification skipped: email rate limit exceeded");
+            return Ok(false);
+        }
+        return Err(refused);
+    }
+    let (old_email, old_phone) = match &change {
+        AccountChange::Email { old_email } => (old_email.to_string(), String::new()),
+        AccountChange::Phone { old_phone } => (String::new(), old_phone.to_string()),
+        AccountChange::Password => (String::new(), String::new()),
+    };
+    let content = EmailContent {
+        data_json: account.data_json,
+        account_email: account.email.to_string(),
+        old_email,
+        old_phone,
+        phone: account.phone.to_string(),
+        ..Default::default()
+    };
+    outbox::enqueue_email(conn, config, change.kind(), to, content).await?;
+    Ok(true)
+}
