@@ -55,8 +55,33 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             )));
         }
     };
+    if fields.iter().any(|(key, value)| has_nul(key) || holds_nul(value)) {
+        return Err(nul_character());
+    }
     let present: Map<String, Value> = fields.into_iter().filter(|(_, value)| !value.is_null()).collect();
     serde_json::from_value(Value::Object(present)).map_err(ApiError::bad_json)
+}
+
+/// Postgres cannot store the NUL character in text or JSON, so no request may carry one.
+fn has_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => has_nul(text),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields.iter().any(|(key, value)| has_nul(key) || holds_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+pub fn nul_character() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        auth_core::ErrorCode::ValidationFailed,
+        auth_core::error::NUL_CHARACTER_MESSAGE,
+    )
 }
 
 /// The kind Go's decoder names in its "cannot unmarshal" error.
@@ -90,10 +115,8 @@ where
 /// Decodes a query string into a struct whose fields are optional strings, first value winning.
 pub fn decode_query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
     let mut fields = Map::new();
-    for (name, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        fields
-            .entry(name.into_owned())
-            .or_insert_with(|| Value::String(value.into_owned()));
+    for (name, value) in query_pairs(raw)? {
+        fields.entry(name).or_insert_with(|| Value::String(value));
     }
     serde_json::from_value(Value::Object(fields)).map_err(|e| {
         ApiError::new(
@@ -102,4 +125,18 @@ pub fn decode_query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiErro
             format!("Invalid query parameters: {e}"),
         )
     })
+}
+
+/// The query string as ordered, decoded pairs (GoTrue reads the first value of each name); a
+/// parameter holding the NUL character is refused.
+pub fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .map(|(name, value)| {
+            if has_nul(&name) || has_nul(&value) {
+                Err(nul_character())
+            } else {
+                Ok((name.into_owned(), value.into_owned()))
+            }
+        })
+        .collect()
 }

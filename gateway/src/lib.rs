@@ -11,12 +11,12 @@ mod middleware;
 mod rate_limit;
 mod render;
 mod routes;
+mod server;
 #[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use auth_core::Config;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -65,17 +65,11 @@ pub async fn serve(config: Arc<Config>, listener: TcpListener, shutdown: Cancell
     }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "gateway listening");
-    // Responses go out as soon as they are written (no Nagle delay behind a client's delayed ACK).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
-        let _ = stream.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
-    .context("gateway server failed")?;
+    let limits = server::HttpLimits {
+        max_connections: config.api.max_connections,
+        header_read_timeout: config.api.header_read_timeout,
+    };
+    server::serve(listener, app(state), limits, shutdown).await;
     tracing::info!("gateway stopped");
     Ok(())
 }

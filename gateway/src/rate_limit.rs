@@ -17,6 +17,7 @@ use auth_core::config::IpRateLimit;
 use bytes::Bytes;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 
@@ -69,7 +70,7 @@ impl Limiter {
 impl RateLimiter {
     /// Opens (or creates) the suite's rate-limit bucket.
     pub async fn connect(config: &auth_core::Config) -> anyhow::Result<Self> {
-        let client = auth_core::nats::connect(&config.suite.nats_url).await?;
+        let client = auth_core::nats::connect_with(&config.suite).await?;
         let jetstream = async_nats::jetstream::new(client);
         let bucket = auth_core::nats::rate_limit_bucket_name(&config.suite.nats_prefix);
         // The bucket's stream is created directly: async-nats' create_key_value first asks for account
@@ -124,8 +125,16 @@ impl RateLimiter {
         let Some(client) = self.client_key(headers) else {
             return Ok(());
         };
-        // KV keys allow a restricted alphabet; hex keeps any header value safe.
-        let key = format!("{}.{}", limiter.name(), hex(client.as_bytes()));
+        if client.len() > MAX_CLIENT_KEY_BYTES {
+            return Err(ApiError::new(
+                http::StatusCode::BAD_REQUEST,
+                auth_core::ErrorCode::ValidationFailed,
+                "The client address header is too long",
+            ));
+        }
+        // KV keys allow a restricted alphabet and a bounded length: the SHA-256 of the address, in
+        // hex, is always a valid 64-character key, whatever the header held.
+        let key = format!("{}.{}", limiter.name(), hex(&Sha256::digest(client.as_bytes())));
         match self.take(&key, limit).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(ApiError::new(
@@ -177,6 +186,9 @@ impl RateLimiter {
         anyhow::bail!("rate limit bucket {key} kept changing under contention")
     }
 }
+
+/// Longer than any address a proxy writes (an IPv6 address with a zone is under 64 bytes).
+const MAX_CLIENT_KEY_BYTES: usize = 256;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::{RedirectQuery, go_encode, json_text, redirect_target, request_context, with_authorization};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{AppJson, AppQuery};
+use crate::extract::{AppJson, AppQuery, query_pairs};
 use crate::middleware::RequestId;
 use crate::render;
 
@@ -33,13 +33,6 @@ pub fn router() -> Router<AppState> {
 
 pub(super) fn validation_failed(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, auth_core::ErrorCode::ValidationFailed, message)
-}
-
-/// The query string as ordered pairs (GoTrue reads the first value of each name).
-pub(super) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
 }
 
 pub(super) fn first<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
@@ -97,7 +90,7 @@ async fn list_users(
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let pairs = query_pairs(raw.as_deref());
+    let pairs = query_pairs(raw.as_deref())?;
     let ascending = parse_sort(first(&pairs, "sort"))?;
     // Keyset mode: GoTrue's experimental flag, or (the suite's addition) a `cursor`/`limit` asked
     // for explicitly; `page`/`per_page` always mean offset mode, as in GoTrue.

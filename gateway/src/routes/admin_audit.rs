@@ -8,10 +8,11 @@ use axum::routing::get;
 use http::HeaderMap;
 use serde_json::Value;
 
-use super::admin::{first, page_headers, parse_count, query_pairs};
+use super::admin::{first, page_headers, parse_count};
 use super::{request_context, with_authorization};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::query_pairs;
 use crate::middleware::RequestId;
 use crate::render;
 
@@ -25,7 +26,7 @@ async fn list_audit_log(
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let pairs = query_pairs(raw.as_deref());
+    let pairs = query_pairs(raw.as_deref())?;
     let request = ListAuditLogRequest {
         page: parse_count(&pairs, "page")?,
         per_page: parse_count(&pairs, "per_page")?,

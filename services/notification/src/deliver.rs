@@ -43,6 +43,9 @@ enum Claim {
     Done,
     /// Another replica is sending it now: try again later.
     Busy,
+    /// No outbox row holds this message: it did not come from the suite (anyone who can publish on
+    /// the subject could otherwise make the notifier send mail of their choosing). Dropped.
+    Forged,
 }
 
 pub struct Deliverer {
@@ -180,12 +183,29 @@ impl Deliverer {
             let _ = message.ack_with(AckKind::Term).await;
             return;
         };
-        let outcome = match self.claim(id, request.channel(), request.recipient()).await {
+        let claimed = self
+            .claim(
+                id,
+                &message.subject,
+                message.payload.as_ref(),
+                request.channel(),
+                request.recipient(),
+            )
+            .await;
+        let outcome = match claimed {
             Err(error) => {
                 tracing::warn!(%error, %id, "delivery log unavailable; retrying later");
                 AckKind::Nak(Some(Duration::from_secs(1)))
             }
             Ok(Claim::Done) => AckKind::Ack,
+            Ok(Claim::Forged) => {
+                tracing::error!(
+                    %id,
+                    subject = %message.subject,
+                    "notification message matches no outbox row: not sent (forged or altered on NATS)"
+                );
+                AckKind::Term
+            }
             Ok(Claim::Busy) => AckKind::Nak(Some(self.config.suite.notify_ack_wait)),
             Ok(Claim::Attempt(attempt)) => self.attempt(id, &request, attempt).await,
         };
@@ -265,10 +285,20 @@ impl Deliverer {
 
     /// Records the attempt before sending: a new message, a failed one's retry, or a stale `sending`
     /// row become attempts; anything else is not ours to send now.
-    async fn claim(&self, id: Uuid, channel: &str, recipient: &str) -> sqlx::Result<Claim> {
+    /// Records the attempt, unless the message is not exactly what the suite wrote to its outbox
+    /// (same id, subject and payload bytes): only the suite's own requests are ever sent.
+    async fn claim(
+        &self,
+        id: Uuid,
+        subject: &str,
+        payload: &[u8],
+        channel: &str,
+        recipient: &str,
+    ) -> sqlx::Result<Claim> {
         let attempt: Option<i32> = sqlx::query_scalar(
             "INSERT INTO notification_deliveries (message_id, channel, recipient, status, attempts) \
-             VALUES ($1, $4, $2, 'sending', 1) \
+             SELECT $1, $4, $2, 'sending', 1 FROM outbox_messages o \
+             WHERE o.id = $1 AND o.subject = $5 AND o.payload = $6 \
              ON CONFLICT (message_id) DO UPDATE \
                SET status = 'sending', attempts = notification_deliveries.attempts + 1, updated_at = now() \
                WHERE notification_deliveries.status = 'failed' \
@@ -280,6 +310,8 @@ impl Deliverer {
         .bind(recipient)
         .bind(self.config.suite.notify_ack_wait.as_secs_f64())
         .bind(channel)
+        .bind(subject)
+        .bind(payload)
         .fetch_optional(&self.db)
         .await?;
         if let Some(attempt) = attempt {
@@ -292,7 +324,8 @@ impl Deliverer {
                 .await?;
         Ok(match status.as_deref() {
             Some("sending") => Claim::Busy,
-            _ => Claim::Done,
+            Some(_) => Claim::Done,
+            None => Claim::Forged,
         })
     }
 }

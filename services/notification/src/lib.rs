@@ -19,7 +19,7 @@ use tonic::service::Routes;
 /// Serves the notification service until `ctx.shutdown` fires.
 pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     let suite = &ctx.config.suite;
-    let client = nats::connect(&suite.nats_url).await?;
+    let client = nats::connect_with(suite).await?;
     let jetstream = async_nats::jetstream::new(client);
     let shutdown = &ctx.shutdown;
     let stream = nats::set_up("notification stream", shutdown, || {

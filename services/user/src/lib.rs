@@ -29,7 +29,7 @@ use tonic::service::Routes;
 /// Serves the user service until `ctx.shutdown` fires, relaying its outbox to JetStream meanwhile.
 pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     let suite = &ctx.config.suite;
-    let jetstream = async_nats::jetstream::new(nats::connect(&suite.nats_url).await?);
+    let jetstream = async_nats::jetstream::new(nats::connect_with(suite).await?);
     // The stream must exist before the first publish, whichever process starts first.
     nats::set_up("notification stream", &ctx.shutdown, || {
         nats::ensure_notification_stream(&jetstream, &suite.nats_prefix)

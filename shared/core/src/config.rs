@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -82,6 +82,24 @@ impl std::fmt::Display for ConfiguredUrl {
     }
 }
 
+/// Credentials and TLS for the NATS connection. NATS carries the email requests and the rate-limit
+/// buckets, so production servers should ask for credentials (docker-compose and the Kubernetes
+/// manifests do).
+#[derive(Debug, Clone, Default)]
+pub struct NatsAuth {
+    /// `NATS_CREDS`: a `.creds` file (JWT + NKey seed), as `nsc` writes them.
+    pub creds_file: Option<PathBuf>,
+    /// `NATS_USER` / `NATS_PASSWORD`
+    pub user: Option<String>,
+    pub password: Option<SecretString>,
+    /// `NATS_TOKEN`
+    pub token: Option<SecretString>,
+    /// `NATS_TLS_CA`: the CA that signed the server's certificate (PEM).
+    pub tls_ca: Option<PathBuf>,
+    /// `NATS_TLS_REQUIRED` (default false): refuse a server that does not speak TLS.
+    pub tls_required: bool,
+}
+
 /// The whole configuration. Built once at start and shared read-only (`Arc<Config>`).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -128,6 +146,14 @@ pub struct ApiConfig {
     pub request_id_header: Option<String>,
     /// `GOTRUE_API_MAX_REQUEST_DURATION` (default 10s): past it the gateway answers 504 `request_timeout`.
     pub max_request_duration: Duration,
+    /// `AUTH_HTTP_MAX_CONNECTIONS` (default 4096): open client connections per gateway replica; past
+    /// it new connections get a 503 and are closed, so a flood of idle sockets cannot exhaust the
+    /// process's file descriptors.
+    pub max_connections: usize,
+    /// `AUTH_HTTP_HEADER_READ_TIMEOUT` (default 2s, GoTrue's ReadHeaderTimeout): a connection that has
+    /// not sent a request's headers this long after connecting, or after its previous response, is
+    /// closed.
+    pub header_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -526,8 +552,11 @@ pub struct SuiteConfig {
     pub grpc_connect_timeout: Duration,
     /// `AUTH_GRPC_TIMEOUT` (default 10s): upper bound on any one RPC.
     pub grpc_timeout: Duration,
-    /// `NATS_URL` (default `nats://127.0.0.1:4222`)
+    /// `NATS_URL` (default `nats://127.0.0.1:4222`; `nats://user:password@host` works too)
     pub nats_url: String,
+    /// How the suite proves itself to NATS (`NATS_CREDS`, `NATS_USER`/`NATS_PASSWORD`, `NATS_TOKEN`,
+    /// `NATS_TLS_CA`, `NATS_TLS_REQUIRED`).
+    pub nats_auth: NatsAuth,
     /// `AUTH_NATS_PREFIX` (default `auth`): prefix of every subject and stream, so that several suites
     /// (or tests) share one NATS server without seeing each other.
     pub nats_prefix: String,
@@ -601,6 +630,8 @@ impl Config {
             external_url: r.required_url(&["GOTRUE_API_EXTERNAL_URL", "API_EXTERNAL_URL"]),
             request_id_header: r.optional(&["GOTRUE_API_REQUEST_ID_HEADER", "REQUEST_ID_HEADER"]),
             max_request_duration: r.duration(&["GOTRUE_API_MAX_REQUEST_DURATION"], Duration::from_secs(10)),
+            max_connections: r.parse(&["AUTH_HTTP_MAX_CONNECTIONS"], 4096usize).max(1),
+            header_read_timeout: r.duration(&["AUTH_HTTP_HEADER_READ_TIMEOUT"], Duration::from_secs(2)),
         };
 
         let db = DbConfig {
@@ -826,6 +857,14 @@ impl Config {
                 grpc_connect_timeout: r.duration(&["AUTH_GRPC_CONNECT_TIMEOUT"], Duration::from_secs(1)),
                 grpc_timeout: r.duration(&["AUTH_GRPC_TIMEOUT"], Duration::from_secs(10)),
                 nats_url: r.string(&["NATS_URL"], "nats://127.0.0.1:4222"),
+                nats_auth: NatsAuth {
+                    creds_file: r.optional(&["NATS_CREDS"]).map(PathBuf::from),
+                    user: r.optional(&["NATS_USER"]),
+                    password: r.optional(&["NATS_PASSWORD"]).map(SecretString::from),
+                    token: r.optional(&["NATS_TOKEN"]).map(SecretString::from),
+                    tls_ca: r.optional(&["NATS_TLS_CA"]).map(PathBuf::from),
+                    tls_required: r.bool(&["NATS_TLS_REQUIRED"], false),
+                },
                 nats_prefix,
                 notify_max_attempts: r.bounded(&["AUTH_NOTIFY_MAX_ATTEMPTS"], 8u32, 1..=100),
                 notify_ack_wait: r

@@ -283,9 +283,20 @@ impl From<ServiceError> for Status {
 
 impl From<sqlx::Error> for ServiceError {
     fn from(err: sqlx::Error) -> Self {
+        // Text Postgres cannot store (a NUL character, `\u0000` in JSON) is the caller's mistake,
+        // whichever field carried it: 400, not 500. The gateway refuses it before it gets here;
+        // this covers internal gRPC callers and any field it does not see.
+        if let sqlx::Error::Database(db) = &err
+            && matches!(db.code().as_deref(), Some("22021" | "22P05"))
+        {
+            return Self::bad_request(ErrorCode::ValidationFailed, NUL_CHARACTER_MESSAGE);
+        }
         Self::internal(err)
     }
 }
+
+/// The answer for text holding the NUL character, which Postgres cannot store.
+pub const NUL_CHARACTER_MESSAGE: &str = "Text must not contain the NUL character (\\u0000)";
 
 /// An error as the gateway (or any internal client) reads it back from a `Status`.
 #[derive(Debug, Clone, PartialEq, Eq)]

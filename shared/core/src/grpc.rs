@@ -45,6 +45,9 @@ pub async fn serve(
     };
     Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // The gateway forwards the client's `Authorization` header as metadata: access tokens with
+        // large metadata must fit (hyper's default list is 16 KiB; GoTrue accepts 1 MiB of headers).
+        .http2_max_header_list_size(Some(MAX_METADATA_BYTES))
         // Every call runs in a span that continues the caller's trace; failures are the caller's to
         // report (a gRPC error status is often an expected answer, e.g. wrong password).
         .layer(TraceLayer::new_for_grpc().make_span_with(call_span).on_failure(()))
@@ -67,6 +70,9 @@ async fn report(
     reporter.set_service_status(service_name, status).await;
     reporter.set_service_status("", status).await;
 }
+
+/// Request metadata a service accepts: Go's 1 MiB header limit plus room for the other metadata.
+pub const MAX_METADATA_BYTES: u32 = (1 << 20) + 64 * 1024;
 
 /// A channel to a service. It connects lazily and reconnects by itself, so a process can start before
 /// its dependencies and survives their restarts. One channel multiplexes every call over HTTP/2;

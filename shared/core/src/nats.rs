@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream::{self, stream};
+use secrecy::ExposeSecret;
 
 /// Subject of a notification event: `<prefix>.notification.v1.<event>`.
 pub fn notification_subject(prefix: &str, event: &str) -> String {
@@ -24,8 +25,36 @@ pub fn rate_limit_bucket_name(prefix: &str) -> String {
     format!("{}_RATE_LIMITS", prefix.to_uppercase().replace('-', "_"))
 }
 
+/// Connects with the suite's NATS settings (`NATS_URL` and its credentials).
+pub async fn connect_with(suite: &crate::config::SuiteConfig) -> anyhow::Result<async_nats::Client> {
+    let auth = &suite.nats_auth;
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some(path) = &auth.creds_file {
+        options = options
+            .credentials_file(path)
+            .await
+            .with_context(|| format!("cannot read NATS_CREDS {}", path.display()))?;
+    }
+    if let (Some(user), Some(password)) = (&auth.user, &auth.password) {
+        options = options.user_and_password(user.clone(), password.expose_secret().to_string());
+    }
+    if let Some(token) = &auth.token {
+        options = options.token(token.expose_secret().to_string());
+    }
+    if let Some(ca) = &auth.tls_ca {
+        options = options.add_root_certificates(ca.clone());
+    }
+    options = options.require_tls(auth.tls_required);
+    open(options, &suite.nats_url).await
+}
+
+/// Connects without credentials (tests, tools); `nats://user:password@host` URLs still work.
 pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
+    open(async_nats::ConnectOptions::new(), url).await
+}
+
+async fn open(options: async_nats::ConnectOptions, url: &str) -> anyhow::Result<async_nats::Client> {
+    options
         .name("auth-suite")
         .connection_timeout(Duration::from_secs(5))
         .connect(url)

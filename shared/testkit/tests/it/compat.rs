@@ -592,3 +592,140 @@ async fn account_changes_are_notified_when_switched_on() -> anyhow::Result<()> {
     suite.shutdown().await;
     Ok(())
 }
+
+/// Issue 13 security item 8: the NUL character, which Postgres cannot store, is refused with a 400
+/// wherever it arrives: any body field (nested too), a query parameter.
+#[tokio::test]
+async fn nul_characters_are_refused_everywhere() -> anyhow::Result<()> {
+    let suite = autoconfirm_suite().await?;
+    let cases = [
+        (
+            Method::POST,
+            "/signup".to_string(),
+            Some(json!({"email": email(), "password": PASSWORD, "data": {"name": "a\u{0}b"}})),
+        ),
+        (
+            Method::POST,
+            "/token?grant_type=password".to_string(),
+            Some(json!({"email": "a\u{0}@example.com", "password": PASSWORD})),
+        ),
+        (
+            Method::POST,
+            "/signup".to_string(),
+            Some(json!({"email": email(), "password": PASSWORD, "data": {"k\u{0}": 1}})),
+        ),
+        (Method::GET, "/admin/users?filter=%00".to_string(), None),
+        (Method::GET, "/admin/audit?query=action:%00".to_string(), None),
+        (Method::GET, "/verify?type=signup&token=%00".to_string(), None),
+    ];
+    for (method, path, body) in cases {
+        let response = admin(&suite, method.clone(), &path, body).await?;
+        let answer = assert_gotrue_error(response, 400, "validation_failed").await;
+        assert!(
+            answer["msg"].as_str().is_some_and(|m| m.contains("NUL")),
+            "{method} {path}: {answer}"
+        );
+    }
+    suite.shutdown().await;
+    Ok(())
+}
+
+/// Issue 13 security item 3: an access token as large as GoTrue's 1 MiB header limit allows works
+/// on every authenticated call (the gateway and the services accept such headers).
+#[tokio::test]
+async fn large_access_tokens_work_like_small_ones() -> anyhow::Result<()> {
+    let suite = autoconfirm_suite().await?;
+    let session = sign_up(&suite, &email()).await?;
+    let big = "x".repeat(600 * 1024);
+    let response = put_user(&suite, &bearer(&session), &json!({"data": {"big": big}})).await?;
+    assert_eq!(response.status(), 200);
+    let refreshed = refresh_ok(&suite, session["refresh_token"].as_str().unwrap_or_default()).await?;
+    let token = refreshed["access_token"].as_str().unwrap_or_default();
+    assert!(
+        token.len() > 700 * 1024,
+        "the token carries the metadata ({} bytes)",
+        token.len()
+    );
+    let response = get_user(&suite, &format!("Bearer {token}")).await?;
+    assert_eq!(response.status(), 200);
+    let response = suite.request(Method::POST, "/logout").bearer_auth(token).send().await?;
+    assert_eq!(response.status(), 204);
+    suite.shutdown().await;
+    Ok(())
+}
+
+/// Issue 13 security item 4: silent connections are closed after the header-read timeout, and past
+/// the connection cap a new connection is answered 503 in GoTrue's shape instead of exhausting the
+/// process; once the silent ones are gone the gateway answers again.
+#[tokio::test]
+async fn idle_connections_are_closed_and_excess_ones_shed() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let suite = Suite::builder()
+        .env("AUTH_HTTP_MAX_CONNECTIONS", "4")
+        .env("AUTH_HTTP_HEADER_READ_TIMEOUT", "1s")
+        .start()
+        .await?;
+    let addr = url::Url::parse(&suite.url("/"))?.socket_addrs(|| None)?[0];
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(tokio::net::TcpStream::connect(addr).await?);
+    }
+    // The cap is reached: a fifth connection is told so at once.
+    let mut extra = tokio::net::TcpStream::connect(addr).await?;
+    extra.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").await?;
+    let mut answer = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), extra.read_to_string(&mut answer)).await??;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains(r#""code":503"#), "{answer}");
+    // The silent ones are closed by the server (end of stream) ...
+    for mut stream in silent {
+        let mut buffer = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buffer)).await;
+        assert!(read.is_ok(), "a silent connection was left open");
+    }
+    // ... and their slots are free again.
+    retry_health(&suite).await?;
+    suite.shutdown().await;
+    Ok(())
+}
+
+async fn retry_health(suite: &Suite) -> anyhow::Result<()> {
+    auth_testkit::retry_until(|| async { suite.get("/health").await.is_ok_and(|r| r.status() == 200) }).await
+}
+
+/// Issue 13 security item 9: whatever the rate-limit header holds, it is answered at once and never
+/// lets requests past the limit: an oversized value is refused, a long one still counts.
+#[tokio::test]
+async fn the_rate_limit_header_cannot_stall_or_bypass_the_limit() -> anyhow::Result<()> {
+    let suite = Suite::builder()
+        .env("GOTRUE_RATE_LIMIT_HEADER", "X-Real-IP")
+        .start()
+        .await?;
+    let started = std::time::Instant::now();
+    let response = suite
+        .request(Method::POST, "/token?grant_type=password")
+        .header("x-real-ip", "9".repeat(3000))
+        .json(&json!({"email": "a@example.com", "password": "wrong"}))
+        .send()
+        .await?;
+    assert_gotrue_error(response, 400, "validation_failed").await;
+    let long_but_allowed = "1".repeat(200);
+    let mut statuses = Vec::new();
+    // GoTrue's /token bucket holds a burst of 30.
+    for _ in 0..35 {
+        let response = suite
+            .request(Method::POST, "/token?grant_type=password")
+            .header("x-real-ip", &long_but_allowed)
+            .json(&json!({"email": "a@example.com", "password": "wrong"}))
+            .send()
+            .await?;
+        statuses.push(response.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "the limit holds for a long key: {statuses:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "no request stalled"
+    );
+    suite.shutdown().await;
+    Ok(())
+}

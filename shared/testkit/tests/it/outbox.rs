@@ -339,3 +339,63 @@ async fn custom_templates_are_fetched_cached_and_fall_back() -> anyhow::Result<(
     suite.shutdown().await;
     Ok(())
 }
+
+/// Issue 13 security item 1: NATS is not trusted. A message published on the notification subject by
+/// anyone but the suite's relay (no outbox row, or a real row's id with another payload) sends
+/// nothing, and the genuine message still goes out once.
+#[tokio::test]
+async fn messages_that_match_no_outbox_row_are_never_sent() -> anyhow::Result<()> {
+    let suite = Suite::start().await?;
+    let jetstream = async_nats::jetstream::new(nats::connect(&suite.config.suite.nats_url).await?);
+    let subject = nats::notification_subject(&suite.config.suite.nats_prefix, "email_requested");
+    let forged = |id: Uuid, to: &str| EmailRequested {
+        message_id: id.to_string(),
+        kind: EmailKind::Recovery as i32,
+        to: to.to_string(),
+        email: to.to_string(),
+        confirmation_url: "https://evil.example/reset".into(),
+        ..Default::default()
+    };
+
+    // An id the suite never wrote.
+    jetstream
+        .publish(
+            subject.clone(),
+            forged(Uuid::new_v4(), "victim@example.com").encode_to_vec().into(),
+        )
+        .await?
+        .await?;
+    // A genuine request ...
+    let address = email();
+    let response = suite
+        .post_json("/signup", &json!({"email": address, "password": PASSWORD}))
+        .await?;
+    assert_eq!(response.status(), 200);
+    let genuine = last_email_request(&suite, &address).await?;
+    // ... and a copy of its id with the recipient and link changed.
+    let genuine_id = Uuid::parse_str(&genuine.message_id)?;
+    jetstream
+        .publish(
+            subject.clone(),
+            forged(genuine_id, "victim@example.com").encode_to_vec().into(),
+        )
+        .await?
+        .await?;
+
+    let mail = suite.smtp.next().await.expect("the genuine email");
+    assert_eq!(mail.header("Message-ID"), Some(format!("<{genuine_id}@auth-suite>")));
+    assert!(
+        mail.body().contains(&genuine.token_hash),
+        "the genuine link, not the forged one"
+    );
+    assert!(
+        suite.smtp.next_within(Duration::from_secs(2)).await.is_none(),
+        "nothing forged was sent"
+    );
+    let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM notification_deliveries")
+        .fetch_one(&suite.db)
+        .await?;
+    assert_eq!(logged, 1, "only the genuine message reached the delivery log");
+    suite.shutdown().await;
+    Ok(())
+}
