@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use serde::Deserialize as _;
 use serde_yaml_ng::Value;
 
 use auth_testkit::SUITE_BINARIES as BINARIES;
@@ -88,5 +89,47 @@ fn kubernetes_manifests_cover_every_binary() -> anyhow::Result<()> {
     for binary in BINARIES {
         assert!(text.contains(binary), "deploy/k8s does not run {binary}");
     }
+    Ok(())
+}
+
+/// NATS carries email requests and rate-limit buckets: the compose file and the Kubernetes manifests
+/// make it ask for credentials, give them to the suite as secrets, and (compose) keep its port inside.
+#[test]
+fn nats_requires_credentials_and_stays_private() -> anyhow::Result<()> {
+    let mut compose: Value = serde_yaml_ng::from_str(&read("docker-compose.yml")?)?;
+    compose.apply_merge()?;
+    let nats = &compose["services"]["nats"];
+    assert!(nats.get("ports").is_none(), "the NATS port is not published");
+    let command: Vec<&str> = nats["command"]
+        .as_sequence()
+        .expect("a command list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        command.contains(&"--user") && command.contains(&"--pass"),
+        "{command:?}"
+    );
+    for (name, service) in compose["services"].as_mapping().expect("services") {
+        let Some(environment) = service.get("environment").and_then(Value::as_mapping) else {
+            continue;
+        };
+        if environment.contains_key("NATS_URL") {
+            assert!(
+                environment.contains_key("NATS_USER") && environment.contains_key("NATS_PASSWORD"),
+                "{name:?}"
+            );
+        }
+    }
+    let manifests = read("deploy/k8s/suite.yaml")?;
+    let secret = serde_yaml_ng::Deserializer::from_str(&manifests)
+        .map(Value::deserialize)
+        .filter_map(Result::ok)
+        .find(|doc| doc["kind"] == "Secret")
+        .expect("a Secret");
+    assert!(
+        secret["stringData"].get("NATS_PASSWORD").is_some(),
+        "NATS credentials are a secret"
+    );
     Ok(())
 }
