@@ -11,6 +11,7 @@ mod generate_link;
 mod grpc;
 mod invite;
 mod notifications;
+mod otp_failures;
 mod outbox;
 mod send;
 mod send_budget;

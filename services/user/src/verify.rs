@@ -15,6 +15,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::notifications;
+use crate::otp_failures;
 use crate::outbox::{self, OneTimeTokenKind};
 use crate::signup::{clear_one_time_tokens, confirm_email};
 use crate::state::UserState;
@@ -163,6 +164,14 @@ fn link_invalid() -> ServiceError {
     ServiceError::forbidden(ErrorCode::OtpExpired, LINK_INVALID)
 }
 
+/// What a code presented with an address or number found.
+enum CodeLookup {
+    /// The user's pending code, and the type it turned out to be (`email` resolves to one).
+    Matched(PendingCodes, VerifyType),
+    /// The user exists but the code is not theirs: a failure to count.
+    Wrong(Uuid),
+}
+
 fn code_invalid() -> ServiceError {
     ServiceError::forbidden(ErrorCode::OtpExpired, CODE_INVALID)
 }
@@ -206,8 +215,21 @@ impl UserState {
                 // GoTrue looks the user up by email, finds no matching code, and says so.
                 return Err(code_invalid());
             };
-            self.find_by_code(&mut tx, &request, &token_hash, &phone, verify_type, &aud)
+            match self
+                .find_by_code(&mut tx, &request, &token_hash, &phone, verify_type, &aud)
                 .await?
+            {
+                CodeLookup::Matched(user, resolved) => {
+                    otp_failures::forget(&mut tx, user.id).await?;
+                    (user, resolved)
+                }
+                CodeLookup::Wrong(user_id) => {
+                    // The failure counts even though the request fails.
+                    otp_failures::record(&mut tx, user_id, self.config.suite.otp_max_failures).await?;
+                    tx.commit().await?;
+                    return Err(code_invalid());
+                }
+            }
         };
 
         let verified = match verify_type {
@@ -353,7 +375,7 @@ impl UserState {
         phone: &str,
         verify_type: VerifyType,
         aud: &str,
-    ) -> Result<(PendingCodes, VerifyType), ServiceError> {
+    ) -> Result<CodeLookup, ServiceError> {
         let user = match verify_type {
             VerifyType::PhoneChange => {
                 lock_user_by(
@@ -475,9 +497,9 @@ impl UserState {
             }
         };
         if !valid {
-            return Err(code_invalid());
+            return Ok(CodeLookup::Wrong(user.id));
         }
-        Ok((user, resolved))
+        Ok(CodeLookup::Matched(user, resolved))
     }
 
     /// GoTrue's `signupVerify`: confirmed, `email_verified` in metadata and identity; an invited

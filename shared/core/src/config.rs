@@ -562,6 +562,9 @@ pub struct SuiteConfig {
     pub nats_prefix: String,
     /// `AUTH_NOTIFY_MAX_ATTEMPTS` (default 8): deliveries tried per message before it is dead-lettered.
     pub notify_max_attempts: u32,
+    /// `AUTH_OTP_MAX_FAILURES` (default 5, 0 = no limit): wrong one-time codes presented for one user
+    /// before every code pending for them dies (GoTrue has no such limit).
+    pub otp_max_failures: u32,
     /// `AUTH_NOTIFY_ACK_WAIT` (default 60s): how long a message being sent may stay unacknowledged
     /// before another replica may take it over (a replica that died mid-send).
     pub notify_ack_wait: Duration,
@@ -867,6 +870,7 @@ impl Config {
                 },
                 nats_prefix,
                 notify_max_attempts: r.bounded(&["AUTH_NOTIFY_MAX_ATTEMPTS"], 8u32, 1..=100),
+                otp_max_failures: r.parse(&["AUTH_OTP_MAX_FAILURES"], 5u32),
                 notify_ack_wait: r
                     .duration(&["AUTH_NOTIFY_ACK_WAIT"], Duration::from_secs(60))
                     .max(Duration::from_secs(1)),

@@ -729,3 +729,41 @@ async fn the_rate_limit_header_cannot_stall_or_bypass_the_limit() -> anyhow::Res
     suite.shutdown().await;
     Ok(())
 }
+
+/// Issue 13 security item 11 (beyond GoTrue): wrong codes are counted per user across replicas;
+/// at `AUTH_OTP_MAX_FAILURES` the pending codes die, a new code starts a new count.
+#[tokio::test]
+async fn guessed_codes_die_after_too_many_wrong_tries() -> anyhow::Result<()> {
+    let suite = Suite::builder()
+        .env("AUTH_OTP_MAX_FAILURES", "3")
+        .env("GOTRUE_SMTP_MAX_FREQUENCY", "0s")
+        .start()
+        .await?;
+    let address = email();
+    let response = suite
+        .post_json("/signup", &json!({"email": address, "password": PASSWORD}))
+        .await?;
+    assert_eq!(response.status(), 200);
+    let code = last_email_request(&suite, &address).await?.token;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let verify = |token: &str| post_verify(&suite, json!({"type": "signup", "email": address, "token": token}));
+
+    // Under the limit a mistyped code costs nothing.
+    assert_gotrue_error(verify(wrong).await?, 403, "otp_expired").await;
+    assert_gotrue_error(verify(wrong).await?, 403, "otp_expired").await;
+    assert_gotrue_error(verify(wrong).await?, 403, "otp_expired").await;
+    // The third wrong code killed the pending one: even the right code is refused now.
+    assert_gotrue_error(verify(&code).await?, 403, "otp_expired").await;
+
+    // A new code starts a new count and works.
+    let response = suite
+        .post_json("/resend", &json!({"type": "signup", "email": address}))
+        .await?;
+    assert_eq!(response.status(), 200, "{}", response.text().await?);
+    let fresh = last_email_request(&suite, &address).await?.token;
+    assert_gotrue_error(verify(wrong).await?, 403, "otp_expired").await;
+    let response = verify(&fresh).await?;
+    assert_eq!(response.status(), 200, "{}", response.text().await?);
+    suite.shutdown().await;
+    Ok(())
+}

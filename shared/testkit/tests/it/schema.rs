@@ -59,7 +59,12 @@ async fn schema_is_gotrue_fact_for_fact_and_idempotent() -> anyhow::Result<()> {
 
     // the suite's own tables exist beside GoTrue's, and GoTrue's migrations are recorded as applied
     let pool = auth_core::db::connect(&config, "schema_test").await?;
-    for table in ["outbox_messages", "notification_deliveries", "send_rate_limits"] {
+    for table in [
+        "outbox_messages",
+        "notification_deliveries",
+        "send_rate_limits",
+        "suite_otp_failures",
+    ] {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
             .bind(format!("auth.{table}"))
             .fetch_one(&pool)
