@@ -120,7 +120,7 @@ impl ApiError {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::UnexpectedFailure,
-            "Service temporarily unavailable, please retry after a moment.",
+            auth_core::error::SERVICE_UNAVAILABLE_MESSAGE,
         )
     }
 
@@ -194,7 +194,7 @@ impl From<tonic::Status> for ApiError {
         // Not a suite error: a transport failure, a crash, a timeout. Log it here, never echo it.
         tracing::error!(grpc_code = ?status.code(), grpc_message = status.message(), "service call failed");
         match status.code() {
-            tonic::Code::Unavailable => Self::service_unavailable(),
+            _ if auth_core::error::is_unreachable(&status) => Self::service_unavailable(),
             tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => Self::request_timeout(),
             _ => Self::unexpected(),
         }

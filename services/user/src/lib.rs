@@ -7,6 +7,7 @@ mod account_cache;
 mod admin;
 mod audit_log;
 mod codes;
+mod compensate;
 mod generate_link;
 mod grpc;
 mod invite;

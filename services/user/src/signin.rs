@@ -16,6 +16,7 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::compensate;
 use crate::signup::Provider;
 use crate::state::UserState;
 
@@ -107,15 +108,22 @@ impl UserState {
             )
         });
         let payload = audit::payload(&user, AuditAction::Login, Some(json!({"provider": provider.as_str()})));
+        let entry_id = Uuid::new_v4();
         sqlx::query(sqlx::AssertSqlSafe(RECORD_LOGIN.as_str()))
-            .bind(Uuid::new_v4())
+            .bind(entry_id)
             .bind(payload)
             .bind(auth_core::client_ip::current())
             .bind(user.id)
             .execute(&self.db)
             .await?;
 
-        let mut tokens = self.issue_session(user.id, "password", request.context).await?;
+        let mut tokens = match self.issue_session(user.id, "password", request.context).await {
+            Ok(tokens) => tokens,
+            Err(error) => {
+                compensate::undo_login(&self.db, user.id, entry_id, user.last_sign_in_at).await;
+                return Err(error);
+            }
+        };
         tokens.weak_password = weak_password;
         Ok(tokens)
     }

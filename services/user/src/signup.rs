@@ -17,6 +17,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::codes::{EmailCode, PhoneCode};
+use crate::compensate;
 use crate::state::UserState;
 use crate::validate;
 
@@ -127,6 +128,8 @@ impl UserState {
             .map_err(ServiceError::internal)?;
 
         let mut tx = self.db.begin().await?;
+        // Whether this request creates the user (and so must remove it if no session can be issued).
+        let mut created = false;
         let user_id = match &existing {
             Some(existing) => {
                 let confirmed = match provider {
@@ -155,6 +158,7 @@ impl UserState {
                 existing.id
             }
             None => {
+                created = true;
                 let id = Uuid::new_v4();
                 insert_user(
                     &mut tx,
@@ -254,7 +258,15 @@ impl UserState {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            let tokens = self.issue_session(user_id, "password", request.context).await?;
+            let tokens = match self.issue_session(user_id, "password", request.context).await {
+                Ok(tokens) => tokens,
+                Err(error) => {
+                    if created {
+                        compensate::remove_new_user(&self.db, user_id).await;
+                    }
+                    return Err(error);
+                }
+            };
             return Ok(session(tokens));
         }
 
@@ -287,7 +299,13 @@ impl UserState {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(session(self.issue_session(id, "anonymous", request.context).await?))
+        match self.issue_session(id, "anonymous", request.context).await {
+            Ok(tokens) => Ok(session(tokens)),
+            Err(error) => {
+                compensate::remove_new_user(&self.db, id).await;
+                Err(error)
+            }
+        }
     }
 
     /// GoTrue's `sanitizeUser`: what a repeated sign-up sees instead of the real account.

@@ -201,6 +201,11 @@ impl ServiceError {
                 error.metadata.remove(HTTP_STATUS_KEY);
                 error
             }
+            // The service could not be reached, or the connection broke mid-call: retryable.
+            None if is_unreachable(&status) => {
+                tracing::error!(grpc_code = ?status.code(), grpc_message = status.message(), "service unreachable");
+                Self::new(503, ErrorCode::UnexpectedFailure, SERVICE_UNAVAILABLE_MESSAGE)
+            }
             None => Self::internal(anyhow::anyhow!("service call failed: {status}")),
         }
     }
@@ -297,6 +302,20 @@ impl From<sqlx::Error> for ServiceError {
 
 /// The answer for text holding the NUL character, which Postgres cannot store.
 pub const NUL_CHARACTER_MESSAGE: &str = "Text must not contain the NUL character (\\u0000)";
+
+/// What a caller is told when a service it needs cannot be reached.
+pub const SERVICE_UNAVAILABLE_MESSAGE: &str = "Service temporarily unavailable, please retry after a moment.";
+
+/// Whether a call failed because the service could not be reached or the connection broke (not
+/// because the service answered an error): `Unavailable`, or `Unknown` carrying a transport error
+/// (what a connection dropped mid-call yields). Statuses sent by a server never carry a source.
+pub fn is_unreachable(status: &Status) -> bool {
+    match status.code() {
+        tonic::Code::Unavailable => true,
+        tonic::Code::Unknown => std::error::Error::source(status).is_some(),
+        _ => false,
+    }
+}
 
 /// An error as the gateway (or any internal client) reads it back from a `Status`.
 #[derive(Debug, Clone, PartialEq, Eq)]

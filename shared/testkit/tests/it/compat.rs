@@ -767,3 +767,63 @@ async fn guessed_codes_die_after_too_many_wrong_tries() -> anyhow::Result<()> {
     suite.shutdown().await;
     Ok(())
 }
+
+/// Issue 13 security item 5: when the token service is down, sign-up and sign-in answer 503 and
+/// leave nothing behind (no user without a session, no `login` entry, no moved `last_sign_in_at`),
+/// so the client can simply try again once it is back.
+#[tokio::test]
+async fn a_failed_session_leaves_nothing_half_written() -> anyhow::Result<()> {
+    let mut suite = Suite::builder()
+        .env("GOTRUE_MAILER_AUTOCONFIRM", "true")
+        .env("GOTRUE_EXTERNAL_ANONYMOUS_USERS_ENABLED", "true")
+        .start()
+        .await?;
+    let existing = email();
+    sign_up(&suite, &existing).await?;
+    let db = suite.db.clone();
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&db).await }
+    };
+    let users_before = count("SELECT count(*) FROM users").await?;
+    let audit_before = count("SELECT count(*) FROM audit_log_entries").await?;
+    let sign_in_before: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT last_sign_in_at FROM users WHERE email = $1")
+            .bind(&existing)
+            .fetch_one(&suite.db)
+            .await?;
+
+    let token_addr = suite.stop(auth_testkit::Service::Token).await?;
+    let newcomer = email();
+    let response = suite
+        .post_json("/signup", &json!({"email": newcomer, "password": PASSWORD}))
+        .await?;
+    assert_gotrue_error(response, 503, "unexpected_failure").await;
+    let response = suite.post_json("/signup", &json!({})).await?;
+    assert_gotrue_error(response, 503, "unexpected_failure").await;
+    let response = password_grant(&suite, &existing, PASSWORD).await?;
+    assert_gotrue_error(response, 503, "unexpected_failure").await;
+    assert_eq!(
+        count("SELECT count(*) FROM users").await?,
+        users_before,
+        "no user without a session"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM audit_log_entries").await?,
+        audit_before,
+        "no audit entry"
+    );
+    let sign_in_after: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT last_sign_in_at FROM users WHERE email = $1")
+            .bind(&existing)
+            .fetch_one(&suite.db)
+            .await?;
+    assert_eq!(sign_in_after, sign_in_before);
+
+    // Back up: the same requests simply succeed.
+    suite.restart(auth_testkit::Service::Token, token_addr).await?;
+    sign_up(&suite, &newcomer).await?;
+    sign_in(&suite, &existing).await?;
+    suite.shutdown().await;
+    Ok(())
+}
