@@ -167,7 +167,7 @@ fn link_invalid() -> ServiceError {
 /// What a code presented with an address or number found.
 enum CodeLookup {
     /// The user's pending code, and the type it turned out to be (`email` resolves to one).
-    Matched(PendingCodes, VerifyType),
+    Matched(Box<PendingCodes>, VerifyType),
     /// The user exists but the code is not theirs: a failure to count.
     Wrong(Uuid),
 }
@@ -221,7 +221,7 @@ impl UserState {
             {
                 CodeLookup::Matched(user, resolved) => {
                     otp_failures::forget(&mut tx, user.id).await?;
-                    (user, resolved)
+                    (*user, resolved)
                 }
                 CodeLookup::Wrong(user_id) => {
                     // The failure counts even though the request fails.
@@ -499,7 +499,7 @@ impl UserState {
         if !valid {
             return Ok(CodeLookup::Wrong(user.id));
         }
-        Ok(CodeLookup::Matched(user, resolved))
+        Ok(CodeLookup::Matched(Box::new(user), resolved))
     }
 
     /// GoTrue's `signupVerify`: confirmed, `email_verified` in metadata and identity; an invited
