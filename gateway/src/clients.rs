@@ -15,13 +15,18 @@ pub struct ServiceClients {
     pub mfa: MfaServiceClient<TracedChannel>,
 }
 
+/// The largest answer the gateway reads from a service. GoTrue bounds neither a user's metadata (only
+/// the 1 MiB body) nor `per_page`, so an admin listing of users with large metadata can be tens of
+/// MiB; tonic's default of 4 MiB would turn it into a 500.
+pub const MAX_ANSWER_BYTES: usize = 256 << 20;
+
 impl ServiceClients {
     pub fn new(suite: &SuiteConfig) -> anyhow::Result<Self> {
         let channel = |url: &str| auth_core::grpc::traced_channel(url, suite.grpc_connect_timeout, suite.grpc_timeout);
         Ok(Self {
-            token: TokenServiceClient::new(channel(&suite.token_url)?),
-            user: UserServiceClient::new(channel(&suite.user_url)?),
-            mfa: MfaServiceClient::new(channel(&suite.mfa_url)?),
+            token: TokenServiceClient::new(channel(&suite.token_url)?).max_decoding_message_size(MAX_ANSWER_BYTES),
+            user: UserServiceClient::new(channel(&suite.user_url)?).max_decoding_message_size(MAX_ANSWER_BYTES),
+            mfa: MfaServiceClient::new(channel(&suite.mfa_url)?).max_decoding_message_size(MAX_ANSWER_BYTES),
         })
     }
 }

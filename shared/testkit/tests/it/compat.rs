@@ -827,3 +827,22 @@ async fn a_failed_session_leaves_nothing_half_written() -> anyhow::Result<()> {
     suite.shutdown().await;
     Ok(())
 }
+
+/// Issue 13 security item 2: users holding as much metadata as GoTrue's 1 MiB body allows are
+/// listed (the answer is larger than gRPC's default 4 MiB message).
+#[tokio::test]
+async fn admin_lists_users_with_the_largest_metadata() -> anyhow::Result<()> {
+    let suite = Suite::builder()
+        .env("GOTRUE_EXTERNAL_ANONYMOUS_USERS_ENABLED", "true")
+        .start()
+        .await?;
+    let big = "m".repeat(950 * 1024);
+    for _ in 0..6 {
+        let response = suite.post_json("/signup", &json!({"data": {"notes": big}})).await?;
+        assert_eq!(response.status(), 200);
+    }
+    let page = admin_ok(&suite, Method::GET, "/admin/users?per_page=50", None).await?;
+    assert_eq!(page["users"].as_array().map(Vec::len), Some(6));
+    suite.shutdown().await;
+    Ok(())
+}
