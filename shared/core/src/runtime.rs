@@ -24,6 +24,9 @@ pub struct ProcessArgs {
     pub listen: Option<SocketAddr>,
     /// `--env-file FILE`: read variables from FILE (the environment still wins). Default: `.env` if present.
     pub env_file: Option<PathBuf>,
+    /// `--check-config`: load and check the configuration (naming every bad variable), then exit:
+    /// 0 when it is good, 2 when not. Nothing is started, bound or connected.
+    pub check_config: bool,
 }
 
 impl ProcessArgs {
@@ -39,8 +42,9 @@ impl ProcessArgs {
                 "--env-file" => {
                     parsed.env_file = Some(args.next().context("--env-file needs a path")?.into());
                 }
+                "--check-config" => parsed.check_config = true,
                 "-h" | "--help" => anyhow::bail!(
-                    "usage: auth-{process} [--listen ADDR] [--env-file FILE]\n\
+                    "usage: auth-{process} [--listen ADDR] [--env-file FILE] [--check-config]\n\
                      Configuration comes from GOTRUE_* variables; see README.md."
                 ),
                 other => anyhow::bail!("unknown argument {other}; see --help"),
@@ -130,6 +134,9 @@ where
             return ExitCode::from(2);
         }
     };
+    if args.check_config {
+        return check_config_only(name, &config, args.listen, default_listen);
+    }
     let _telemetry = match telemetry::init(name, &config.log, &config.tracing) {
         Ok(guard) => guard,
         Err(e) => {
@@ -165,6 +172,25 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--check-config`: the configuration loaded; the listen address must resolve too. Prints one JSON
+/// line on stdout (`{"config":"ok",...}`) so scripts can tell.
+fn check_config_only<L>(name: &str, config: &Config, listen: Option<SocketAddr>, default_listen: L) -> ExitCode
+where
+    L: FnOnce(&Config) -> anyhow::Result<SocketAddr>,
+{
+    let addr = match listen.map_or_else(|| default_listen(config), Ok) {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("auth-{name}: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let line = serde_json::json!({ "config": "ok", "process": format!("auth-{name}"), "listen": addr.to_string() });
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    ExitCode::SUCCESS
 }
 
 /// The listen address for a service whose clients reach it at `url`: all interfaces, the URL's port.
