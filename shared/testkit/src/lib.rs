@@ -18,6 +18,7 @@
 pub mod jwt;
 pub mod launched;
 pub mod nats_server;
+pub mod otlp;
 pub mod sms;
 pub mod smtp;
 pub mod traces;
