@@ -37,6 +37,7 @@ pub fn wrap(routes: Router<AppState>, state: AppState) -> Router {
             ApiError::unexpected().into_response()
         }))
         .layer(middleware::from_fn(render_errors))
+        .layer(middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let request_id = request
                 .extensions()
@@ -173,6 +174,23 @@ async fn plain_error(status: StatusCode, body: axum::body::Body) -> ApiError {
         text
     };
     ApiError::new(status, code, message)
+}
+
+/// `http_requests_total` and `http_request_duration_seconds` per matched route (`GOTRUE_METRICS_ENABLED`).
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
 }
 
 async fn request_timeout(State(timeout): State<Duration>, request: Request, next: Next) -> Response {

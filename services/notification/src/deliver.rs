@@ -120,6 +120,30 @@ pub async fn consumer(
         .map_err(|e| anyhow::anyhow!("cannot create the {name} consumer: {e}"))
 }
 
+/// Samples a durable consumer's backlog every few seconds as
+/// `jetstream_consumer_pending_messages{consumer}` (not yet delivered) and
+/// `jetstream_consumer_ack_pending_messages{consumer}` (delivered, not yet acknowledged).
+pub fn sample_consumer_lag(
+    mut consumer: consumer::Consumer<consumer::pull::Config>,
+    name: &'static str,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Ok(info) = consumer.info().await {
+                metrics::gauge!("jetstream_consumer_pending_messages", "consumer" => name).set(info.num_pending as f64);
+                metrics::gauge!("jetstream_consumer_ack_pending_messages", "consumer" => name)
+                    .set(info.num_ack_pending as f64);
+            }
+        }
+    });
+}
+
 impl Deliverer {
     /// Delivers until `shutdown`; in-flight sends finish before it returns.
     pub async fn run(
@@ -199,6 +223,8 @@ impl Deliverer {
             }
             Ok(Claim::Done) => AckKind::Ack,
             Ok(Claim::Forged) => {
+                metrics::counter!("notification_deliveries_total", "channel" => request.channel(), "outcome" => "forged")
+                    .increment(1);
                 tracing::error!(
                     %id,
                     subject = %message.subject,
@@ -237,6 +263,7 @@ impl Deliverer {
                 )
             }
         };
+        metrics::counter!("notification_deliveries_total", "channel" => channel, "outcome" => status).increment(1);
         let recorded = sqlx::query(
             "UPDATE notification_deliveries SET status = $2, last_error = $3, updated_at = now(), sent_by = $4, \
              sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END WHERE message_id = $1",

@@ -38,6 +38,10 @@ pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     })
     .await?;
 
+    if ctx.config.metrics.enabled {
+        deliver::sample_consumer_lag(emails.clone(), deliver::EMAIL_CONSUMER, ctx.shutdown.clone());
+        deliver::sample_consumer_lag(texts.clone(), deliver::SMS_CONSUMER, ctx.shutdown.clone());
+    }
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "notifier".into());
     let replica = format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     tracing::info!(%replica, "notifier replica starting");

@@ -81,6 +81,13 @@ impl AccountCache {
     /// The GET /user answer for `user_id` when `session_id` is one of its sessions seen alive, and
     /// the user is not banned now. `None` means: ask the database.
     pub fn user_with_session(&self, user_id: Uuid, session_id: Uuid) -> Option<User> {
+        let answer = self.lookup(user_id, session_id);
+        let result = if answer.is_some() { "hit" } else { "miss" };
+        metrics::counter!("account_cache_lookups_total", "result" => result).increment(1);
+        answer
+    }
+
+    fn lookup(&self, user_id: Uuid, session_id: Uuid) -> Option<User> {
         let inner = self.inner.as_ref()?;
         if !inner.listening.load(Ordering::SeqCst) {
             return None;

@@ -38,6 +38,9 @@ pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     })
     .await?;
     let relay = outbox_relay::spawn(ctx.db.clone(), jetstream, &suite.nats_prefix, ctx.shutdown.clone());
+    if ctx.config.metrics.enabled {
+        outbox_relay::sample_backlog(ctx.db.clone(), &suite.nats_prefix, ctx.shutdown.clone());
+    }
     let accounts = account_cache::AccountCache::new(suite.user_cache_ttl, suite.user_cache_capacity);
     account_cache::spawn_listener(accounts.clone(), &ctx.config.db, ctx.shutdown.clone())?;
     let state = state::UserState::new(ctx.config.clone(), ctx.db.clone(), relay, accounts)?;

@@ -131,6 +131,7 @@ pub struct Config {
     pub passkey_enabled: bool,
     pub log: LogConfig,
     pub tracing: TracingConfig,
+    pub metrics: MetricsConfig,
     pub suite: SuiteConfig,
 }
 
@@ -539,6 +540,17 @@ pub struct TracingConfig {
     pub otlp_endpoint: String,
 }
 
+/// Prometheus metrics, with GoTrue's variables.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// `GOTRUE_METRICS_ENABLED` (default false) with `GOTRUE_METRICS_EXPORTER=prometheus` (the only
+    /// exporter the suite offers): each process serves its metrics on a port of its own.
+    pub enabled: bool,
+    /// `OTEL_EXPORTER_PROMETHEUS_HOST` (default 0.0.0.0) and `OTEL_EXPORTER_PROMETHEUS_PORT` (default
+    /// 9100): where `/` and `/metrics` answer. Never the API's public port.
+    pub listen: std::net::SocketAddr,
+}
+
 /// Suite-only wiring: where the services listen and are reached, and the NATS server.
 #[derive(Debug, Clone)]
 pub struct SuiteConfig {
@@ -850,6 +862,19 @@ impl Config {
                     &["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"],
                     "http://localhost:4317",
                 ),
+            },
+            metrics: {
+                let enabled = r.bool(&["GOTRUE_METRICS_ENABLED"], false);
+                let exporter = r.string(&["GOTRUE_METRICS_EXPORTER"], "prometheus");
+                if enabled && exporter != "prometheus" {
+                    r.problem("GOTRUE_METRICS_EXPORTER", "only `prometheus` is supported");
+                }
+                let host: std::net::IpAddr = r.parse(&["OTEL_EXPORTER_PROMETHEUS_HOST"], [0, 0, 0, 0].into());
+                let port: u16 = r.parse(&["OTEL_EXPORTER_PROMETHEUS_PORT"], 9100);
+                MetricsConfig {
+                    enabled,
+                    listen: std::net::SocketAddr::new(host, port),
+                }
             },
             suite: SuiteConfig {
                 token_url: r.string(&["AUTH_TOKEN_URL"], "http://127.0.0.1:50051"),

@@ -53,6 +53,7 @@ pub async fn serve(
         .layer(TraceLayer::new_for_grpc().make_span_with(call_span).on_failure(()))
         // ... and knows the end user's address, for the audit log.
         .layer(crate::client_ip::ClientIpLayer)
+        .layer(crate::metrics::GrpcMetricsLayer)
         .add_routes(routes.add_service(health_service))
         .serve_with_incoming_shutdown(incoming, shutdown_signal)
         .await

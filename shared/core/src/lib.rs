@@ -9,6 +9,7 @@ pub mod env_file;
 pub mod error;
 pub mod grpc;
 pub mod jwt;
+pub mod metrics;
 pub mod nats;
 pub mod outbox_relay;
 pub mod password;

@@ -166,3 +166,30 @@ fn headers_of(row: &OutboxRow) -> HeaderMap {
     headers.insert("Nats-Msg-Id", row.id.to_string().as_str());
     headers
 }
+
+/// Samples the backlog every few seconds as `outbox_unpublished_messages` and
+/// `outbox_oldest_unpublished_age_seconds` (with `GOTRUE_METRICS_ENABLED`): a relay that cannot reach
+/// NATS shows as a growing age long before anyone misses an email.
+pub fn sample_backlog(db: PgPool, prefix: &str, shutdown: CancellationToken) {
+    let subject_prefix = format!("{prefix}.");
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let sampled: sqlx::Result<(i64, Option<f64>)> = sqlx::query_as(
+                "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM outbox_messages \
+                 WHERE published_at IS NULL AND starts_with(subject, $1)",
+            )
+            .bind(&subject_prefix)
+            .fetch_one(&db)
+            .await;
+            if let Ok((count, age)) = sampled {
+                ::metrics::gauge!("outbox_unpublished_messages").set(count as f64);
+                ::metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(age.unwrap_or(0.0));
+            }
+        }
+    });
+}

@@ -237,6 +237,25 @@ type Job = Box<dyn FnOnce() + Send>;
 #[derive(Clone)]
 pub struct PasswordHasher {
     jobs: std::sync::mpsc::SyncSender<Job>,
+    load: Arc<HashingLoad>,
+}
+
+/// Jobs waiting for a hashing thread and jobs running, exported as `password_hash_queue_depth` and
+/// `password_hashes_in_progress` (see `crate::metrics`).
+#[derive(Default)]
+struct HashingLoad {
+    queued: std::sync::atomic::AtomicI64,
+    running: std::sync::atomic::AtomicI64,
+}
+
+impl HashingLoad {
+    fn change(&self, queued: i64, running: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let queued = self.queued.fetch_add(queued, Relaxed) + queued;
+        let running = self.running.fetch_add(running, Relaxed) + running;
+        ::metrics::gauge!("password_hash_queue_depth").set(queued as f64);
+        ::metrics::gauge!("password_hashes_in_progress").set(running as f64);
+    }
 }
 
 impl Default for PasswordHasher {
@@ -273,13 +292,20 @@ impl PasswordHasher {
                 tracing::error!(error = %e, "cannot start a password hashing thread");
             }
         }
-        Self { jobs }
+        Self {
+            jobs,
+            load: Arc::default(),
+        }
     }
 
     async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
         let (done, result) = tokio::sync::oneshot::channel();
+        let load = self.load.clone();
+        load.change(1, 0);
         let job: Job = Box::new(move || {
+            load.change(-1, 1);
             let _ = done.send(job());
+            load.change(0, -1);
         });
         match self.jobs.try_send(job) {
             Ok(()) => {}

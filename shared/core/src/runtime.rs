@@ -153,12 +153,16 @@ where
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
+        let shutdown = shutdown_on_signals();
+        if config.metrics.enabled {
+            crate::metrics::serve(name, &config.metrics, shutdown.clone()).await?;
+        }
         announce_listening(name, listener.local_addr()?);
         let process = Process {
             name,
             config,
             listener,
-            shutdown: shutdown_on_signals(),
+            shutdown,
         };
         body(process).await
     }
@@ -223,6 +227,9 @@ where
     run_main_with(name, default_listen, |process| async move {
         crate::db::migrate(&process.config.db).await?;
         let db = crate::db::connect(&process.config.db, &format!("auth_{name}")).await?;
+        if process.config.metrics.enabled {
+            crate::metrics::sample_pool(db.clone(), process.shutdown.clone());
+        }
         serve(ServiceContext {
             config: process.config,
             db,

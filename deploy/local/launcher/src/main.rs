@@ -100,6 +100,8 @@ struct Supervised {
     program: PathBuf,
     /// Fixed after the first start so dependents keep reaching it across restarts.
     listen: Option<SocketAddr>,
+    /// `OTEL_EXPORTER_PROMETHEUS_PORT` for this process: processes on one host need a port each.
+    metrics_port: u16,
     pid: Arc<Mutex<Option<u32>>>,
 }
 
@@ -122,7 +124,8 @@ async fn run() -> anyhow::Result<()> {
     let mut supervised = Vec::new();
     let mut gateway_addr = None;
 
-    for spec in SPECS {
+    let metrics_base = metrics_base_port(&options);
+    for (index, spec) in SPECS.iter().enumerate() {
         let program = options.bin_dir.join(format!("auth-{}", spec.name));
         anyhow::ensure!(
             program.exists(),
@@ -135,6 +138,12 @@ async fn run() -> anyhow::Result<()> {
             name: spec.name,
             program,
             listen,
+            // Port 0 stays 0 (each picks a free port and announces it).
+            metrics_port: if metrics_base == 0 {
+                0
+            } else {
+                metrics_base.saturating_add(u16::try_from(index).unwrap_or(u16::MAX))
+            },
             pid: Arc::new(Mutex::new(None)),
         };
         let (child, addr) = start(&process, &options, &wiring).await?;
@@ -181,6 +190,21 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first metrics port (`OTEL_EXPORTER_PROMETHEUS_PORT` from the environment or the env file,
+/// else GoTrue's 9100); process number `i` serves its metrics on the base + `i`.
+fn metrics_base_port(options: &Options) -> u16 {
+    const VARIABLE: &str = "OTEL_EXPORTER_PROMETHEUS_PORT";
+    let from_file = || {
+        let text = std::fs::read_to_string(options.env_file.as_ref()?).ok()?;
+        auth_core::env_file::parse(&text).ok()?.remove(VARIABLE)
+    };
+    std::env::var(VARIABLE)
+        .ok()
+        .or_else(from_file)
+        .and_then(|port| port.trim().parse().ok())
+        .unwrap_or(9100)
+}
+
 fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
@@ -204,6 +228,7 @@ async fn start(
     }
     command
         .envs(wiring.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("OTEL_EXPORTER_PROMETHEUS_PORT", process.metrics_port.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
