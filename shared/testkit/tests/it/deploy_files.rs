@@ -133,3 +133,98 @@ fn nats_requires_credentials_and_stays_private() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The Kubernetes manifests against Kubernetes' own schemas (strict) and the compose file against the
+/// Compose specification, offline, with the validators `deploy/local/test` installs
+/// (`shared/testkit/deploy-check`).
+#[test]
+fn deploy_files_are_valid_for_kubernetes_and_compose() -> anyhow::Result<()> {
+    let check = repo_file("shared/testkit/deploy-check");
+    let python = check.join(".venv/bin/python");
+    anyhow::ensure!(
+        python.exists(),
+        "{} is missing: deploy/local/test installs the validators",
+        python.display()
+    );
+    let output = std::process::Command::new(python)
+        .arg(check.join("validate.py"))
+        .output()?;
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        report.contains("ok deploy/k8s/suite.yaml") && report.contains("ok docker-compose.yml"),
+        "{report}"
+    );
+    Ok(())
+}
+
+/// What a platform team expects of the manifests: resources, a disruption budget per Deployment,
+/// autoscaling for the gateway and the notifier, network policies that expose only the gateway, and
+/// secrets only from the Secret.
+#[test]
+fn kubernetes_manifests_have_what_a_platform_team_expects() -> anyhow::Result<()> {
+    let manifests = read("deploy/k8s/suite.yaml")?;
+    let documents: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&manifests)
+        .map(Value::deserialize)
+        .collect::<Result<_, _>>()?;
+    let of_kind = |kind: &str| documents.iter().filter(move |d| d["kind"] == kind);
+    let deployments: Vec<&Value> = of_kind("Deployment").collect();
+    assert_eq!(deployments.len(), 6);
+    for deployment in &deployments {
+        let name = deployment["metadata"]["name"].as_str().unwrap_or_default();
+        for container in deployment["spec"]["template"]["spec"]["containers"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            let resources = &container["resources"];
+            assert!(
+                resources["requests"].get("cpu").is_some() && resources["limits"].get("memory").is_some(),
+                "{name}"
+            );
+            assert!(
+                container.get("env").is_none(),
+                "{name}: settings come from the ConfigMap and the Secret"
+            );
+        }
+        assert!(
+            of_kind("PodDisruptionBudget").any(|p| p["metadata"]["name"].as_str() == Some(name)),
+            "{name} has no PodDisruptionBudget"
+        );
+    }
+    let autoscaled: BTreeSet<&str> = of_kind("HorizontalPodAutoscaler")
+        .filter_map(|h| h["spec"]["scaleTargetRef"]["name"].as_str())
+        .collect();
+    assert_eq!(autoscaled, BTreeSet::from(["auth-gateway", "auth-notification"]));
+    let policies: Vec<&Value> = of_kind("NetworkPolicy").collect();
+    let open_to_all: Vec<&str> = policies
+        .iter()
+        .filter(|p| {
+            p["spec"]["ingress"]
+                .as_sequence()
+                .is_some_and(|rules| rules.iter().any(|rule| rule.get("from").is_none()))
+        })
+        .filter_map(|p| p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"].as_str())
+        .collect();
+    assert_eq!(
+        open_to_all,
+        vec!["auth-gateway"],
+        "only the gateway is reachable from anywhere"
+    );
+    assert!(
+        policies.iter().any(|p| p["spec"].get("ingress").is_none()),
+        "a default-deny policy"
+    );
+    let config = of_kind("ConfigMap").next().expect("a ConfigMap");
+    for secret in ["DATABASE_URL", "GOTRUE_JWT_SECRET", "NATS_PASSWORD"] {
+        assert!(
+            config["data"].get(secret).is_none(),
+            "{secret} must not be in the ConfigMap"
+        );
+    }
+    Ok(())
+}
