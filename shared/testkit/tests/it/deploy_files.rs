@@ -171,7 +171,10 @@ fn kubernetes_manifests_have_what_a_platform_team_expects() -> anyhow::Result<()
     let documents: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&manifests)
         .map(Value::deserialize)
         .collect::<Result<_, _>>()?;
-    let of_kind = |kind: &str| documents.iter().filter(move |d| d["kind"] == kind);
+    fn of<'a>(documents: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> {
+        documents.iter().filter(move |d| d["kind"] == kind)
+    }
+    let of_kind = |kind: &'static str| of(&documents, kind);
     let deployments: Vec<&Value> = of_kind("Deployment").collect();
     assert_eq!(deployments.len(), 6);
     for deployment in &deployments {
