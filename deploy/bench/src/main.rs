@@ -3,6 +3,8 @@
 //!
 //!     cargo build --release --workspace --bins
 //!     target/release/auth-bench sessions [--seconds N]    # sign-in, refresh, GET /user
+//!     target/release/auth-bench sessions --target URL [--target-jwt-secret S] [--target-db URL]
+//!                                                        # the same, side by side with any GoTrue
 //!     target/release/auth-bench pipeline [--messages N]   # email: request → NATS → notifier → SMTP
 //!     target/release/auth-bench admin-users [--users N]   # GET /admin/users… with a million users
 //!
@@ -11,6 +13,7 @@
 mod admin_users;
 mod pipeline;
 mod sessions;
+mod versus;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +39,11 @@ fn option(name: &str, default: u64) -> anyhow::Result<u64> {
         .map(|value| value.unwrap_or(default))
 }
 
+/// The text after `--name`, if given.
+fn text_option(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     auth_core::install_tls_provider();
@@ -46,8 +54,17 @@ async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("admin-users") => admin_users::run(&bin_dir, option("--users", 1_000_000)?).await,
         Some("pipeline") => pipeline::run(&bin_dir, usize::try_from(option("--messages", 1000)?)?).await,
-        Some("sessions") | None => sessions::run(&bin_dir, option("--seconds", 10)?).await,
-        Some(flag) if flag.starts_with("--") => sessions::run(&bin_dir, option("--seconds", 10)?).await,
+        Some("sessions") | None => sessions_or_versus(&bin_dir).await,
+        Some(flag) if flag.starts_with("--") => sessions_or_versus(&bin_dir).await,
         Some(other) => anyhow::bail!("unknown benchmark {other}: use `sessions`, `pipeline` or `admin-users`"),
+    }
+}
+
+/// `sessions` alone, or side by side with `--target`.
+async fn sessions_or_versus(bin_dir: &std::path::Path) -> anyhow::Result<()> {
+    let seconds = option("--seconds", 10)?;
+    match versus::Target::from_args()? {
+        Some(target) => versus::run(bin_dir, seconds, target).await,
+        None => sessions::run(bin_dir, seconds).await,
     }
 }

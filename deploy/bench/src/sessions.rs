@@ -13,31 +13,31 @@ use serde_json::{Value, json};
 
 use crate::percentile_ms;
 
-const PASSWORD: &str = "bench-password-123";
-const SIGN_IN_CLIENTS: usize = 8;
-const CLIENTS: usize = 50;
-const USERS: usize = 50;
+pub(crate) const PASSWORD: &str = "bench-password-123";
+pub(crate) const SIGN_IN_CLIENTS: usize = 8;
+pub(crate) const CLIENTS: usize = 50;
+pub(crate) const USERS: usize = 50;
 
-struct Phase {
-    name: &'static str,
-    count: usize,
-    errors: usize,
+pub(crate) struct Phase {
+    pub(crate) name: &'static str,
+    pub(crate) count: usize,
+    pub(crate) errors: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
 impl Phase {
-    fn per_second(&self) -> f64 {
+    pub(crate) fn per_second(&self) -> f64 {
         self.count as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn percentile(&self, p: f64) -> f64 {
+    pub(crate) fn percentile(&self, p: f64) -> f64 {
         percentile_ms(&self.latencies, p)
     }
 }
 
 /// Runs `clients` loops of `request` for `duration`; each loop keeps its own state (e.g. a refresh token).
-async fn run_phase<S, F, Fut>(
+pub(crate) async fn run_phase<S, F, Fut>(
     name: &'static str,
     clients: usize,
     duration: Duration,
@@ -200,6 +200,83 @@ fn parallel_hash_rate() -> anyhow::Result<f64> {
     Ok((cores * rounds) as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Password sign-ins by [`SIGN_IN_CLIENTS`] clients, each going round the seeded `emails`.
+pub(crate) async fn sign_in_phase(http: &reqwest::Client, base: &str, emails: &[String], duration: Duration) -> Phase {
+    let (http, base, emails) = (http.clone(), base.to_string(), emails.to_vec());
+    let states: Vec<usize> = (0..SIGN_IN_CLIENTS).collect();
+    run_phase(
+        "password sign-in",
+        SIGN_IN_CLIENTS,
+        duration,
+        states,
+        move |i: usize| {
+            let (http, base) = (http.clone(), base.clone());
+            let email = emails[i % emails.len()].clone();
+            async move {
+                let ok = http
+                    .post(format!("{base}/token?grant_type=password"))
+                    .json(&json!({"email": email, "password": PASSWORD}))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200);
+                (i + SIGN_IN_CLIENTS, ok)
+            }
+        },
+    )
+    .await
+}
+
+/// Refreshes by [`CLIENTS`] clients, each following its own token chain.
+pub(crate) async fn refresh_phase(
+    http: &reqwest::Client,
+    base: &str,
+    tokens: Vec<String>,
+    duration: Duration,
+) -> Phase {
+    let (http, base) = (http.clone(), base.to_string());
+    run_phase("refresh", CLIENTS, duration, tokens, move |token: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let response = http
+                .post(format!("{base}/token?grant_type=refresh_token"))
+                .json(&json!({"refresh_token": token}))
+                .send()
+                .await;
+            match response {
+                Ok(r) if r.status() == 200 => match r.json::<Value>().await {
+                    Ok(body) => (body["refresh_token"].as_str().unwrap_or_default().to_string(), true),
+                    Err(_) => (token, false),
+                },
+                _ => (token, false),
+            }
+        }
+    })
+    .await
+}
+
+/// `GET /user` by [`CLIENTS`] clients, each with its own access token.
+pub(crate) async fn get_user_phase(
+    http: &reqwest::Client,
+    base: &str,
+    tokens: Vec<String>,
+    duration: Duration,
+) -> Phase {
+    let (http, base) = (http.clone(), base.to_string());
+    run_phase("GET /user", CLIENTS, duration, tokens, move |token: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let ok = http
+                .get(format!("{base}/user"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            (token, ok)
+        }
+    })
+    .await
+}
+
 pub async fn run(bin_dir: &Path, seconds: u64) -> anyhow::Result<()> {
     let duration = Duration::from_secs(seconds);
     let unique = uuid::Uuid::new_v4().simple().to_string();
@@ -238,59 +315,16 @@ pub async fn run(bin_dir: &Path, seconds: u64) -> anyhow::Result<()> {
     let emails: Vec<String> = sessions.iter().map(|(e, _)| e.clone()).collect();
 
     let before = cpu_sample(&pids);
-    let sign_in = {
-        let (http, base) = (http.clone(), base.clone());
-        let states: Vec<(usize, Vec<String>)> = (0..SIGN_IN_CLIENTS).map(|i| (i, emails.clone())).collect();
-        run_phase(
-            "password sign-in",
-            SIGN_IN_CLIENTS,
-            duration,
-            states,
-            move |(i, emails)| {
-                let (http, base) = (http.clone(), base.clone());
-                async move {
-                    let email = &emails[i % emails.len()];
-                    let ok = http
-                        .post(format!("{base}/token?grant_type=password"))
-                        .json(&json!({"email": email, "password": PASSWORD}))
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status() == 200);
-                    ((i + SIGN_IN_CLIENTS, emails), ok)
-                }
-            },
-        )
-        .await
-    };
+    let sign_in = sign_in_phase(&http, &base, &emails, duration).await;
 
     let sign_in_cpu = cpu_per_request(&before, &cpu_sample(&pids), sign_in.count);
 
     let before = cpu_sample(&pids);
-    let refresh = {
-        let (http, base) = (http.clone(), base.clone());
-        let states: Vec<String> = sessions
-            .iter()
-            .map(|(_, s)| s["refresh_token"].as_str().unwrap_or_default().to_string())
-            .collect();
-        run_phase("refresh", CLIENTS, duration, states, move |token: String| {
-            let (http, base) = (http.clone(), base.clone());
-            async move {
-                let response = http
-                    .post(format!("{base}/token?grant_type=refresh_token"))
-                    .json(&json!({"refresh_token": token}))
-                    .send()
-                    .await;
-                match response {
-                    Ok(r) if r.status() == 200 => match r.json::<Value>().await {
-                        Ok(body) => (body["refresh_token"].as_str().unwrap_or_default().to_string(), true),
-                        Err(_) => (token, false),
-                    },
-                    _ => (token, false),
-                }
-            }
-        })
-        .await
-    };
+    let refresh_tokens: Vec<String> = sessions
+        .iter()
+        .map(|(_, s)| s["refresh_token"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let refresh = refresh_phase(&http, &base, refresh_tokens, duration).await;
 
     let refresh_cpu = cpu_per_request(&before, &cpu_sample(&pids), refresh.count);
 
@@ -307,22 +341,7 @@ pub async fn run(bin_dir: &Path, seconds: u64) -> anyhow::Result<()> {
         access_tokens.push(session["access_token"].as_str().unwrap_or_default().to_string());
     }
     let before = cpu_sample(&pids);
-    let get_user = {
-        let (http, base) = (http.clone(), base.clone());
-        run_phase("GET /user", CLIENTS, duration, access_tokens, move |token: String| {
-            let (http, base) = (http.clone(), base.clone());
-            async move {
-                let ok = http
-                    .get(format!("{base}/user"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200);
-                (token, ok)
-            }
-        })
-        .await
-    };
+    let get_user = get_user_phase(&http, &base, access_tokens, duration).await;
 
     let get_user_cpu = cpu_per_request(&before, &cpu_sample(&pids), get_user.count);
 

@@ -124,17 +124,13 @@ pub async fn consumer(
 /// `jetstream_consumer_pending_messages{consumer}` (not yet delivered) and
 /// `jetstream_consumer_ack_pending_messages{consumer}` (delivered, not yet acknowledged).
 pub fn sample_consumer_lag(
-    mut consumer: consumer::Consumer<consumer::pull::Config>,
+    consumer: consumer::Consumer<consumer::pull::Config>,
     name: &'static str,
     shutdown: CancellationToken,
 ) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
+    auth_core::metrics::sample_periodically(shutdown, move || {
+        let mut consumer = consumer.clone();
+        async move {
             if let Ok(info) = consumer.info().await {
                 metrics::gauge!("jetstream_consumer_pending_messages", "consumer" => name).set(info.num_pending as f64);
                 metrics::gauge!("jetstream_consumer_ack_pending_messages", "consumer" => name)

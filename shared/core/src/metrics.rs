@@ -89,21 +89,34 @@ async fn upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
     }
 }
 
-/// Samples a database pool's connections every few seconds as `db_pool_connections{state}`.
-pub fn sample_pool(pool: sqlx::PgPool, shutdown: CancellationToken) {
+/// Runs `sample` now and then every few seconds until `shutdown`: how gauges that are read rather
+/// than counted (pool usage, backlogs, consumer lag) stay current.
+pub fn sample_periodically<F, Fut>(shutdown: CancellationToken, mut sample: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = tick.tick() => {
-                    let size = f64::from(pool.size());
-                    let idle = pool.num_idle() as f64;
-                    metrics::gauge!("db_pool_connections", "state" => "idle").set(idle);
-                    metrics::gauge!("db_pool_connections", "state" => "in_use").set((size - idle).max(0.0));
-                    metrics::gauge!("db_pool_max_connections").set(f64::from(pool.options().get_max_connections()));
-                }
+                _ = tick.tick() => sample().await,
             }
+        }
+    });
+}
+
+/// Samples a database pool's connections as `db_pool_connections{state}`.
+pub fn sample_pool(pool: sqlx::PgPool, shutdown: CancellationToken) {
+    sample_periodically(shutdown, move || {
+        let size = f64::from(pool.size());
+        let idle = pool.num_idle() as f64;
+        let max = f64::from(pool.options().get_max_connections());
+        async move {
+            ::metrics::gauge!("db_pool_connections", "state" => "idle").set(idle);
+            ::metrics::gauge!("db_pool_connections", "state" => "in_use").set((size - idle).max(0.0));
+            ::metrics::gauge!("db_pool_max_connections").set(max);
         }
     });
 }

@@ -172,13 +172,9 @@ fn headers_of(row: &OutboxRow) -> HeaderMap {
 /// NATS shows as a growing age long before anyone misses an email.
 pub fn sample_backlog(db: PgPool, prefix: &str, shutdown: CancellationToken) {
     let subject_prefix = format!("{prefix}.");
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
+    crate::metrics::sample_periodically(shutdown, move || {
+        let (db, subject_prefix) = (db.clone(), subject_prefix.clone());
+        async move {
             let sampled: sqlx::Result<(i64, Option<f64>)> = sqlx::query_as(
                 "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM outbox_messages \
                  WHERE published_at IS NULL AND starts_with(subject, $1)",
