@@ -965,11 +965,41 @@ impl EnvVars {
         }
         // The environment wins over the file, as in GoTrue.
         vars.extend(std::env::vars());
+        resolve_file_variables(&mut vars)?;
         Ok(Self(vars))
     }
 
     fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
         Self(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+/// `NAME_FILE=/path` sets `NAME` to the file's contents (without the final line break) unless `NAME`
+/// is set itself: how Kubernetes and Docker hand over secrets as mounted files instead of environment
+/// values. `LOG_FILE`/`GOTRUE_LOG_FILE` are GoTrue settings of their own, not references.
+fn resolve_file_variables(vars: &mut HashMap<String, String>) -> Result<(), String> {
+    let references: Vec<(String, String)> = vars
+        .iter()
+        .filter(|(name, path)| !path.trim().is_empty() && !matches!(name.as_str(), "LOG_FILE" | "GOTRUE_LOG_FILE"))
+        .filter_map(|(name, path)| Some((name.strip_suffix("_FILE")?.to_string(), path.trim().to_string())))
+        .filter(|(target, _)| !target.is_empty())
+        .collect();
+    let mut problems = Vec::new();
+    for (target, path) in references {
+        if vars.get(&target).is_some_and(|value| !value.trim().is_empty()) {
+            continue;
+        }
+        match std::fs::read_to_string(&path) {
+            Ok(contents) => {
+                vars.insert(target, contents.trim_end_matches(['\n', '\r']).to_string());
+            }
+            Err(error) => problems.push(format!("{target}_FILE: cannot read {path}: {error}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
     }
 }
 
@@ -1227,6 +1257,37 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn file_variables_read_secrets_from_mounted_files() {
+        let dir = std::env::temp_dir().join(format!("file-vars-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let secret = dir.join("jwt");
+        std::fs::write(&secret, "from-a-file-0123456789-0123456789\n").expect("write");
+        let mut vars: HashMap<String, String> = [
+            ("GOTRUE_JWT_SECRET_FILE", secret.to_string_lossy().to_string()),
+            ("DATABASE_URL", "postgres://set-directly".to_string()),
+            ("DATABASE_URL_FILE", "/nonexistent/ignored-because-set".to_string()),
+            ("GOTRUE_LOG_FILE", "/var/log/gotrue.log".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        resolve_file_variables(&mut vars).expect("resolves");
+        assert_eq!(vars["GOTRUE_JWT_SECRET"], "from-a-file-0123456789-0123456789");
+        assert_eq!(vars["DATABASE_URL"], "postgres://set-directly");
+        assert!(
+            !vars.contains_key("GOTRUE_LOG"),
+            "LOG_FILE is a setting, not a reference"
+        );
+        let mut missing: HashMap<String, String> =
+            [("NATS_PASSWORD_FILE".to_string(), "/nonexistent/secret".to_string())]
+                .into_iter()
+                .collect();
+        let error = resolve_file_variables(&mut missing).expect_err("unreadable");
+        assert!(error.contains("NATS_PASSWORD_FILE"), "{error}");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
     use super::*;
 
     fn minimal() -> Vec<(&'static str, &'static str)> {

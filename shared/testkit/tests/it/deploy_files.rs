@@ -195,10 +195,23 @@ fn kubernetes_manifests_have_what_a_platform_team_expects() -> anyhow::Result<()
                     .iter()
                     .any(|word| variable_name.contains(word));
                 assert!(
-                    !(secret_like && variable.get("value").is_some()),
+                    !(secret_like && !variable_name.ends_with("_FILE") && variable.get("value").is_some()),
                     "{name}: {variable_name} must come from the Secret, not a literal"
                 );
             }
+            // Secrets arrive as files from the mounted Secret, not as environment values.
+            let env_from = container["envFrom"].as_sequence().into_iter().flatten();
+            assert!(
+                env_from.into_iter().all(|source| source.get("secretRef").is_none()),
+                "{name}"
+            );
+            let mounts = container["volumeMounts"].as_sequence().into_iter().flatten();
+            assert!(
+                mounts
+                    .into_iter()
+                    .any(|m| m["name"] == "secrets" && m["readOnly"] == true),
+                "{name} mounts the Secret read-only"
+            );
         }
         assert!(
             of_kind("PodDisruptionBudget").any(|p| p["metadata"]["name"].as_str() == Some(name)),
