@@ -391,7 +391,7 @@ async fn links_carry_redirects_as_gotrue_writes_them() -> anyhow::Result<()> {
         "http://localhost:3000\\@evil.com",
         "http://localhost:3000@evil.com/",
         "http://user:pass@localhost:3000/",
-        "http://localhost:3000/\u{0}",
+        // (a NUL character is refused before any redirect is considered: see the NUL test)
     ] {
         let link = admin_ok(
             &suite,
