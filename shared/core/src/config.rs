@@ -974,6 +974,14 @@ impl EnvVars {
     }
 }
 
+/// Whether `name` is one of the variables the suite reads (GoTrue's and its own): only these may be
+/// given as `NAME_FILE`, so unrelated `*_FILE` variables of the environment (`TF_CLI_CONFIG_FILE`, ...)
+/// are left alone.
+fn is_suite_variable(name: &str) -> bool {
+    ["GOTRUE_", "AUTH_", "NATS_", "OTEL_"].iter().any(|prefix| name.starts_with(prefix))
+        || matches!(name, "DATABASE_URL" | "API_EXTERNAL_URL" | "DB_NAMESPACE" | "PORT" | "REQUEST_ID_HEADER")
+}
+
 /// `NAME_FILE=/path` sets `NAME` to the file's contents (without the final line break) unless `NAME`
 /// is set itself: how Kubernetes and Docker hand over secrets as mounted files instead of environment
 /// values. `LOG_FILE`/`GOTRUE_LOG_FILE` are GoTrue settings of their own, not references.
@@ -982,7 +990,7 @@ fn resolve_file_variables(vars: &mut HashMap<String, String>) -> Result<(), Stri
         .iter()
         .filter(|(name, path)| !path.trim().is_empty() && !matches!(name.as_str(), "LOG_FILE" | "GOTRUE_LOG_FILE"))
         .filter_map(|(name, path)| Some((name.strip_suffix("_FILE")?.to_string(), path.trim().to_string())))
-        .filter(|(target, _)| !target.is_empty())
+        .filter(|(target, _)| is_suite_variable(target))
         .collect();
     let mut problems = Vec::new();
     for (target, path) in references {
@@ -1268,6 +1276,7 @@ mod tests {
             ("DATABASE_URL", "postgres://set-directly".to_string()),
             ("DATABASE_URL_FILE", "/nonexistent/ignored-because-set".to_string()),
             ("GOTRUE_LOG_FILE", "/var/log/gotrue.log".to_string()),
+            ("TF_CLI_CONFIG_FILE", "/nonexistent/not-ours".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
