@@ -978,8 +978,13 @@ impl EnvVars {
 /// given as `NAME_FILE`, so unrelated `*_FILE` variables of the environment (`TF_CLI_CONFIG_FILE`, ...)
 /// are left alone.
 fn is_suite_variable(name: &str) -> bool {
-    ["GOTRUE_", "AUTH_", "NATS_", "OTEL_"].iter().any(|prefix| name.starts_with(prefix))
-        || matches!(name, "DATABASE_URL" | "API_EXTERNAL_URL" | "DB_NAMESPACE" | "PORT" | "REQUEST_ID_HEADER")
+    ["GOTRUE_", "AUTH_", "NATS_", "OTEL_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        || matches!(
+            name,
+            "DATABASE_URL" | "API_EXTERNAL_URL" | "DB_NAMESPACE" | "PORT" | "REQUEST_ID_HEADER"
+        )
 }
 
 /// `NAME_FILE=/path` sets `NAME` to the file's contents (without the final line break) unless `NAME`
