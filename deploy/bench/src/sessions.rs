@@ -76,9 +76,14 @@ where
     let mut latencies = Vec::new();
     let mut errors = 0;
     for task in futures::future::join_all(tasks).await {
-        let (l, e) = task.expect("bench task");
-        latencies.extend(l);
-        errors += e;
+        match task {
+            Ok((l, e)) => {
+                latencies.extend(l);
+                errors += e;
+            }
+            // A client task that died counts as one error; its latencies are lost.
+            Err(_) => errors += 1,
+        }
     }
     let elapsed = started.elapsed();
     latencies.sort();
@@ -163,11 +168,11 @@ fn peak_memory_mib(pid: u64) -> Option<f64> {
 /// The hash-bound limit: how many argon2id verifications per second the cores can do at most,
 /// as the cores ÷ the time of one verification alone (ms, limit/s).
 fn hash_bound_limit() -> anyhow::Result<(f64, f64)> {
-    let hash = auth_core::password::hash_blocking(PASSWORD)?;
+    let hash = auth_user::password::hash_blocking(PASSWORD)?;
     let rounds = 20;
     let started = Instant::now();
     for _ in 0..rounds {
-        auth_core::password::verify_blocking(PASSWORD, &hash)?;
+        auth_user::password::verify_blocking(PASSWORD, &hash)?;
     }
     let one = started.elapsed().as_secs_f64() / f64::from(rounds);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -178,7 +183,7 @@ fn hash_bound_limit() -> anyhow::Result<(f64, f64)> {
 /// workers do under load: below [`hash_bound_limit`] where the cores share caches and memory
 /// bandwidth (argon2id is memory-hard).
 fn parallel_hash_rate() -> anyhow::Result<f64> {
-    let hash = auth_core::password::hash_blocking(PASSWORD)?;
+    let hash = auth_user::password::hash_blocking(PASSWORD)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rounds = 20;
     let started = Instant::now();
@@ -187,7 +192,7 @@ fn parallel_hash_rate() -> anyhow::Result<f64> {
             .map(|_| {
                 scope.spawn(|| -> anyhow::Result<()> {
                     for _ in 0..rounds {
-                        auth_core::password::verify_blocking(PASSWORD, &hash)?;
+                        auth_user::password::verify_blocking(PASSWORD, &hash)?;
                     }
                     Ok(())
                 })

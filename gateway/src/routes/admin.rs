@@ -10,11 +10,12 @@ use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{RedirectQuery, go_encode, json_text, redirect_target, request_context, with_authorization};
+use super::pagination::{first, link, page_headers, parse_count, validation_failed};
+use super::{RedirectQuery, json_text, redirect_target, request_context, with_authorization};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppQuery, query_pairs};
@@ -29,26 +30,6 @@ pub fn router() -> Router<AppState> {
             "/admin/users/{user_id}",
             get(get_user).put(update_user).delete(delete_user),
         )
-}
-
-pub(super) fn validation_failed(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, auth_core::ErrorCode::ValidationFailed, message)
-}
-
-pub(super) fn first<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-    pairs.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
-}
-
-/// Go's `strconv.ParseUint` of an optional parameter, with its error text.
-pub(super) fn parse_count(pairs: &[(String, String)], name: &str) -> Result<u64, ApiError> {
-    match first(pairs, name) {
-        "" => Ok(0),
-        text => text.parse().map_err(|_| {
-            validation_failed(format!(
-                "Bad Pagination Parameters: strconv.ParseUint: parsing \"{text}\": invalid syntax"
-            ))
-        }),
-    }
 }
 
 /// GoTrue's `sort` parameter for the user list: `created_at [asc|desc]`, the only sortable field.
@@ -75,13 +56,6 @@ fn parse_sort(sort: &str) -> Result<bool, ApiError> {
         };
     }
     Ok(ascending)
-}
-
-/// `path?query` with `name` set to `value` (and `drop` removed), query encoded as Go does.
-pub(super) fn link(path: &str, pairs: &[(String, String)], name: &str, value: &str, drop: &str) -> String {
-    let mut query: Vec<(String, String)> = pairs.iter().filter(|(k, _)| k != name && k != drop).cloned().collect();
-    query.push((name.to_string(), value.to_string()));
-    format!("<{path}?{}>", go_encode(query))
 }
 
 async fn list_users(
@@ -145,25 +119,6 @@ fn list_response(pairs: &[(String, String)], keyset: bool, listed: &AdminListUse
         response_headers = page_headers(path, pairs, listed.total, listed.page, listed.per_page);
     }
     (response_headers, axum::Json(body)).into_response()
-}
-
-/// GoTrue's `addPaginationHeaders`: `Link` with `rel="next"` while pages remain and always
-/// `rel="last"`, and `X-Total-Count`.
-pub(super) fn page_headers(path: &str, pairs: &[(String, String)], total: u64, page: u64, per_page: u64) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    let pages = total.div_ceil(per_page.max(1));
-    let mut header = String::new();
-    if pages > page {
-        header.push_str(&link(path, pairs, "page", &(page + 1).to_string(), ""));
-        header.push_str("; rel=\"next\", ");
-    }
-    header.push_str(&link(path, pairs, "page", &pages.to_string(), ""));
-    header.push_str("; rel=\"last\"");
-    if let Ok(value) = HeaderValue::from_str(&header) {
-        headers.insert(http::header::LINK, value);
-    }
-    headers.insert("x-total-count", HeaderValue::from(total));
-    headers
 }
 
 /// GoTrue's `AdminUserParams`, the body of POST and PUT.

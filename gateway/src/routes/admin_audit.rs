@@ -8,7 +8,7 @@ use axum::routing::get;
 use http::HeaderMap;
 use serde_json::Value;
 
-use super::admin::{first, page_headers, parse_count};
+use super::pagination::{first, page_headers, parse_count};
 use super::{request_context, with_authorization};
 use crate::AppState;
 use crate::error::ApiError;

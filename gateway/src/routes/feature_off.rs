@@ -130,10 +130,10 @@ const APPLE_ISSUERS: [&str; 2] = ["https://appleid.apple.com", "https://account.
 pub(super) fn id_token_grant(state: &AppState, body: Value) -> Response {
     let params: IdTokenGrantBody = serde_json::from_value(body).unwrap_or_default();
     if params.id_token.is_empty() {
-        return super::session::oauth_error("invalid request", "id_token required");
+        return super::token::oauth_error("invalid request", "id_token required");
     }
     if params.provider.is_empty() && (params.client_id.is_empty() || params.issuer.is_empty()) {
-        return super::session::oauth_error("invalid request", "provider or client_id and issuer required");
+        return super::token::oauth_error("invalid request", "provider or client_id and issuer required");
     }
     let token_issuer = unverified_issuer(&params.id_token);
     let validation = |message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::ValidationFailed, message);

@@ -7,8 +7,15 @@ mod admin_factors;
 mod feature_off;
 pub mod general;
 mod generate_link;
-mod send;
-mod session;
+mod logout;
+mod otp;
+mod pagination;
+mod reauthenticate;
+mod recover;
+mod resend;
+mod signup;
+mod token;
+mod user;
 mod verify;
 mod well_known;
 
@@ -31,9 +38,15 @@ pub fn router() -> Router<AppState> {
         .merge(admin_factors::router())
         .merge(generate_link::router())
         .merge(well_known::router())
-        .merge(session::router())
+        .merge(signup::router())
+        .merge(token::router())
+        .merge(logout::router())
+        .merge(user::router())
         .merge(verify::router())
-        .merge(send::router())
+        .merge(recover::router())
+        .merge(otp::router())
+        .merge(resend::router())
+        .merge(reauthenticate::router())
         .merge(feature_off::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -88,6 +101,17 @@ async fn rate_limit(state: &AppState, headers: &HeaderMap, limiter: Limiter) -> 
         | Limiter::Otp => limits.otp,
     };
     rate_limiter.check(headers, limiter, limit).await
+}
+
+/// The answer of every route that sends a code: `{}`, or `{"message_id"}` when an SMS was queued.
+fn sent(response: auth_proto::user::v1::SendResponse) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let auth_proto::user::v1::SendResponse { message_id } = response;
+    if message_id.is_empty() {
+        axum::Json(serde_json::json!({})).into_response()
+    } else {
+        axum::Json(serde_json::json!({"message_id": message_id})).into_response()
+    }
 }
 
 fn json_text(value: Option<&Map<String, Value>>) -> String {

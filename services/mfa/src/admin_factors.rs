@@ -5,13 +5,19 @@
 //! back to AAL1. The sessions are the token service's, so it is asked first; should removing the
 //! factor then fail, the only effect is that the user steps up again, never a factor that is gone
 //! but still vouching for a session.
+//!
+//! The user service's soft delete removes all of a user's factors and credentials through
+//! [`MfaState::delete_user_factors`]: these tables are written only here.
 
-use auth_core::audit::{self, AuditAction};
-use auth_core::principal::Principal;
-use auth_core::users::{self, FactorRecord, UserRecord};
+use auth_account::audit::{self, AuditAction};
+use auth_account::principal::Principal;
+use auth_account::users::{self, FactorRecord, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
-use auth_proto::mfa::v1::{AdminFactorRequest, AdminListFactorsRequest, AdminUpdateFactorRequest};
+use auth_proto::mfa::v1::{
+    AdminFactorRequest, AdminListFactorsRequest, AdminUpdateFactorRequest, DeleteUserFactorsRequest,
+    DeleteUserFactorsResponse,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -144,5 +150,31 @@ impl MfaState {
             .await?;
         tx.commit().await?;
         Ok(factor.to_proto())
+    }
+
+    /// Removes every factor (challenges go with them) and WebAuthn credential of a user, for the
+    /// user service's soft delete. The user's sessions are ended by the token service first, so
+    /// there is no step-up left to downgrade.
+    pub async fn delete_user_factors(
+        &self,
+        principal: &Principal,
+        request: DeleteUserFactorsRequest,
+    ) -> Result<DeleteUserFactorsResponse, ServiceError> {
+        principal.require_admin()?;
+        let user_id = Uuid::parse_str(&request.user_id)
+            .map_err(|_| ServiceError::bad_request(ErrorCode::ValidationFailed, "user_id must be an UUID"))?;
+        let mut tx = self.db.begin().await?;
+        let credentials = sqlx::query("DELETE FROM webauthn_credentials WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let factors = sqlx::query("DELETE FROM mfa_factors WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(DeleteUserFactorsResponse { factors, credentials })
     }
 }

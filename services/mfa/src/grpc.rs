@@ -4,6 +4,7 @@ use auth_proto::common::v1::Factor;
 use auth_proto::mfa::v1::mfa_service_server::MfaService;
 use auth_proto::mfa::v1::{
     AdminFactorRequest, AdminListFactorsRequest, AdminListFactorsResponse, AdminUpdateFactorRequest,
+    DeleteUserFactorsRequest, DeleteUserFactorsResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -41,6 +42,17 @@ impl MfaService for MfaGrpc {
         let principal = self.state.authenticate(request.metadata()).await?;
         Ok(Response::new(
             self.state.admin_delete_factor(&principal, request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_user_factors(
+        &self,
+        request: Request<DeleteUserFactorsRequest>,
+    ) -> Result<Response<DeleteUserFactorsResponse>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.delete_user_factors(&principal, request.into_inner()).await?,
         ))
     }
 }

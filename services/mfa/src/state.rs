@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use auth_account::jwt::JwtKeys;
+use auth_account::principal::{self, Principal};
 use auth_core::grpc::TracedChannel;
-use auth_core::jwt::JwtKeys;
-use auth_core::principal::{self, Principal};
 use auth_core::{Config, ServiceError};
 use auth_proto::token::v1::DowngradeFactorSessionsRequest;
 use auth_proto::token::v1::token_service_client::TokenServiceClient;

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use auth_core::jwt::JwtKeys;
-use auth_core::{Config, ServiceError, principal};
+use auth_account::jwt::JwtKeys;
+use auth_account::principal;
+use auth_core::{Config, ServiceError};
 use auth_proto::notification::v1::notification_service_server::NotificationService;
 use auth_proto::notification::v1::{DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse};
 use chrono::{DateTime, Utc};
@@ -59,8 +60,8 @@ impl NotificationService for NotificationGrpc {
                 attempts: u32::try_from(row.attempts).unwrap_or_default(),
                 last_error: row.last_error.unwrap_or_default(),
                 sent_by: row.sent_by.unwrap_or_default(),
-                first_attempt_at: auth_core::users::timestamp(Some(row.created_at)),
-                given_up_at: auth_core::users::timestamp(Some(row.updated_at)),
+                first_attempt_at: auth_account::users::timestamp(Some(row.created_at)),
+                given_up_at: auth_account::users::timestamp(Some(row.updated_at)),
             })
             .collect();
         Ok(Response::new(ListDeadLettersResponse { dead_letters }))

@@ -57,7 +57,7 @@ pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     let delivering_sms = tokio::spawn(deliverer.run(texts, ctx.shutdown.clone()));
 
     let api = grpc::NotificationGrpc {
-        keys: Arc::new(auth_core::jwt::JwtKeys::from_config(&ctx.config.jwt)?),
+        keys: Arc::new(auth_account::jwt::JwtKeys::from_config(&ctx.config.jwt)?),
         config: ctx.config.clone(),
         db: ctx.db.clone(),
     };

@@ -49,8 +49,10 @@ impl SmsSender {
     /// GoTrue's `generateSMSFromTemplate`: `{{ .Code }}` becomes the code.
     pub fn render(&self, otp: &str) -> String {
         let template = &self.config.template;
-        let pattern = regex::Regex::new(r"\{\{\s*\.Code\s*\}\}").expect("static pattern");
-        pattern.replace_all(template, regex::NoExpand(otp)).into_owned()
+        #[expect(clippy::expect_used, reason = "a constant pattern, compiled by every test run")]
+        static CODE: std::sync::LazyLock<regex::Regex> =
+            std::sync::LazyLock::new(|| regex::Regex::new(r"\{\{\s*\.Code\s*\}\}").expect("static pattern"));
+        CODE.replace_all(template, regex::NoExpand(otp)).into_owned()
     }
 
     /// Sends `message` to `phone` (E.164 digits) and returns the provider's message id.

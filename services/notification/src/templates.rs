@@ -76,6 +76,7 @@ pub fn render(request: &EmailRequested, subjects: &MailerSubjects, body: Option<
 /// Replaces every `{{ .Name }}` with the variable's HTML-escaped value, and `{{ .Data.key }}` with
 /// the user's metadata value (unknown names print nothing).
 fn fill(template: &str, variables: &[(&str, &str)], data: &serde_json::Map<String, serde_json::Value>) -> String {
+    #[expect(clippy::expect_used, reason = "a constant pattern, compiled by every test run")]
     static VARIABLE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"\{\{-?\s*\.(\w+)(?:\.(\w+))?\s*-?\}\}").expect("static regex"));
     VARIABLE

@@ -2,8 +2,8 @@
 //! `code_challenge`, given an auth code when the emailed link is verified, and traded once for a
 //! session by `POST /token?grant_type=pkce`.
 
-use auth_core::audit::{self, AuditAction};
-use auth_core::users;
+use auth_account::audit::{self, AuditAction};
+use auth_account::users;
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
 use base64::Engine;

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use auth_core::jwt::JwtKeys;
-use auth_core::principal;
+use auth_account::jwt::JwtKeys;
+use auth_account::principal;
 use auth_core::{Config, ErrorCode, ServiceError};
 use auth_proto::common::v1::SessionTokens;
 use auth_proto::token::v1::{

@@ -7,9 +7,9 @@
 
 use std::sync::LazyLock;
 
-use auth_core::audit::{self, AuditAction};
-use auth_core::session_validity::{SessionTimes, Validity};
-use auth_core::users::{self, UserRecord};
+use auth_account::audit::{self, AuditAction};
+use auth_account::session_validity::{SessionTimes, Validity};
+use auth_account::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -379,7 +379,11 @@ impl TokenState {
                 .execute(&mut *conn)
                 .await
                 .map_err(internal)?;
-            let key = refresh_token::decode_hmac_key(&key).expect("generated key is valid base64url");
+            let key = refresh_token::decode_hmac_key(&key).ok_or_else(|| {
+                Refusal::Rollback(ServiceError::internal(anyhow::anyhow!(
+                    "a new refresh-token key is not base64url"
+                )))
+            })?;
             headers.insert("sb-auth-refresh-token-counter".into(), "0".into());
             headers.insert("sb-auth-refresh-token-reuse".into(), "false".into());
             let token = refresh_token::encode_v2(&key, session.id, 0);

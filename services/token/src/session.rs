@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use auth_core::audit::{self, AuditAction};
-use auth_core::jwt::{AccessTokenClaims, AmrEntry, JwtKeys};
-use auth_core::users::{self, UserRecord};
+use auth_account::audit::{self, AuditAction};
+use auth_account::jwt::{AccessTokenClaims, AmrEntry, JwtKeys};
+use auth_account::users::{self, UserRecord};
 use auth_core::{Config, ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
 use chrono::{DateTime, Utc};
@@ -137,7 +137,9 @@ impl TokenState {
         headers.insert("sb-auth-session-id".into(), session_id.to_string());
         let refresh_token = match (&hmac_key, v1_token) {
             (Some(stored_key), _) => {
-                let key = refresh_token::decode_hmac_key(stored_key).expect("generated key is valid base64url");
+                let key = refresh_token::decode_hmac_key(stored_key).ok_or_else(|| {
+                    ServiceError::internal(anyhow::anyhow!("a session's refresh-token key is not base64url"))
+                })?;
                 headers.insert("sb-auth-refresh-token-counter".into(), "0".into());
                 refresh_token::encode_v2(&key, session_id, 0)
             }

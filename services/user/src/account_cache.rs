@@ -8,6 +8,13 @@
 //! factors, or the end of one of its sessions `NOTIFY suite_accounts_changed`, whoever made it, and
 //! this module drops the account when the notification arrives.
 //!
+//! A session's end and a ban are not left to the notification: every answer served from memory is
+//! first confirmed by one primary-key read ([`still_signed_in`]). A notification is delivered a
+//! moment after its commit, and the replica that answers the next request need not be the one that
+//! ended the session, so without that read a token could still read `GET /user` after its
+//! `POST /logout` had answered 204. The read costs one index lookup; the user, identities and
+//! factors (the bulk of the answer) still come from memory.
+//!
 //! Two rules keep a stale answer out:
 //! - An answer read from the database is stored only if no notification arrived since before the
 //!   read began (the generation counter): a change that committed during the read is never papered
@@ -21,9 +28,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use auth_account::principal::SessionRecord;
+use auth_account::users::UserRecord;
 use auth_core::config::DbConfig;
-use auth_core::principal::SessionRecord;
-use auth_core::users::UserRecord;
 use auth_proto::common::v1::User;
 use chrono::{DateTime, Utc};
 use quick_cache::sync::Cache;
@@ -185,6 +192,20 @@ impl Inner {
     fn unchanged_since(&self, ticket: ReadTicket) -> bool {
         self.listening.load(Ordering::SeqCst) && self.generation.load(Ordering::SeqCst) == ticket.0
     }
+}
+
+/// Whether `session_id` is still a session of `user_id` and the user is not banned, as committed
+/// now. A cached answer is served only after this says yes, so a session ended or a user banned
+/// anywhere (this replica, another one, plain SQL) is refused from the moment that change commits.
+pub async fn still_signed_in(db: &sqlx::PgPool, user_id: Uuid, session_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND s.user_id = $2 AND (u.banned_until IS NULL OR u.banned_until <= now()))",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .fetch_one(db)
+    .await
 }
 
 /// Listens for account changes on a connection of its own until `shutdown`, reconnecting with

@@ -2,10 +2,10 @@
 //! needs an admin-role caller (`Principal::require_admin`); every change is written to the audit log
 //! in its transaction, with the caller's role as the actor, as GoTrue does.
 
-use auth_core::audit::{self, AuditAction};
-use auth_core::password::{check_importable_hash, check_strength};
-use auth_core::principal::Principal;
-use auth_core::users::{self, SELECT_USER_COLUMNS, UserRecord};
+use crate::password::{check_importable_hash, check_strength};
+use auth_account::audit::{self, AuditAction};
+use auth_account::principal::Principal;
+use auth_account::users::{self, SELECT_USER_COLUMNS, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
 use auth_proto::user::v1::{
@@ -534,14 +534,25 @@ impl UserState {
         )
         .await?;
         if !request.should_soft_delete {
+            // Everything the user owns in other services' tables goes with the row (the schema's
+            // ON DELETE CASCADE), in this one commit.
             sqlx::query("DELETE FROM users WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-        } else if user.deleted_at.is_none() {
+            tx.commit().await?;
+            return Ok(());
+        }
+        if user.deleted_at.is_none() {
             soft_delete(&mut tx, &user).await?;
         }
         tx.commit().await?;
+        // The row stays, so the user's sessions and factors are removed by their owners, after the
+        // commit (no call is made while a transaction is open). The committed soft delete already
+        // makes the account unusable (no address or password to sign in with); should a call fail,
+        // the admin gets the error and repeating the delete finishes the job.
+        self.revoke_sessions(id, None).await?;
+        self.delete_factors(id).await?;
         Ok(())
     }
 }
@@ -623,9 +634,9 @@ async fn upsert_identity_data(
     Ok(())
 }
 
-/// GoTrue's `SoftDeleteUser` and `SoftDeleteUserIdentities`: contact details replaced by hashes,
-/// password and every pending token cleared, metadata emptied, identities unlinkable; factors and
-/// sessions removed; `deleted_at` set.
+/// GoTrue's `SoftDeleteUser` and `SoftDeleteUserIdentities` for the tables this service owns:
+/// contact details replaced by hashes, password and every pending token cleared, metadata emptied,
+/// identities unlinkable, `deleted_at` set. Sessions and factors are their owners' to remove.
 async fn soft_delete(conn: &mut PgConnection, user: &UserRecord) -> Result<(), ServiceError> {
     let id = user.id;
     sqlx::query(
@@ -654,13 +665,9 @@ async fn soft_delete(conn: &mut PgConnection, user: &UserRecord) -> Result<(), S
         .execute(&mut *conn)
         .await?;
     }
-    for statement in [
-        "DELETE FROM one_time_tokens WHERE user_id = $1",
-        "DELETE FROM mfa_factors WHERE user_id = $1",
-        "DELETE FROM webauthn_credentials WHERE user_id = $1",
-        "DELETE FROM sessions WHERE user_id = $1",
-    ] {
-        sqlx::query(statement).bind(id).execute(&mut *conn).await?;
-    }
+    sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! optionally narrowed by `query=author:…`, `action:…` or `type:…` (a case-insensitive substring
 //! of the payload field, as GoTrue matches it).
 
-use auth_core::principal::Principal;
+use auth_account::principal::Principal;
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::user::v1::{AuditLogEntry, ListAuditLogRequest, ListAuditLogResponse};
 use chrono::{DateTime, Utc};
@@ -91,7 +91,7 @@ impl UserState {
                 .map(|row| AuditLogEntry {
                     id: row.id.to_string(),
                     payload_json: row.payload.unwrap_or_else(|| "{}".into()),
-                    created_at: auth_core::users::timestamp(row.created_at),
+                    created_at: auth_account::users::timestamp(row.created_at),
                     ip_address: row.ip_address,
                 })
                 .collect(),

@@ -1,11 +1,13 @@
-//! Sending a one-time code: the one place that generates a code, stores its hash where `/verify`
-//! will look for it, enforces the per-user send interval, and queues the email or SMS in the outbox,
-//! all on the caller's transaction.
+//! Sending a one-time code (sign-up confirmation, recovery, magic link, OTP, resend,
+//! reauthentication): generates the code, stores its hash where `/verify` will look for it,
+//! enforces the per-user send interval, and queues the email or SMS in the outbox, all on the
+//! caller's transaction. Two other places store codes: `generate_link.rs` (links returned to an
+//! admin, not sent) and `update.rs` (the two codes of a secure email change).
 //!
 //! The interval is enforced by the same `UPDATE` that stores the code (`... WHERE sent_at is old
 //! enough`), so two simultaneous requests cannot both send; GoTrue checks then writes.
 
-use auth_core::users::UserRecord;
+use auth_account::users::UserRecord;
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::notification::v1::EmailKind;
 use chrono::{DateTime, Utc};
@@ -255,11 +257,11 @@ impl StoreError {
                 let last_sent = last_sent.unwrap_or_else(Utc::now);
                 crate::signup::check_frequency(Some(last_sent), interval, code)
                     .err()
-                    .unwrap_or_else(|| {
+                    .or_else(|| {
                         // The row was written by a request racing this one, after our snapshot.
-                        crate::signup::check_frequency(Some(Utc::now()), interval, code)
-                            .expect_err("a send just now is within any positive interval")
+                        crate::signup::check_frequency(Some(Utc::now()), interval, code).err()
                     })
+                    .unwrap_or_else(|| ServiceError::new(429, code, "For security purposes, please wait a moment."))
             }
         }
     }

@@ -3,10 +3,10 @@
 //! stores it (user columns and `one_time_tokens`), so the link verifies through `/verify`; nothing
 //! is queued for sending.
 
-use auth_core::audit::{self, AuditAction};
-use auth_core::password::check_strength;
-use auth_core::principal::Principal;
-use auth_core::users::{self, UserRecord};
+use crate::password::check_strength;
+use auth_account::audit::{self, AuditAction};
+use auth_account::principal::Principal;
+use auth_account::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::user::v1::{GenerateLinkRequest, GenerateLinkResponse};
 use rand::Rng;

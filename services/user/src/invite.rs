@@ -3,9 +3,9 @@
 //! confirmed one is refused. The invitation carries the confirmation code, so `/verify` with
 //! `type=invite` signs the user in.
 
-use auth_core::audit::{self, AuditAction};
-use auth_core::principal::Principal;
-use auth_core::users::{self, UserRecord};
+use auth_account::audit::{self, AuditAction};
+use auth_account::principal::Principal;
+use auth_account::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
 use auth_proto::user::v1::InviteRequest;

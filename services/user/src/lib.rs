@@ -14,6 +14,8 @@ mod invite;
 mod notifications;
 mod otp_failures;
 mod outbox;
+mod outbox_relay;
+pub mod password;
 mod send;
 mod send_budget;
 mod signin;
@@ -23,8 +25,8 @@ mod update;
 mod validate;
 mod verify;
 
+use auth_core::nats;
 use auth_core::runtime::ServiceContext;
-use auth_core::{nats, outbox_relay};
 use auth_proto::user::v1::user_service_server::UserServiceServer;
 use tonic::service::Routes;
 

@@ -131,7 +131,7 @@ pub async fn enqueue_email(
         token_hash: content.token_hash,
         redirect_to,
         data_json: content.data_json,
-        requested_at: auth_core::users::timestamp(Some(Utc::now())),
+        requested_at: auth_account::users::timestamp(Some(Utc::now())),
         old_email: content.old_email,
         old_phone: content.old_phone,
         phone: content.phone,
@@ -208,7 +208,7 @@ pub async fn enqueue_sms(
             SmsChannel::Sms
         } as i32,
         otp: otp.to_string(),
-        requested_at: auth_core::users::timestamp(Some(Utc::now())),
+        requested_at: auth_account::users::timestamp(Some(Utc::now())),
     };
     insert(conn, config, id, "sms_requested", event.encode_to_vec()).await?;
     Ok(id)

@@ -5,9 +5,9 @@
 //! get the same `{}` as known ones (`/otp` with `create_user: false` is GoTrue's documented
 //! exception).
 
-use auth_core::audit::{self, AuditAction};
-use auth_core::principal::Principal;
-use auth_core::users::{self, UserRecord};
+use auth_account::audit::{self, AuditAction};
+use auth_account::principal::Principal;
+use auth_account::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::user::v1::{
     ReauthenticateRequest, RecoverRequest, ResendRequest, SendOtpRequest, SendResponse, SignUpRequest,
@@ -327,19 +327,21 @@ impl UserState {
         }
 
         let pkce = !request.code_challenge.is_empty();
+        // The PKCE flow is the token service's: started before the transaction opens, so no call is
+        // made while it holds locks (should the transaction fail, the flow only expires unused).
+        let flow_method = match kind {
+            "signup" => Some("email/signup"),
+            "email_change" => Some("email_change"),
+            _ => None,
+        };
+        if pkce && let Some(method) = flow_method {
+            self.create_flow_state(user.id, method, &request.code_challenge, &request.code_challenge_method)
+                .await?;
+        }
         let mut tx = self.db.begin().await?;
         let message_id = match kind {
             "signup" => {
                 audit::record(&mut *tx, &user, AuditAction::UserConfirmationRequested, None).await?;
-                if pkce {
-                    self.create_flow_state(
-                        user.id,
-                        "email/signup",
-                        &request.code_challenge,
-                        &request.code_challenge_method,
-                    )
-                    .await?;
-                }
                 self.send_email_code(&mut tx, &user, EmailCode::Confirmation, pkce, &request.redirect_to)
                     .await?;
                 String::new()
@@ -350,15 +352,6 @@ impl UserState {
                     .await?
             }
             "email_change" => {
-                if pkce {
-                    self.create_flow_state(
-                        user.id,
-                        "email_change",
-                        &request.code_challenge,
-                        &request.code_challenge_method,
-                    )
-                    .await?;
-                }
                 let new_email = user.email_change.clone().unwrap_or_default();
                 self.send_email_change(&mut tx, &user, &new_email, pkce, &request.redirect_to)
                     .await?;

@@ -6,9 +6,9 @@
 
 use std::sync::LazyLock;
 
-use auth_core::audit::{self, AuditAction};
-use auth_core::password::check_strength;
-use auth_core::users::{self, UserRecord};
+use crate::password::check_strength;
+use auth_account::audit::{self, AuditAction};
+use auth_account::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1::{SessionTokens, WeakPassword};
 use auth_proto::user::v1::SignInWithPasswordRequest;

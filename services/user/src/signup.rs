@@ -5,9 +5,9 @@
 //! and the look-alike user returned for an already-registered address carries the same role as a
 //! real new user.
 
-use auth_core::audit::{self, AuditAction};
-use auth_core::password::check_strength;
-use auth_core::users::{self, UserRecord};
+use crate::password::check_strength;
+use auth_account::audit::{self, AuditAction};
+use auth_account::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
 use auth_proto::user::v1::{SignUpRequest, SignUpResponse, sign_up_response};
@@ -127,6 +127,26 @@ impl UserState {
             .await
             .map_err(ServiceError::internal)?;
 
+        let existing_confirmed = existing.as_ref().is_some_and(|existing| match provider {
+            Provider::Email => existing.is_email_confirmed(),
+            Provider::Phone => existing.is_phone_confirmed(),
+        });
+        let new_user_id = Uuid::new_v4();
+        let pkce = !request.code_challenge.is_empty();
+        // The confirmation link of a PKCE sign-up yields an auth code. That flow is the token
+        // service's: it is started before the transaction opens, so no call is made while the
+        // transaction holds locks (should the transaction fail, the flow only expires unused).
+        if pkce && matches!(provider, Provider::Email) && !config.mailer.autoconfirm && !existing_confirmed {
+            let user_id = existing.as_ref().map_or(new_user_id, |existing| existing.id);
+            self.create_flow_state(
+                user_id,
+                "email/signup",
+                &request.code_challenge,
+                &request.code_challenge_method,
+            )
+            .await?;
+        }
+
         let mut tx = self.db.begin().await?;
         // Whether this request creates the user (and so must remove it if no session can be issued).
         let mut created = false;
@@ -159,7 +179,7 @@ impl UserState {
             }
             None => {
                 created = true;
-                let id = Uuid::new_v4();
+                let id = new_user_id;
                 insert_user(
                     &mut tx,
                     self,
@@ -198,16 +218,6 @@ impl UserState {
                         Some(json!({"provider": "email"})),
                     )
                     .await?;
-                    let pkce = !request.code_challenge.is_empty();
-                    if pkce {
-                        self.create_flow_state(
-                            user_id,
-                            "email/signup",
-                            &request.code_challenge,
-                            &request.code_challenge_method,
-                        )
-                        .await?;
-                    }
                     self.send_email_code(&mut tx, &record, EmailCode::Confirmation, pkce, &request.redirect_to)
                         .await?;
                     false

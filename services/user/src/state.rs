@@ -1,21 +1,23 @@
-//! What the user service works with, and its calls to the token service.
+//! What the user service works with, and its calls to the token and MFA services.
 
 use std::sync::Arc;
 
+use crate::outbox_relay::RelayHandle;
+use crate::password::PasswordHasher;
+use auth_account::jwt::JwtKeys;
+use auth_account::principal::{self, Principal, VerifiedToken};
 use auth_core::grpc::TracedChannel;
-use auth_core::jwt::JwtKeys;
-use auth_core::outbox_relay::RelayHandle;
-use auth_core::password::PasswordHasher;
-use auth_core::principal::{self, Principal, VerifiedToken};
 use auth_core::redirect::RedirectPolicy;
 use auth_core::{Config, ServiceError};
 use auth_proto::common::v1::{RequestContext, SessionTokens, User};
+use auth_proto::mfa::v1::DeleteUserFactorsRequest;
+use auth_proto::mfa::v1::mfa_service_client::MfaServiceClient;
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
 use auth_proto::token::v1::{CreateFlowStateRequest, IssueAuthCodeRequest, IssueSessionRequest, RevokeSessionsRequest};
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
-use crate::account_cache::AccountCache;
+use crate::account_cache::{self, AccountCache};
 
 #[derive(Clone)]
 pub struct UserState {
@@ -30,6 +32,7 @@ pub struct UserState {
     /// GET /user answers kept in memory, dropped when Postgres reports a change.
     pub accounts: AccountCache,
     token: TokenServiceClient<TracedChannel>,
+    mfa: MfaServiceClient<TracedChannel>,
 }
 
 impl UserState {
@@ -42,6 +45,8 @@ impl UserState {
         let suite = &config.suite;
         let channel =
             auth_core::grpc::traced_channel(&suite.token_url, suite.grpc_connect_timeout, suite.grpc_timeout)?;
+        let mfa_channel =
+            auth_core::grpc::traced_channel(&suite.mfa_url, suite.grpc_connect_timeout, suite.grpc_timeout)?;
         Ok(Self {
             keys: Arc::new(JwtKeys::from_config(&config.jwt)?),
             hasher: PasswordHasher::default(),
@@ -49,6 +54,7 @@ impl UserState {
             accounts,
             redirects: RedirectPolicy::new(&config),
             token: TokenServiceClient::new(channel),
+            mfa: MfaServiceClient::new(mfa_channel),
             config,
             db,
         })
@@ -63,8 +69,9 @@ impl UserState {
     }
 
     /// The signed-in user for GET /user, with [`Self::authenticate`]'s checks: from the account
-    /// cache when it holds this user and session, else read (and remembered for next time). Admin
-    /// tokens and tokens without a session always read the database.
+    /// cache when it holds this user and session and the session is confirmed still open, else
+    /// read (and remembered for next time). Admin tokens and tokens without a session always read
+    /// the database.
     pub async fn current_user(&self, token: VerifiedToken) -> Result<User, ServiceError> {
         let cacheable = match (token.user_id, token.session_id) {
             (Some(user_id), Some(session_id)) if !token.is_admin => Some((user_id, session_id)),
@@ -72,6 +79,7 @@ impl UserState {
         };
         if let Some((user_id, session_id)) = cacheable
             && let Some(user) = self.accounts.user_with_session(user_id, session_id)
+            && account_cache::still_signed_in(&self.db, user_id, session_id).await?
         {
             return Ok(user);
         }
@@ -162,6 +170,19 @@ impl UserState {
         self.token
             .clone()
             .revoke_sessions(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
+        Ok(())
+    }
+
+    /// Asks the MFA service (their owner) to remove every factor and WebAuthn credential of a user.
+    pub async fn delete_factors(&self, user_id: Uuid) -> Result<(), ServiceError> {
+        let request = self.service_request(DeleteUserFactorsRequest {
+            user_id: user_id.to_string(),
+        })?;
+        self.mfa
+            .clone()
+            .delete_user_factors(request)
             .await
             .map_err(ServiceError::forwarded)?;
         Ok(())

@@ -1,9 +1,9 @@
 //! `PUT /user`: metadata, password, and the start of an email or phone change.
 
-use auth_core::audit::{self, AuditAction};
-use auth_core::password::check_strength;
-use auth_core::principal::Principal;
-use auth_core::users::{self, UserRecord};
+use crate::password::check_strength;
+use auth_account::audit::{self, AuditAction};
+use auth_account::principal::Principal;
+use auth_account::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
 use auth_proto::notification::v1::EmailKind;
@@ -195,6 +195,20 @@ impl UserState {
             password_hash = Some(self.hasher.hash(password).await.map_err(ServiceError::internal)?);
         }
 
+        let sends_email_change = email_changes && email.is_some() && !(user.is_anonymous && config.mailer.autoconfirm);
+        let pkce = !request.code_challenge.is_empty();
+        // The email-change link of a PKCE request yields an auth code: the token service's flow,
+        // started before the transaction opens so no call is made while it holds locks.
+        if sends_email_change && pkce {
+            self.create_flow_state(
+                user.id,
+                "email_change",
+                &request.code_challenge,
+                &request.code_challenge_method,
+            )
+            .await?;
+        }
+
         let mut tx = self.db.begin().await?;
         if let Some(hash) = &password_hash {
             // GoTrue's UpdatePassword: every pending code dies with the old password.
@@ -240,16 +254,6 @@ impl UserState {
             if user.is_anonymous && config.mailer.autoconfirm {
                 self.adopt_email(&mut tx, &user, email).await?;
             } else {
-                let pkce = !request.code_challenge.is_empty();
-                if pkce {
-                    self.create_flow_state(
-                        user.id,
-                        "email_change",
-                        &request.code_challenge,
-                        &request.code_challenge_method,
-                    )
-                    .await?;
-                }
                 self.send_email_change(&mut tx, &user, email, pkce, &request.redirect_to)
                     .await?;
             }

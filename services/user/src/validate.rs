@@ -6,6 +6,7 @@ use auth_core::{ErrorCode, ServiceError};
 use regex::Regex;
 
 /// The `checkmail` format GoTrue validates with.
+#[expect(clippy::expect_used, reason = "a constant pattern, compiled by every test run")]
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$",
@@ -35,7 +36,7 @@ pub fn email(email: &str) -> Result<String, ServiceError> {
 
 /// E.164 digits without `+` and spaces, as stored.
 pub fn phone(phone: &str) -> Result<String, ServiceError> {
-    auth_core::users::normalize_phone(phone).ok_or_else(|| invalid("Invalid phone number format (E.164 required)"))
+    auth_account::users::normalize_phone(phone).ok_or_else(|| invalid("Invalid phone number format (E.164 required)"))
 }
 
 /// `sms` always; `whatsapp` only with Twilio providers.

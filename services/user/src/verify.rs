@@ -5,7 +5,7 @@
 //! time, and the code's row is locked from lookup to consumption, so two requests racing with one
 //! code get one session between them.
 
-use auth_core::audit::{self, AuditAction};
+use auth_account::audit::{self, AuditAction};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::user::v1::{VerifyRequest, VerifyResponse, verify_response};
 use chrono::{DateTime, Utc};
@@ -199,6 +199,18 @@ impl UserState {
         let (token_hash, by_hash, phone) = self.presented_hash(&request)?;
         let requested_type = VerifyType::parse(&request.r#type);
         let pkce_link = request.from_link && request.token.starts_with("pkce_");
+        let flow_method = requested_type.map_or("otp", VerifyType::flow_method);
+        // A PKCE link yields an auth code, handed out by the token service (the flow's owner). It is
+        // asked before the transaction opens, so no call is made while the transaction holds locks:
+        // the code is only marked issued, and reaches nobody unless the confirmation commits. No
+        // flow state still means no confirmation, as in GoTrue.
+        let issued = match (pkce_link, by_hash) {
+            (true, true) => match self.link_owner(&token_hash, requested_type).await? {
+                Some(user_id) => Some((user_id, self.issue_auth_code(user_id, flow_method).await?)),
+                None => None,
+            },
+            _ => None,
+        };
 
         let mut tx = self.db.begin().await?;
         let (user, verify_type) = if by_hash {
@@ -253,10 +265,11 @@ impl UserState {
         refresh_providers(&mut tx, user_id).await?;
 
         if pkce_link {
-            // Asked while the confirmation is still uncommitted: no flow state means no confirmation,
-            // as in GoTrue, where both happen in one transaction.
-            let method = requested_type.map_or("otp", VerifyType::flow_method);
-            let auth_code = self.issue_auth_code(user_id, method).await?;
+            let auth_code = match issued {
+                Some((owner, auth_code)) if owner == user_id => auth_code,
+                // The link changed hands between the look-up and the lock: not this request's.
+                _ => return Err(link_invalid()),
+            };
             tx.commit().await?;
             self.relay.nudge(); // account-change notifications, if any, are in the outbox
             return Ok(VerifyResponse {
@@ -364,6 +377,22 @@ impl UserState {
             return Err(link_invalid());
         }
         Ok((user, resolved))
+    }
+
+    /// Whose link `token_hash` is (read without locking; [`Self::find_by_link`] locks and checks it).
+    async fn link_owner(
+        &self,
+        token_hash: &str,
+        verify_type: Option<VerifyType>,
+    ) -> Result<Option<Uuid>, ServiceError> {
+        let kinds = verify_type.and_then(VerifyType::link_token_kinds).unwrap_or_default();
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM one_time_tokens WHERE token_hash = $1 AND token_type::text = ANY($2) LIMIT 1",
+        )
+        .bind(token_hash)
+        .bind(kinds)
+        .fetch_optional(&self.db)
+        .await?)
     }
 
     /// GoTrue's `verifyUserAndToken`: the user named by the address, whose pending code must match.

@@ -605,23 +605,61 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// What a process requires beyond the settings every process reads. Each process is checked for
+/// what it uses: the gateway reaches no database and signs or verifies no token, so it starts
+/// without `DATABASE_URL` and `GOTRUE_JWT_SECRET` (it is never given them in the deploy files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// `DATABASE_URL` (or `GOTRUE_DB_DATABASE_URL`) must be set.
+    pub database: bool,
+    /// `GOTRUE_JWT_SECRET` must be set.
+    pub jwt_secret: bool,
+}
+
+impl Needs {
+    /// The gRPC services: Postgres, and the key that signs and verifies tokens.
+    pub const SERVICE: Self = Self {
+        database: true,
+        jwt_secret: true,
+    };
+    /// The gateway: only what every process reads (the public URLs, limits, feature switches).
+    pub const NOTHING_MORE: Self = Self {
+        database: false,
+        jwt_secret: false,
+    };
+}
+
 impl Config {
-    /// Loads from the process environment over an optional env file (`--env-file`, else `.env` if present).
+    /// Loads a service's configuration (see [`Needs::SERVICE`]) from the process environment over an
+    /// optional env file (`--env-file`, else `.env` if present).
     pub fn load(env_file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_for(env_file, Needs::SERVICE)
+    }
+
+    /// Loads from the process environment over an optional env file, requiring what `needs` says.
+    pub fn load_for(env_file: Option<&Path>, needs: Needs) -> Result<Self, ConfigError> {
         let vars = EnvVars::from_process(env_file).map_err(|problem| ConfigError {
             problems: vec![problem],
         })?;
-        Self::from_vars(&vars)
+        Self::from_vars(&vars, needs)
     }
 
-    /// Loads from explicit pairs only (tests, embedding).
+    /// Loads a service's configuration from explicit pairs only (tests, embedding).
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, ConfigError> {
-        Self::from_vars(&EnvVars::from_pairs(pairs))
+        Self::from_pairs_for(pairs, Needs::SERVICE)
     }
 
-    fn from_vars(vars: &EnvVars) -> Result<Self, ConfigError> {
+    /// Loads from explicit pairs only, requiring what `needs` says.
+    pub fn from_pairs_for<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+        needs: Needs,
+    ) -> Result<Self, ConfigError> {
+        Self::from_vars(&EnvVars::from_pairs(pairs), needs)
+    }
+
+    fn from_vars(vars: &EnvVars, needs: Needs) -> Result<Self, ConfigError> {
         let mut r = Reader {
             vars,
             problems: Vec::new(),
@@ -650,7 +688,7 @@ impl Config {
         };
 
         let db = DbConfig {
-            url: SecretString::from(r.required(&["GOTRUE_DB_DATABASE_URL", "DATABASE_URL"])),
+            url: SecretString::from(r.required_if(needs.database, &["GOTRUE_DB_DATABASE_URL", "DATABASE_URL"])),
             namespace,
             max_pool_size: r.parse(&["GOTRUE_DB_MAX_POOL_SIZE"], 0u32),
             conn_max_lifetime: r.optional_duration(&["GOTRUE_DB_CONN_MAX_LIFETIME"]),
@@ -658,7 +696,7 @@ impl Config {
         };
 
         let jwt = JwtConfig {
-            secret: SecretString::from(r.required(&["GOTRUE_JWT_SECRET"])),
+            secret: SecretString::from(r.required_if(needs.jwt_secret, &["GOTRUE_JWT_SECRET"])),
             exp: r.parse(&["GOTRUE_JWT_EXP"], 3600u64),
             aud: r.string(&["GOTRUE_JWT_AUD"], "authenticated"),
             admin_roles: r.list(&["GOTRUE_JWT_ADMIN_ROLES"], &["service_role", "supabase_admin"]),
@@ -1046,6 +1084,15 @@ impl Reader<'_> {
         self.optional(names).unwrap_or_else(|| default.to_string())
     }
 
+    /// [`Self::required`] when `needed`, else the value or `""`.
+    fn required_if(&mut self, needed: bool, names: &[&str]) -> String {
+        if needed {
+            self.required(names)
+        } else {
+            self.string(names, "")
+        }
+    }
+
     fn required(&mut self, names: &[&str]) -> String {
         self.optional(names).unwrap_or_else(|| {
             self.problem(&names.join(" or "), "is required");
@@ -1053,6 +1100,7 @@ impl Reader<'_> {
         })
     }
 
+    #[expect(clippy::expect_used, reason = "the fallback is a constant URL")]
     fn required_url(&mut self, names: &[&str]) -> Url {
         let fallback = Url::parse("http://invalid.localhost").expect("static URL");
         match self.lookup(names) {
@@ -1067,6 +1115,7 @@ impl Reader<'_> {
         }
     }
 
+    #[expect(clippy::expect_used, reason = "the fallback is a constant URL")]
     fn required_configured_url(&mut self, names: &[&str]) -> ConfiguredUrl {
         let fallback = || ConfiguredUrl::parse("http://invalid.localhost").expect("static URL");
         match self.lookup(names) {

@@ -26,7 +26,8 @@ pub const PUBLIC_MESSAGE_KEY: &str = "public_message";
 
 macro_rules! error_codes {
     ($($variant:ident => $text:literal,)*) => {
-        /// GoTrue's `error_code` values (`internal/api/apierrors/errorcode.go`).
+        /// GoTrue's `error_code` values (`internal/api/apierrors/errorcode.go`), plus the two of the
+        /// suite's own marked below.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum ErrorCode { $($variant,)* }
 
@@ -89,7 +90,6 @@ error_codes! {
     SmsSendFailed => "sms_send_failed",
     EmailNotConfirmed => "email_not_confirmed",
     PhoneNotConfirmed => "phone_not_confirmed",
-    ReauthNonceMissing => "reauth_nonce_missing",
     SamlRelayStateNotFound => "saml_relay_state_not_found",
     SamlRelayStateExpired => "saml_relay_state_expired",
     SamlIdpNotFound => "saml_idp_not_found",
@@ -140,6 +140,7 @@ error_codes! {
     // Not GoTrue codes: GoTrue answers an unknown route or method with a plain-text page; the suite
     // answers JSON in the same error shape so clients can always parse errors.
     NotFound => "not_found",
+    MethodNotAllowed => "method_not_allowed",
     CustomProviderNotFound => "custom_provider_not_found",
     EmailAddressNotProvided => "email_address_not_provided",
     InvalidCredentials => "invalid_credentials",
@@ -158,7 +159,6 @@ error_codes! {
     WebauthnCredentialExists => "webauthn_credential_exists",
     WebauthnCredentialNotFound => "webauthn_credential_not_found",
     WebauthnVerificationFailed => "webauthn_verification_failed",
-    MethodNotAllowed => "method_not_allowed",
 }
 
 /// A failure a service reports to its caller.
@@ -286,6 +286,7 @@ impl From<ServiceError> for Status {
     }
 }
 
+#[cfg(feature = "db")]
 impl From<sqlx::Error> for ServiceError {
     fn from(err: sqlx::Error) -> Self {
         // Text Postgres cannot store (a NUL character, `\u0000` in JSON) is the caller's mistake,

@@ -1,24 +1,19 @@
-//! Code shared by every process of the suite: configuration, the error contract, telemetry, the
-//! Postgres pool and migrations, gRPC plumbing, NATS naming, and the process runtime.
+//! The plumbing every process of the suite shares: configuration, the error contract, telemetry and
+//! metrics, the Postgres pool and migrations, gRPC plumbing, NATS, and the process runtime. No
+//! account logic lives here: that is `auth-account` (shared by the services) and the services' own.
 
-pub mod audit;
 pub mod client_ip;
 pub mod config;
+#[cfg(feature = "db")]
 pub mod db;
 pub mod env_file;
 pub mod error;
 pub mod grpc;
-pub mod jwt;
 pub mod metrics;
 pub mod nats;
-pub mod outbox_relay;
-pub mod password;
-pub mod principal;
 pub mod redirect;
 pub mod runtime;
-pub mod session_validity;
 pub mod telemetry;
-pub mod users;
 
 pub use config::Config;
 pub use error::{ErrorCode, ServiceError};

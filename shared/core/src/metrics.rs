@@ -108,6 +108,7 @@ where
 }
 
 /// Samples a database pool's connections as `db_pool_connections{state}`.
+#[cfg(feature = "db")]
 pub fn sample_pool(pool: sqlx::PgPool, shutdown: CancellationToken) {
     sample_periodically(shutdown, move || {
         let size = f64::from(pool.size());

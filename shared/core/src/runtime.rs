@@ -13,7 +13,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, Needs};
 use crate::telemetry;
 
 /// Command-line arguments shared by every binary.
@@ -99,9 +99,9 @@ pub fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
-/// Runs a binary: `default_listen` picks the address from the configuration unless `--listen` is
-/// given; `body` does the process's own work until shutdown. Configuration errors exit with 2,
-/// runtime failures with 1.
+/// Runs a binary that needs no database and signs no tokens (the gateway): `default_listen` picks
+/// the address from the configuration unless `--listen` is given; `body` does the process's own
+/// work until shutdown. Configuration errors exit with 2, runtime failures with 1.
 pub async fn run_main<F, Fut>(
     name: &'static str,
     default_listen: fn(&Config) -> anyhow::Result<SocketAddr>,
@@ -111,10 +111,10 @@ where
     F: FnOnce(Process) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    run_main_with(name, default_listen, body).await
+    run_main_with(name, Needs::NOTHING_MORE, default_listen, body).await
 }
 
-async fn run_main_with<L, F, Fut>(name: &'static str, default_listen: L, body: F) -> ExitCode
+async fn run_main_with<L, F, Fut>(name: &'static str, needs: Needs, default_listen: L, body: F) -> ExitCode
 where
     L: FnOnce(&Config) -> anyhow::Result<SocketAddr>,
     F: FnOnce(Process) -> Fut,
@@ -127,7 +127,7 @@ where
             return ExitCode::from(2);
         }
     };
-    let config = match Config::load(args.env_file.as_deref()) {
+    let config = match Config::load_for(args.env_file.as_deref(), needs) {
         Ok(config) => Arc::new(config),
         Err(e) => {
             eprintln!("auth-{name}: {e}");
@@ -208,6 +208,7 @@ pub fn listen_addr_from_url(url: &str) -> anyhow::Result<SocketAddr> {
 
 /// What a gRPC service receives: the configuration, a migrated database pool, its listener and the
 /// shutdown token. Tests build one directly; binaries get one from [`run_service`].
+#[cfg(feature = "db")]
 pub struct ServiceContext {
     pub config: Arc<Config>,
     pub db: sqlx::PgPool,
@@ -218,13 +219,14 @@ pub struct ServiceContext {
 /// `main` of a gRPC service: [`run_main`] plus connecting to Postgres and applying the migrations
 /// (under a lock, so the six processes may start together). The service listens on the port of its
 /// own URL (`service_url`, e.g. `AUTH_TOKEN_URL`) unless `--listen` says otherwise.
+#[cfg(feature = "db")]
 pub async fn run_service<F, Fut>(name: &'static str, service_url: fn(&Config) -> &str, serve: F) -> ExitCode
 where
     F: FnOnce(ServiceContext) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let default_listen = move |config: &Config| listen_addr_from_url(service_url(config));
-    run_main_with(name, default_listen, |process| async move {
+    run_main_with(name, Needs::SERVICE, default_listen, |process| async move {
         crate::db::migrate(&process.config.db).await?;
         let db = crate::db::connect(&process.config.db, &format!("auth_{name}")).await?;
         if process.config.metrics.enabled {

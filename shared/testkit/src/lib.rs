@@ -15,6 +15,12 @@
 //! # Ok(()) }
 //! ```
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 pub mod jwt;
 pub mod launched;
 pub mod nats_server;

@@ -1,5 +1,11 @@
 //! `--check-config` on every binary: an operator validates an env file without starting anything.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -56,6 +62,30 @@ fn every_binary_checks_its_configuration_without_starting() -> anyhow::Result<()
         assert_eq!(code, 2, "{binary}: {stdout}");
         for variable in ["GOTRUE_JWT_EXP", "GOTRUE_MAILER_AUTOCONFIRM", "GOTRUE_SITE_URL"] {
             assert!(stderr.contains(variable), "{binary} does not name {variable}: {stderr}");
+        }
+    }
+    Ok(())
+}
+
+/// Each process is asked only for what it uses: the gateway starts without a database URL or a
+/// signing key (the deploy files give it neither); every service refuses to start without them.
+#[test]
+fn each_process_requires_only_what_it_uses() -> anyhow::Result<()> {
+    let without_db_and_key: String = GOOD
+        .lines()
+        .filter(|line| !line.starts_with("DATABASE_URL=") && !line.starts_with("GOTRUE_JWT_SECRET="))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    for binary in SUITE_BINARIES {
+        let (code, stdout, stderr) = check(binary, &without_db_and_key)?;
+        if *binary == "auth-gateway" {
+            assert_eq!(code, 0, "{binary}: {stderr}");
+            assert!(stdout.contains("\"ok\""), "{binary}: {stdout}");
+        } else {
+            assert_eq!(code, 2, "{binary}: {stdout}");
+            for variable in ["DATABASE_URL", "GOTRUE_JWT_SECRET"] {
+                assert!(stderr.contains(variable), "{binary} does not name {variable}: {stderr}");
+            }
         }
     }
     Ok(())

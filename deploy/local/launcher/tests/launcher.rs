@@ -4,6 +4,12 @@
 //! Needs every binary built in the same target directory (`cargo build --workspace --bins`, which the
 //! README's test command runs first).
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 use std::path::{Path, PathBuf};
 
 use auth_testkit::LaunchedSuite;

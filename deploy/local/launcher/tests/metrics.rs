@@ -1,6 +1,12 @@
 //! `/metrics` on every process (`GOTRUE_METRICS_ENABLED`), scraped while the suite works: each
 //! family the README lists is exposed by the process that records it.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 use std::path::{Path, PathBuf};
 
 use auth_testkit::jwt::service_role_token;

@@ -5,6 +5,12 @@
 //! Needs every binary built in the same target directory (`cargo build --workspace --bins`, which the
 //! README's test command runs first).
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

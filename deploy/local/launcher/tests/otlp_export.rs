@@ -1,6 +1,12 @@
 //! Traces on the wire: the real binaries export OTLP over gRPC to a real receiver, and one sign-up is
 //! one trace across gateway → user → token → notification, each span linked to its parent.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 

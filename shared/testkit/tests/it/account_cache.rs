@@ -14,19 +14,31 @@ use uuid::Uuid;
 
 use crate::support::*;
 
-/// Writes `user_metadata` without firing triggers: no change notification is sent.
-async fn write_metadata_silently(suite: &Suite, user: Uuid, metadata: &Value) -> anyhow::Result<()> {
+/// Runs `sql` (binding `user`, then `extra`) without firing triggers: no change notification is
+/// sent, so a cached account stays cached.
+async fn write_silently(suite: &Suite, sql: &'static str, user: Uuid, extra: Option<&Value>) -> anyhow::Result<()> {
     let mut tx = suite.db.begin().await?;
     sqlx::query("SET LOCAL session_replication_role = replica")
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE users SET raw_user_meta_data = $2 WHERE id = $1")
-        .bind(user)
-        .bind(metadata)
-        .execute(&mut *tx)
-        .await?;
+    let mut query = sqlx::query(sql).bind(user);
+    if let Some(extra) = extra {
+        query = query.bind(extra);
+    }
+    query.execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Writes `user_metadata` without a change notification.
+async fn write_metadata_silently(suite: &Suite, user: Uuid, metadata: &Value) -> anyhow::Result<()> {
+    write_silently(
+        suite,
+        "UPDATE users SET raw_user_meta_data = $2 WHERE id = $1",
+        user,
+        Some(metadata),
+    )
+    .await
 }
 
 async fn listener_connections(suite: &Suite) -> anyhow::Result<i64> {
@@ -144,7 +156,8 @@ async fn get_user_comes_from_memory_and_follows_every_committed_change() -> anyh
         .await?;
     wait_for_metadata(&suite, &auth, "via", json!("after-reconnect")).await?;
 
-    // A session that ends (here through the token service) stops authenticating.
+    // A session that ends (here through the token service) stops authenticating with the very
+    // next request, though the account is in memory.
     assert_served_from_memory(&suite, &auth, id).await?;
     let logout = suite
         .request(reqwest::Method::POST, "/logout")
@@ -152,7 +165,7 @@ async fn get_user_comes_from_memory_and_follows_every_committed_change() -> anyh
         .send()
         .await?;
     assert_eq!(logout.status(), 204);
-    let gone = get_user_until(&suite, &auth, 403).await?;
+    let gone = get_user(&suite, &auth).await?;
     auth_testkit::assert_gotrue_error(gone, 403, "session_not_found").await;
 
     // A user deleted by SQL is gone for a token of a session that was cached.
@@ -163,7 +176,7 @@ async fn get_user_comes_from_memory_and_follows_every_committed_change() -> anyh
         .bind(id)
         .execute(&suite.db)
         .await?;
-    let gone = get_user_until(&suite, &auth, 403).await?;
+    let gone = get_user(&suite, &auth).await?;
     auth_testkit::assert_gotrue_error(gone, 403, "user_not_found").await;
     suite.shutdown().await;
     Ok(())
@@ -223,6 +236,87 @@ async fn a_change_made_through_one_replica_reaches_the_cache_of_another() -> any
             .is_ok_and(|metadata| metadata["via"] == "the other replica")
     })
     .await?;
+    replica.stop().await?;
+    suite.shutdown().await;
+    Ok(())
+}
+
+/// What must never wait for a notification: a session's end and a ban. Both are made here without
+/// one (no trigger fires), so only the confirming read on each cache hit can see them.
+#[tokio::test]
+async fn an_ended_session_or_a_ban_is_refused_without_waiting_for_the_notification() -> anyhow::Result<()> {
+    let suite = autoconfirm_suite().await?;
+    let address = email();
+    let session = sign_up(&suite, &address).await?;
+    let id = user_id(&session);
+
+    let auth = bearer(&session);
+    assert_served_from_memory(&suite, &auth, id).await?;
+    write_silently(
+        &suite,
+        "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)",
+        id,
+        None,
+    )
+    .await?;
+    write_silently(&suite, "DELETE FROM sessions WHERE user_id = $1", id, None).await?;
+    auth_testkit::assert_gotrue_error(get_user(&suite, &auth).await?, 403, "session_not_found").await;
+
+    let auth = bearer(&sign_in(&suite, &address).await?);
+    assert_served_from_memory(&suite, &auth, id).await?;
+    write_silently(
+        &suite,
+        "UPDATE users SET banned_until = now() + interval '1 hour' WHERE id = $1",
+        id,
+        None,
+    )
+    .await?;
+    auth_testkit::assert_gotrue_error(get_user(&suite, &auth).await?, 403, "user_banned").await;
+    suite.shutdown().await;
+    Ok(())
+}
+
+/// The attack run's finding: a logout answered by one replica, then GET /user asked of another
+/// replica that had the account in memory. Every round must be refused at once.
+#[tokio::test]
+async fn after_logout_no_replica_serves_the_session() -> anyhow::Result<()> {
+    let suite = autoconfirm_suite().await?;
+    let address = email();
+    let id = user_id(&sign_up(&suite, &address).await?);
+    let replica = suite.spawn_replica(Service::User).await?;
+    let channel = auth_core::grpc::channel(
+        &format!("http://{}", replica.addr()),
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    )?;
+    for round in 0..20 {
+        let auth = bearer(&sign_in(&suite, &address).await?);
+        let read_from_replica = || {
+            let mut client = UserServiceClient::new(channel.clone());
+            let mut request = tonic::Request::new(GetUserRequest { context: None });
+            request
+                .metadata_mut()
+                .insert("authorization", auth.parse().expect("header value"));
+            async move {
+                let user = client.get_user(request).await?.into_inner();
+                Ok::<Value, anyhow::Error>(serde_json::from_str(&user.user_metadata_json)?)
+            }
+        };
+        assert_cached_by(&suite, id, read_from_replica).await?;
+        let logout = suite
+            .request(reqwest::Method::POST, "/logout?scope=local")
+            .header("Authorization", &auth)
+            .send()
+            .await?;
+        assert_eq!(logout.status(), 204);
+        let error = read_from_replica().await.expect_err("the ended session was served");
+        assert!(
+            error
+                .to_string()
+                .contains("Session from session_id claim in JWT does not exist"),
+            "round {round}: {error}"
+        );
+    }
     replica.stop().await?;
     suite.shutdown().await;
     Ok(())

@@ -355,6 +355,55 @@ async fn admin_delete_is_hard_or_soft() -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn count_of_user(suite: &Suite, table: &str, id: uuid::Uuid) -> anyhow::Result<i64> {
+    let sql = format!("SELECT count(*) FROM {table} WHERE user_id = $1");
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_one(&suite.db)
+        .await?)
+}
+
+/// The soft delete keeps the row, so the user's sessions (the token service's), factors and
+/// WebAuthn credentials (the MFA service's) are removed by asking their owners, after the user
+/// service's own commit. An owner that cannot be reached makes the delete answer 503, and
+/// repeating it finishes the job.
+#[tokio::test]
+async fn soft_delete_asks_each_owner_and_a_repeat_finishes_it() -> anyhow::Result<()> {
+    let mut suite = autoconfirm_suite().await?;
+    let address = email();
+    let id = user_id(&sign_up(&suite, &address).await?);
+    sqlx::query(
+        "INSERT INTO mfa_factors (id, user_id, friendly_name, factor_type, status, created_at, updated_at, secret) \
+         VALUES (gen_random_uuid(), $1, 'phone app', 'totp', 'verified', now(), now(), 'secret-value')",
+    )
+    .bind(id)
+    .execute(&suite.db)
+    .await?;
+    sqlx::query("INSERT INTO webauthn_credentials (user_id, credential_id, public_key) VALUES ($1, '\\x01', '\\x02')")
+        .bind(id)
+        .execute(&suite.db)
+        .await?;
+    let path = format!("/admin/users/{id}");
+    let soft = Some(json!({"should_soft_delete": true}));
+
+    let mfa = suite.stop(auth_testkit::Service::Mfa).await?;
+    let response = admin(&suite, Method::DELETE, &path, soft.clone()).await?;
+    assert_gotrue_error(response, 503, "unexpected_failure").await;
+    // Committed before the calls: the account is already anonymous and its sessions ended.
+    let user = admin_ok(&suite, Method::GET, &path, None).await?;
+    assert!(user["deleted_at"].is_string());
+    assert_eq!(password_grant(&suite, &address, PASSWORD).await?.status(), 400);
+    assert_eq!(count_of_user(&suite, "sessions", id).await?, 0);
+    assert_eq!(count_of_user(&suite, "mfa_factors", id).await?, 1, "its owner was down");
+
+    suite.restart(auth_testkit::Service::Mfa, mfa).await?;
+    admin_ok(&suite, Method::DELETE, &path, soft).await?;
+    assert_eq!(count_of_user(&suite, "mfa_factors", id).await?, 0);
+    assert_eq!(count_of_user(&suite, "webauthn_credentials", id).await?, 0);
+    suite.shutdown().await;
+    Ok(())
+}
+
 /// The `href` of the first link in an email, unescaped.
 fn first_link(body: &str) -> String {
     body.split("href=\"")

@@ -24,8 +24,8 @@ async fn client_suite() -> anyhow::Result<Suite> {
 
 /// A `service_role` key signed with the suite's signing key (here the RSA key), as a project's is.
 fn service_role_key(suite: &Suite) -> anyhow::Result<String> {
-    let keys = auth_core::jwt::JwtKeys::from_config(&suite.config.jwt)?;
-    auth_core::principal::service_token(&keys, &suite.config)
+    let keys = auth_account::jwt::JwtKeys::from_config(&suite.config.jwt)?;
+    auth_account::principal::service_token(&keys, &suite.config)
 }
 
 async fn run(program: PathBuf, script: PathBuf, suite: &Suite) -> anyhow::Result<()> {

@@ -1,6 +1,12 @@
 //! End-to-end tests of the suite: every request goes through the gateway to real services, on a real
 //! Postgres database and NATS server (one integration binary; see shared/testkit for the harness).
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 mod account_cache;
 mod admin;
 mod admin_factors;

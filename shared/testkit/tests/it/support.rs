@@ -111,19 +111,6 @@ pub async fn get_user(suite: &Suite, authorization: &str) -> anyhow::Result<Resp
         .await?)
 }
 
-/// GET /user until it answers `status`, for changes made behind the suite's back (plain SQL): the
-/// user service's account cache drops an account when Postgres' change notification arrives, a
-/// moment after the commit. Gives up after 30 s.
-pub async fn get_user_until(suite: &Suite, authorization: &str, status: u16) -> anyhow::Result<Response> {
-    auth_testkit::retry_until(|| async {
-        get_user(suite, authorization)
-            .await
-            .is_ok_and(|response| response.status() == status)
-    })
-    .await?;
-    get_user(suite, authorization).await
-}
-
 /// GET /user's `user_metadata`.
 pub async fn user_metadata(suite: &Suite, authorization: &str) -> anyhow::Result<Value> {
     let response = get_user(suite, authorization).await?;

@@ -19,8 +19,8 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use subtle::ConstantTimeEq;
 
-use crate::config::PasswordConfig;
-use crate::error::{ErrorCode, ServiceError, WEAK_PASSWORD_REASONS_KEY};
+use auth_core::config::PasswordConfig;
+use auth_core::error::{ErrorCode, ServiceError, WEAK_PASSWORD_REASONS_KEY};
 
 /// GoTrue refuses passwords longer than bcrypt can hash; we keep the rule so clients see the same answer.
 pub const MAX_PASSWORD_LENGTH: usize = 72;
@@ -241,7 +241,7 @@ pub struct PasswordHasher {
 }
 
 /// Jobs waiting for a hashing thread and jobs running, exported as `password_hash_queue_depth` and
-/// `password_hashes_in_progress` (see `crate::metrics`).
+/// `password_hashes_in_progress` (see `auth_core::metrics`).
 #[derive(Default)]
 struct HashingLoad {
     queued: std::sync::atomic::AtomicI64,
@@ -346,6 +346,7 @@ impl PasswordHasher {
 }
 
 /// A fixed argon2id hash with the current parameters, used to burn the same time as a real check.
+#[expect(clippy::expect_used, reason = "hashing a constant with valid parameters cannot fail")]
 fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| hash_blocking("decoy password never matched").expect("hashing a constant"))

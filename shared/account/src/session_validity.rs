@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::config::SessionsConfig;
+use auth_core::config::SessionsConfig;
 
 /// The outcome of the check; each refusal has its own message on the refresh grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

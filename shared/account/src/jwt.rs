@@ -18,7 +18,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::JwtConfig;
+use auth_core::config::JwtConfig;
 
 /// One entry of the `amr` claim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

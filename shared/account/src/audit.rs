@@ -6,7 +6,7 @@
 //! ownership rule allows across services.
 //!
 //! Every entry records the end user's address, taken from the request context
-//! ([`crate::client_ip`]); GoTrue records it for a few actions only.
+//! ([`auth_core::client_ip`]); GoTrue records it for a few actions only.
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -121,7 +121,7 @@ pub async fn record_by_admin<'e>(
     sqlx::query(INSERT_ENTRY)
         .bind(Uuid::new_v4())
         .bind(actor.payload(action, traits))
-        .bind(crate::client_ip::current())
+        .bind(auth_core::client_ip::current())
         .execute(db)
         .await?;
     Ok(())
@@ -142,7 +142,7 @@ pub async fn record<'e>(
     sqlx::query(INSERT_ENTRY)
         .bind(Uuid::new_v4())
         .bind(payload(actor, action, traits))
-        .bind(crate::client_ip::current())
+        .bind(auth_core::client_ip::current())
         .execute(db)
         .await?;
     Ok(())

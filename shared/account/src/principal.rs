@@ -8,11 +8,11 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
-use crate::config::Config;
-use crate::error::{ErrorCode, ServiceError};
 use crate::jwt::{JwtKeys, VerifiedClaims, bearer_token};
 use crate::session_validity::{SessionTimes, Validity};
 use crate::users::{self, UserRecord};
+use auth_core::config::Config;
+use auth_core::error::{ErrorCode, ServiceError};
 
 /// The session row the token names, as far as authorization needs it.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -172,7 +172,7 @@ fn headers_of(row: &OutboxRow) -> HeaderMap {
 /// NATS shows as a growing age long before anyone misses an email.
 pub fn sample_backlog(db: PgPool, prefix: &str, shutdown: CancellationToken) {
     let subject_prefix = format!("{prefix}.");
-    crate::metrics::sample_periodically(shutdown, move || {
+    auth_core::metrics::sample_periodically(shutdown, move || {
         let (db, subject_prefix) = (db.clone(), subject_prefix.clone());
         async move {
             let sampled: sqlx::Result<(i64, Option<f64>)> = sqlx::query_as(

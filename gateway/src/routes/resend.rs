@@ -1,0 +1,52 @@
+//! `POST /resend`: sends the pending confirmation (`signup`, `email_change`, `sms`,
+//! `phone_change`) again.
+
+use auth_proto::user::v1::ResendRequest;
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use http::HeaderMap;
+use serde::Deserialize;
+
+use super::{RedirectQuery, rate_limit, redirect_target, request_context, sent};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{AppJson, AppQuery};
+use crate::middleware::RequestId;
+use crate::rate_limit::Limiter;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/resend", post(resend))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ResendBody {
+    r#type: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+async fn resend(
+    State(state): State<AppState>,
+    AppQuery(query): AppQuery<RedirectQuery>,
+    request_id: Option<axum::Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Result<AppJson<ResendBody>, ApiError>,
+) -> Result<Response, ApiError> {
+    rate_limit(&state, &headers, Limiter::Resend).await?;
+    let AppJson(body) = body?;
+    let request = ResendRequest {
+        r#type: body.r#type.unwrap_or_default(),
+        email: body.email.unwrap_or_default(),
+        phone: body.phone.unwrap_or_default(),
+        code_challenge: body.code_challenge.unwrap_or_default(),
+        code_challenge_method: body.code_challenge_method.unwrap_or_default(),
+        redirect_to: redirect_target(&state, &headers, &query),
+        context: Some(request_context(&headers, request_id.as_deref())),
+    };
+    Ok(sent(state.clients.user.clone().resend(request).await?.into_inner()))
+}
