@@ -9,11 +9,11 @@
 //! this module drops the account when the notification arrives.
 //!
 //! A session's end and a ban are not left to the notification: every answer served from memory is
-//! first confirmed by one primary-key read ([`still_signed_in`]). A notification is delivered a
-//! moment after its commit, and the replica that answers the next request need not be the one that
-//! ended the session, so without that read a token could still read `GET /user` after its
-//! `POST /logout` had answered 204. The read costs one index lookup; the user, identities and
-//! factors (the bulk of the answer) still come from memory.
+//! first confirmed by a read of the session (`crate::live_sessions`, batched across requests). A
+//! notification is delivered a moment after its commit, and the replica that answers the next
+//! request need not be the one that ended the session, so without that read a token could still
+//! read `GET /user` after its `POST /logout` had answered 204. The user, identities and factors
+//! (the bulk of the answer) still come from memory.
 //!
 //! Two rules keep a stale answer out:
 //! - An answer read from the database is stored only if no notification arrived since before the
@@ -192,20 +192,6 @@ impl Inner {
     fn unchanged_since(&self, ticket: ReadTicket) -> bool {
         self.listening.load(Ordering::SeqCst) && self.generation.load(Ordering::SeqCst) == ticket.0
     }
-}
-
-/// Whether `session_id` is still a session of `user_id` and the user is not banned, as committed
-/// now. A cached answer is served only after this says yes, so a session ended or a user banned
-/// anywhere (this replica, another one, plain SQL) is refused from the moment that change commits.
-pub async fn still_signed_in(db: &sqlx::PgPool, user_id: Uuid, session_id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.id = $1 AND s.user_id = $2 AND (u.banned_until IS NULL OR u.banned_until <= now()))",
-    )
-    .bind(session_id)
-    .bind(user_id)
-    .fetch_one(db)
-    .await
 }
 
 /// Listens for account changes on a connection of its own until `shutdown`, reconnecting with

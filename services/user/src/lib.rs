@@ -11,6 +11,7 @@ mod compensate;
 mod generate_link;
 mod grpc;
 mod invite;
+mod live_sessions;
 mod notifications;
 mod otp_failures;
 mod outbox;
@@ -45,7 +46,8 @@ pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
     }
     let accounts = account_cache::AccountCache::new(suite.user_cache_ttl, suite.user_cache_capacity);
     account_cache::spawn_listener(accounts.clone(), &ctx.config.db, ctx.shutdown.clone())?;
-    let state = state::UserState::new(ctx.config.clone(), ctx.db.clone(), relay, accounts)?;
+    let live_sessions = live_sessions::LiveSessions::spawn(ctx.db.clone(), &ctx.shutdown);
+    let state = state::UserState::new(ctx.config.clone(), ctx.db.clone(), relay, accounts, live_sessions)?;
     let routes = Routes::new(UserServiceServer::new(grpc::UserGrpc { state }));
     auth_core::grpc::serve(auth_proto::service_names::USER, routes, ctx.listener, ctx.shutdown).await
 }

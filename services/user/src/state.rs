@@ -17,7 +17,8 @@ use auth_proto::token::v1::{CreateFlowStateRequest, IssueAuthCodeRequest, IssueS
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
-use crate::account_cache::{self, AccountCache};
+use crate::account_cache::AccountCache;
+use crate::live_sessions::LiveSessions;
 
 #[derive(Clone)]
 pub struct UserState {
@@ -31,6 +32,8 @@ pub struct UserState {
     pub redirects: RedirectPolicy,
     /// GET /user answers kept in memory, dropped when Postgres reports a change.
     pub accounts: AccountCache,
+    /// Confirms that a session served from the account cache is still open.
+    pub live_sessions: LiveSessions,
     token: TokenServiceClient<TracedChannel>,
     mfa: MfaServiceClient<TracedChannel>,
 }
@@ -41,6 +44,7 @@ impl UserState {
         db: sqlx::PgPool,
         relay: RelayHandle,
         accounts: AccountCache,
+        live_sessions: LiveSessions,
     ) -> anyhow::Result<Self> {
         let suite = &config.suite;
         let channel =
@@ -52,6 +56,7 @@ impl UserState {
             hasher: PasswordHasher::default(),
             relay,
             accounts,
+            live_sessions,
             redirects: RedirectPolicy::new(&config),
             token: TokenServiceClient::new(channel),
             mfa: MfaServiceClient::new(mfa_channel),
@@ -79,7 +84,7 @@ impl UserState {
         };
         if let Some((user_id, session_id)) = cacheable
             && let Some(user) = self.accounts.user_with_session(user_id, session_id)
-            && account_cache::still_signed_in(&self.db, user_id, session_id).await?
+            && self.live_sessions.still_signed_in(user_id, session_id).await?
         {
             return Ok(user);
         }
