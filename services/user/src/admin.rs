@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::signup::{confirm_email, load};
 use crate::state::UserState;
+use crate::store;
 use crate::update::{merge, parse_object};
 use crate::validate;
 
@@ -307,31 +307,24 @@ impl UserState {
             .unwrap_or_else(|| self.config.jwt.default_group_name.clone());
 
         let mut tx = self.db.begin().await?;
-        sqlx::query(
-            "INSERT INTO users (instance_id, id, aud, role, email, phone, encrypted_password, \
-               raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_anonymous, is_sso_user, \
-               confirmation_token, recovery_token, email_change_token_new, email_change, \
-               email_confirmed_at, phone_confirmed_at, banned_until) \
-             VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), false, false, \
-               '', '', '', '', CASE WHEN $9 THEN now() END, CASE WHEN $10 THEN now() END, \
-               CASE WHEN $11::bigint > 0 THEN now() + make_interval(secs => $11::bigint / 1e9) END)",
-        )
-        .bind(id)
-        .bind(&aud)
-        .bind(&role)
-        .bind(&email)
-        .bind(&phone)
-        .bind(&hash)
-        .bind(sqlx::types::Json(&app_metadata))
-        .bind(sqlx::types::Json(&user_metadata))
-        .bind(request.email_confirm && email.is_some())
-        .bind(request.phone_confirm && phone.is_some())
-        .bind(ban.and_then(|d| d.num_nanoseconds()).unwrap_or(0))
-        .execute(&mut *tx)
-        .await
-        .map_err(unique_violation)?;
+        let new_user = store::users::AdminNewUser {
+            id,
+            aud: &aud,
+            role: &role,
+            email: email.as_deref(),
+            phone: phone.as_deref(),
+            password_hash: &hash,
+            app_metadata: &app_metadata,
+            user_metadata: &user_metadata,
+            email_confirmed: request.email_confirm && email.is_some(),
+            phone_confirmed: request.phone_confirm && phone.is_some(),
+            ban_nanos: ban.and_then(|d| d.num_nanoseconds()).unwrap_or(0),
+        };
+        store::users::insert_by_admin(&mut tx, new_user)
+            .await
+            .map_err(unique_violation)?;
         if let Some(email) = &email {
-            insert_identity(
+            store::identities::insert(
                 &mut tx,
                 id,
                 "email",
@@ -340,7 +333,7 @@ impl UserState {
             .await?;
         }
         if let Some(phone) = &phone {
-            insert_identity(
+            store::identities::insert(
                 &mut tx,
                 id,
                 "phone",
@@ -349,7 +342,8 @@ impl UserState {
             .await?;
         }
         if request.email_confirm && email.is_some() {
-            confirm_email(&mut tx, id).await?;
+            store::users::confirm_email(&mut tx, id).await?;
+            store::one_time_tokens::delete_all(&mut tx, id).await?;
         }
         audit::record_by_admin(
             &mut *tx,
@@ -358,7 +352,7 @@ impl UserState {
             Some(json!({"user_id": id, "user_email": email.clone().unwrap_or_default(), "user_phone": phone.clone().unwrap_or_default(), "provider": providers[0]})),
         )
         .await?;
-        let user = load(&mut tx, id).await?;
+        let user = store::users::load(&mut tx, id).await?;
         tx.commit().await?;
         Ok(user.to_proto())
     }
@@ -407,29 +401,19 @@ impl UserState {
 
         let mut tx = self.db.begin().await?;
         // Locked, so concurrent admin updates of one user apply one after the other.
-        let user = lock_user(&mut tx, id).await?.ok_or_else(user_not_found)?;
+        let user = store::users::lock(&mut tx, id).await?.ok_or_else(user_not_found)?;
         if let Some(role) = request.role.as_deref().filter(|r| !r.is_empty()) {
-            sqlx::query("UPDATE users SET role = $2, updated_at = now() WHERE id = $1")
-                .bind(id)
-                .bind(role)
-                .execute(&mut *tx)
-                .await?;
+            store::users::set_role(&mut tx, id, role).await?;
         }
         if request.email_confirm {
-            confirm_email(&mut tx, id).await?;
+            store::users::confirm_email(&mut tx, id).await?;
+            store::one_time_tokens::delete_all(&mut tx, id).await?;
         }
         if request.phone_confirm {
-            sqlx::query("UPDATE users SET phone_confirmed_at = now(), phone_change = '', phone_change_token = '', updated_at = now() WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            store::users::confirm_phone_by_admin(&mut tx, id).await?;
         }
         if let Some(hash) = &hash {
-            sqlx::query("UPDATE users SET encrypted_password = $2, updated_at = now() WHERE id = $1")
-                .bind(id)
-                .bind(hash)
-                .execute(&mut *tx)
-                .await?;
+            store::users::set_password_hash(&mut tx, id, hash).await?;
         }
         if let Some(email) = &email {
             upsert_identity_data(
@@ -439,16 +423,9 @@ impl UserState {
                 json!({"email": email, "email_verified": request.email_confirm}),
             )
             .await?;
-            sqlx::query(
-                "UPDATE users SET email = $2, updated_at = now(), \
-                 is_anonymous = is_anonymous AND NOT $3 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(email)
-            .bind(request.email_confirm)
-            .execute(&mut *tx)
-            .await
-            .map_err(unique_violation)?;
+            store::users::set_email(&mut tx, id, email, request.email_confirm)
+                .await
+                .map_err(unique_violation)?;
         }
         if let Some(phone) = &phone {
             upsert_identity_data(
@@ -458,25 +435,14 @@ impl UserState {
                 json!({"phone": phone, "phone_verified": request.phone_confirm}),
             )
             .await?;
-            sqlx::query(
-                "UPDATE users SET phone = $2, updated_at = now(), \
-                 is_anonymous = is_anonymous AND NOT $3 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(phone)
-            .bind(request.phone_confirm)
-            .execute(&mut *tx)
-            .await
-            .map_err(unique_violation)?;
+            store::users::set_phone(&mut tx, id, phone, request.phone_confirm)
+                .await
+                .map_err(unique_violation)?;
         }
         if let Some(updates) = app_metadata {
             let mut merged = user.app_metadata();
             merge(&mut merged, updates);
-            sqlx::query("UPDATE users SET raw_app_meta_data = $2, updated_at = now() WHERE id = $1")
-                .bind(id)
-                .bind(sqlx::types::Json(merged))
-                .execute(&mut *tx)
-                .await?;
+            store::users::set_app_metadata(&mut tx, id, merged).await?;
         }
         if let Some(updates) = user_metadata {
             // Re-read: confirming the email above may have set `email_verified`.
@@ -487,23 +453,12 @@ impl UserState {
                     .await?;
             let mut merged = current.map(|j| j.0).unwrap_or_default();
             merge(&mut merged, updates);
-            sqlx::query("UPDATE users SET raw_user_meta_data = $2, updated_at = now() WHERE id = $1")
-                .bind(id)
-                .bind(sqlx::types::Json(merged))
-                .execute(&mut *tx)
-                .await?;
+            store::users::set_user_metadata(&mut tx, id, merged).await?;
         }
         if let Some(ban) = ban {
-            sqlx::query(
-                "UPDATE users SET banned_until = CASE WHEN $2::bigint > 0 THEN now() + make_interval(secs => $2::bigint / 1e9) END, \
-                 updated_at = now() WHERE id = $1",
-            )
-            .bind(id)
-            .bind(ban.num_nanoseconds().unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
+            store::users::ban_for(&mut tx, id, ban.num_nanoseconds().unwrap_or(i64::MAX)).await?;
         }
-        let updated = load(&mut tx, id).await?;
+        let updated = store::users::load(&mut tx, id).await?;
         audit::record_by_admin(
             &mut *tx,
             principal.claims.role(),
@@ -525,7 +480,7 @@ impl UserState {
         principal.require_admin()?;
         let id = user_id(&request.user_id)?;
         let mut tx = self.db.begin().await?;
-        let user = lock_user(&mut tx, id).await?.ok_or_else(user_not_found)?;
+        let user = store::users::lock(&mut tx, id).await?.ok_or_else(user_not_found)?;
         audit::record_by_admin(
             &mut *tx,
             principal.claims.role(),
@@ -557,17 +512,6 @@ impl UserState {
     }
 }
 
-async fn lock_user(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRecord>, ServiceError> {
-    let locked: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    match locked {
-        Some(_) => Ok(Some(load(conn, id).await?)),
-        None => Ok(None),
-    }
-}
-
 /// The unique indexes on email and phone are the final word on duplicates (two admins creating the
 /// same address at once): 422 as GoTrue's own checks answer, never a 500.
 fn unique_violation(error: sqlx::Error) -> ServiceError {
@@ -577,25 +521,6 @@ fn unique_violation(error: sqlx::Error) -> ServiceError {
         Some("users_pkey") => ServiceError::unprocessable(ErrorCode::UserAlreadyExists, "User already registered"),
         _ => ServiceError::internal(error),
     }
-}
-
-pub(crate) async fn insert_identity(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    provider: &str,
-    data: Value,
-) -> Result<(), ServiceError> {
-    sqlx::query(
-        "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp(), clock_timestamp())",
-    )
-    .bind(user_id.to_string())
-    .bind(user_id)
-    .bind(sqlx::types::Json(data))
-    .bind(provider)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// GoTrue's admin update of an email or phone: the user's identity for that provider gets the new
@@ -617,18 +542,14 @@ async fn upsert_identity_data(
             if let Value::Object(updates) = data {
                 merge(&mut merged, updates);
             }
-            sqlx::query("UPDATE identities SET identity_data = $2, updated_at = now() WHERE id = $1")
-                .bind(identity.id)
-                .bind(sqlx::types::Json(merged))
-                .execute(conn)
-                .await?;
+            store::identities::set_data(conn, identity.id, Value::Object(merged)).await?;
         }
         None => {
             let mut full = json!({"sub": user.id.to_string(), "email_verified": false, "phone_verified": false});
             if let (Value::Object(full), Value::Object(data)) = (&mut full, data) {
                 full.extend(data);
             }
-            insert_identity(conn, user.id, provider, full).await?;
+            store::identities::insert(conn, user.id, provider, full).await?;
         }
     }
     Ok(())
@@ -639,35 +560,17 @@ async fn upsert_identity_data(
 /// identities unlinkable, `deleted_at` set. Sessions and factors are their owners' to remove.
 async fn soft_delete(conn: &mut PgConnection, user: &UserRecord) -> Result<(), ServiceError> {
     let id = user.id;
-    sqlx::query(
-        "UPDATE users SET email = $2, phone = $3, email_change = $4, phone_change = $5, encrypted_password = NULL, \
-           confirmation_token = '', recovery_token = '', email_change_token_current = '', \
-           email_change_token_new = '', phone_change_token = '', deleted_at = now(), \
-           raw_user_meta_data = '{}'::jsonb, raw_app_meta_data = '{}'::jsonb, updated_at = now() \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(obfuscate(id, user.email()))
-    .bind(obfuscate_phone(id, user.phone()))
-    .bind(obfuscate(id, user.email_change.as_deref().unwrap_or_default()))
-    .bind(obfuscate_phone(id, user.phone_change.as_deref().unwrap_or_default()))
-    .execute(&mut *conn)
-    .await?;
+    let obfuscated = store::users::Obfuscated {
+        email: obfuscate(id, user.email()),
+        phone: obfuscate_phone(id, user.phone()),
+        email_change: obfuscate(id, user.email_change.as_deref().unwrap_or_default()),
+        phone_change: obfuscate_phone(id, user.phone_change.as_deref().unwrap_or_default()),
+    };
+    store::users::soft_delete(conn, id, &obfuscated).await?;
     for identity in &user.identities.0 {
-        sqlx::query(
-            "UPDATE identities SET identity_data = '{}'::jsonb, provider_id = $2, updated_at = now() WHERE id = $1",
-        )
-        .bind(identity.id)
-        .bind(obfuscate(
-            id,
-            &format!("{}:{}", identity.provider, identity.provider_id),
-        ))
-        .execute(&mut *conn)
-        .await?;
+        let provider_id = obfuscate(id, &format!("{}:{}", identity.provider, identity.provider_id));
+        store::identities::anonymize(conn, identity.id, &provider_id).await?;
     }
-    sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    store::one_time_tokens::delete_all(conn, id).await?;
     Ok(())
 }

@@ -15,9 +15,10 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::outbox::{self, EmailContent, OneTimeTokenKind};
+use crate::outbox::{self, EmailContent};
 use crate::send_budget::{self, Budget};
 use crate::state::UserState;
+use crate::store::one_time_tokens::{self, OneTimeTokenKind};
 
 /// The emails that carry a code for the user's own address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +161,7 @@ impl UserState {
         if !self.config.mailer.autoconfirm {
             send_budget::spend(conn, Budget::Email, self.config.rate_limit.email_sent).await?;
         }
-        outbox::store_one_time_token(conn, user.id, code.token_kind(), &stored, user.email()).await?;
+        one_time_tokens::store(conn, user.id, code.token_kind(), &stored, user.email()).await?;
         let id = outbox::enqueue_email(
             conn,
             &self.config,
@@ -220,7 +221,7 @@ impl UserState {
                 ErrorCode::OverSmsSendRateLimit,
             )
         })?;
-        outbox::store_one_time_token(conn, user.id, code.token_kind(), &hash, phone).await?;
+        one_time_tokens::store(conn, user.id, code.token_kind(), &hash, phone).await?;
         if test_code.is_some() {
             return Ok(TEST_OTP_MESSAGE_ID.to_string());
         }
@@ -255,11 +256,11 @@ impl StoreError {
             Self::Database(e) => e.into(),
             Self::TooSoon => {
                 let last_sent = last_sent.unwrap_or_else(Utc::now);
-                crate::signup::check_frequency(Some(last_sent), interval, code)
+                check_frequency(Some(last_sent), interval, code)
                     .err()
                     .or_else(|| {
                         // The row was written by a request racing this one, after our snapshot.
-                        crate::signup::check_frequency(Some(Utc::now()), interval, code).err()
+                        check_frequency(Some(Utc::now()), interval, code).err()
                     })
                     .unwrap_or_else(|| ServiceError::new(429, code, "For security purposes, please wait a moment."))
             }
@@ -296,6 +297,28 @@ async fn store_code_if_due(
     let done = query.execute(conn).await.map_err(StoreError::Database)?;
     if done.rows_affected() == 0 {
         return Err(StoreError::TooSoon);
+    }
+    Ok(())
+}
+
+/// 429 with GoTrue's message when the previous message went out less than `frequency` ago.
+pub fn check_frequency(
+    sent_at: Option<chrono::DateTime<Utc>>,
+    frequency: std::time::Duration,
+    code: ErrorCode,
+) -> Result<(), ServiceError> {
+    let Some(sent_at) = sent_at else { return Ok(()) };
+    let frequency = chrono::Duration::from_std(frequency).unwrap_or_default();
+    let next = sent_at + frequency;
+    let now = Utc::now();
+    if next > now {
+        let wait = (next - now).num_milliseconds().div_euclid(1000) + 1;
+        let wait = wait.min(frequency.num_seconds().max(1));
+        return Err(ServiceError::new(
+            429,
+            code,
+            format!("For security purposes, you can only request this after {wait} seconds."),
+        ));
     }
     Ok(())
 }

@@ -11,12 +11,14 @@ use auth_core::{ErrorCode, ServiceError};
 use auth_proto::user::v1::{GenerateLinkRequest, GenerateLinkResponse};
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgConnection;
 
 use crate::invite::create_email_user;
-use crate::outbox::{self, OneTimeTokenKind};
+use crate::outbox;
 use crate::state::UserState;
+use crate::store;
+use crate::store::one_time_tokens::OneTimeTokenKind;
 use crate::update::merge;
 use crate::validate;
 
@@ -156,10 +158,7 @@ impl UserState {
                     OneTimeTokenKind::Confirmation,
                 )
                 .await?;
-                sqlx::query("UPDATE users SET invited_at = now() WHERE id = $1")
-                    .bind(user.id)
-                    .execute(&mut *tx)
-                    .await?;
+                store::users::mark_invited(&mut tx, user.id).await?;
                 (user, hash)
             }
             (LinkType::Signup, existing) => {
@@ -169,11 +168,7 @@ impl UserState {
                         // GoTrue merges the given metadata into the pending user's; the password stays.
                         let mut metadata = user.user_metadata();
                         merge(&mut metadata, data);
-                        sqlx::query("UPDATE users SET raw_user_meta_data = $2, updated_at = now() WHERE id = $1")
-                            .bind(user.id)
-                            .bind(sqlx::types::Json(Value::Object(metadata)))
-                            .execute(&mut *tx)
-                            .await?;
+                        store::users::set_user_metadata(&mut tx, user.id, metadata).await?;
                         user
                     }
                     None => create_email_user(&mut tx, self, &aud, &email, password_hash.as_deref(), &data).await?,
@@ -198,7 +193,7 @@ impl UserState {
             }
             (_, None) => unreachable!("unknown addresses were turned away or into sign-ups above"),
         };
-        let user = crate::signup::load(&mut tx, user.id).await?;
+        let user = store::users::load(&mut tx, user.id).await?;
         tx.commit().await?;
 
         let action_link = outbox::action_link(&self.config, link_type.verify_type(), &hash, &request.redirect_to);
@@ -260,7 +255,7 @@ impl UserState {
             .bind(&new_email)
             .execute(&mut *conn)
             .await?;
-        outbox::store_one_time_token(conn, user.id, kind, &hash, address).await?;
+        store::one_time_tokens::store(conn, user.id, kind, &hash, address).await?;
         Ok(hash)
     }
 }
@@ -285,7 +280,7 @@ async fn store_code(
         .bind(hash)
         .execute(&mut *conn)
         .await?;
-    outbox::store_one_time_token(conn, user.id, kind, hash, user.email()).await?;
+    store::one_time_tokens::store(conn, user.id, kind, hash, user.email()).await?;
     Ok(())
 }
 

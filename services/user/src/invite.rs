@@ -13,10 +13,10 @@ use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::admin::insert_identity;
 use crate::codes::EmailCode;
-use crate::signup::{Provider, insert_user, load};
 use crate::state::UserState;
+use crate::store;
+use crate::store::identities::Provider;
 use crate::validate;
 
 impl UserState {
@@ -46,11 +46,8 @@ impl UserState {
         .await?;
         self.send_email_code(&mut tx, &user, EmailCode::Invite, false, &request.redirect_to)
             .await?;
-        sqlx::query("UPDATE users SET invited_at = now() WHERE id = $1")
-            .bind(user.id)
-            .execute(&mut *tx)
-            .await?;
-        let invited = load(&mut tx, user.id).await?;
+        store::users::mark_invited(&mut tx, user.id).await?;
+        let invited = store::users::load(&mut tx, user.id).await?;
         tx.commit().await?;
         self.relay.nudge();
         Ok(invited.to_proto())
@@ -68,13 +65,23 @@ pub(crate) async fn create_email_user(
     data: &Map<String, Value>,
 ) -> Result<UserRecord, ServiceError> {
     let id = Uuid::new_v4();
-    insert_user(conn, state, id, aud, Provider::Email, email, password_hash, data, false).await?;
-    insert_identity(
+    let new_user = store::users::NewUser {
+        id,
+        aud,
+        role: &state.config.jwt.default_group_name,
+        provider: Provider::Email,
+        address: email,
+        password_hash,
+        user_metadata: data,
+        anonymous: false,
+    };
+    store::users::insert(conn, new_user).await?;
+    store::identities::insert(
         conn,
         id,
         "email",
         json!({"sub": id.to_string(), "email": email, "email_verified": false, "phone_verified": false}),
     )
     .await?;
-    load(conn, id).await
+    store::users::load(conn, id).await
 }

@@ -22,6 +22,7 @@ mod send_budget;
 mod signin;
 mod signup;
 mod state;
+mod store;
 mod update;
 mod validate;
 mod verify;

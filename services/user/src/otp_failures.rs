@@ -31,17 +31,8 @@ pub async fn record(conn: &mut PgConnection, user_id: Uuid, max_failures: u32) -
         return Ok(false);
     }
     // Too many wrong guesses: nothing pending for this user can be used any more.
-    sqlx::query(
-        "UPDATE users SET confirmation_token = '', recovery_token = '', email_change_token_current = '', \
-         email_change_token_new = '', phone_change_token = '', reauthentication_token = '' WHERE id = $1",
-    )
-    .bind(user_id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
+    crate::store::users::clear_pending_codes(conn, user_id).await?;
+    crate::store::one_time_tokens::delete_all(conn, user_id).await?;
     forget(conn, user_id).await?;
     tracing::warn!(%user_id, max_failures, "too many wrong one-time codes: the user's pending codes were revoked");
     Ok(true)

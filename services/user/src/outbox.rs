@@ -1,4 +1,4 @@
-//! One-time codes and the outbox.
+//! The outbox: email and SMS requests stored with the change they belong to.
 //!
 //! A flow that must send an email or SMS stores the code's hash on the user and writes the delivery
 //! request to `outbox_messages` in the same transaction. The relay publishes it to JetStream and the
@@ -26,54 +26,6 @@ pub fn generate_otp(length: usize) -> String {
 pub fn token_hash(address: &str, otp: &str) -> String {
     let digest = Sha224::digest(format!("{address}{otp}").as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The `one_time_tokens` kinds (enum `one_time_token_type`).
-#[derive(Debug, Clone, Copy)]
-pub enum OneTimeTokenKind {
-    Confirmation,
-    Recovery,
-    Reauthentication,
-    EmailChangeNew,
-    EmailChangeCurrent,
-    PhoneChange,
-}
-
-impl OneTimeTokenKind {
-    pub fn as_sql(self) -> &'static str {
-        match self {
-            Self::Confirmation => "confirmation_token",
-            Self::Recovery => "recovery_token",
-            Self::Reauthentication => "reauthentication_token",
-            Self::EmailChangeNew => "email_change_token_new",
-            Self::EmailChangeCurrent => "email_change_token_current",
-            Self::PhoneChange => "phone_change_token",
-        }
-    }
-}
-
-/// Records the live token of one kind for a user (one per kind and user, newest wins).
-pub async fn store_one_time_token(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    kind: OneTimeTokenKind,
-    hash: &str,
-    relates_to: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO one_time_tokens (id, user_id, token_type, token_hash, relates_to, created_at, updated_at) \
-         VALUES ($1, $2, $3::one_time_token_type, $4, lower($5), now(), now()) \
-         ON CONFLICT (user_id, token_type) DO UPDATE \
-         SET token_hash = EXCLUDED.token_hash, relates_to = EXCLUDED.relates_to, updated_at = now()",
-    )
-    .bind(Uuid::new_v4())
-    .bind(user_id)
-    .bind(kind.as_sql())
-    .bind(hash)
-    .bind(relates_to)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// What an email request carries besides its kind and recipient.

@@ -17,8 +17,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::compensate;
-use crate::signup::Provider;
 use crate::state::UserState;
+use crate::store::identities::Provider;
 
 fn invalid_credentials() -> ServiceError {
     ServiceError::bad_request(ErrorCode::InvalidCredentials, "Invalid login credentials")
@@ -150,12 +150,8 @@ impl UserState {
             match self.hasher.hash(password).await {
                 Ok(upgraded) => {
                     // Only replace the hash we verified: a concurrent password change wins.
-                    sqlx::query("UPDATE users SET encrypted_password = $2 WHERE id = $1 AND encrypted_password = $3")
-                        .bind(user.id)
-                        .bind(upgraded)
-                        .bind(&stored)
-                        .execute(&self.db)
-                        .await?;
+                    let mut conn = self.db.acquire().await?;
+                    crate::store::users::upgrade_password_hash(&mut conn, user.id, &upgraded, &stored).await?;
                 }
                 Err(e) => tracing::warn!(user_id = %user.id, error = %e, "password hash upgrade failed"),
             }

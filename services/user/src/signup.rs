@@ -13,28 +13,14 @@ use auth_proto::common::v1 as pb;
 use auth_proto::user::v1::{SignUpRequest, SignUpResponse, sign_up_response};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::codes::{EmailCode, PhoneCode};
 use crate::compensate;
 use crate::state::UserState;
+use crate::store;
+use crate::store::identities::Provider;
 use crate::validate;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    Email,
-    Phone,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Email => "email",
-            Provider::Phone => "phone",
-        }
-    }
-}
 
 fn session(tokens: pb::SessionTokens) -> SignUpResponse {
     SignUpResponse {
@@ -180,23 +166,22 @@ impl UserState {
             None => {
                 created = true;
                 let id = new_user_id;
-                insert_user(
-                    &mut tx,
-                    self,
+                let new_user = store::users::NewUser {
                     id,
-                    &aud,
+                    aud: &aud,
+                    role: &config.jwt.default_group_name,
                     provider,
-                    &address,
-                    Some(&password_hash),
-                    &data,
-                    false,
-                )
-                .await?;
+                    address: &address,
+                    password_hash: Some(&password_hash),
+                    user_metadata: &data,
+                    anonymous: false,
+                };
+                store::users::insert(&mut tx, new_user).await?;
                 id
             }
         };
-        ensure_identity(&mut tx, user_id, provider, &address, &data).await?;
-        let record = load(&mut tx, user_id).await?;
+        store::identities::insert_for_sign_up(&mut tx, user_id, provider, &address, &data).await?;
+        let record = store::users::load(&mut tx, user_id).await?;
 
         let confirmed_now = match provider {
             Provider::Email if !record.is_email_confirmed() => {
@@ -208,7 +193,8 @@ impl UserState {
                         Some(json!({"provider": "email"})),
                     )
                     .await?;
-                    confirm_email(&mut tx, user_id).await?;
+                    store::users::confirm_email(&mut tx, user_id).await?;
+                    store::one_time_tokens::delete_all(&mut tx, user_id).await?;
                     true
                 } else {
                     audit::record(
@@ -232,11 +218,8 @@ impl UserState {
                         Some(json!({"provider": "phone", "channel": channel})),
                     )
                     .await?;
-                    sqlx::query("UPDATE users SET phone_confirmed_at = now(), confirmation_token = '', updated_at = now() WHERE id = $1")
-                        .bind(user_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    clear_one_time_tokens(&mut tx, user_id).await?;
+                    store::users::confirm_phone(&mut tx, user_id).await?;
+                    store::one_time_tokens::delete_all(&mut tx, user_id).await?;
                     true
                 } else {
                     audit::record(
@@ -255,7 +238,7 @@ impl UserState {
         };
 
         if confirmed_now {
-            let record = load(&mut tx, user_id).await?;
+            let record = store::users::load(&mut tx, user_id).await?;
             audit::record(
                 &mut *tx,
                 &record,
@@ -263,10 +246,7 @@ impl UserState {
                 Some(json!({"provider": provider.as_str()})),
             )
             .await?;
-            sqlx::query("UPDATE users SET last_sign_in_at = now() WHERE id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            store::users::record_sign_in(&mut tx, user_id).await?;
             tx.commit().await?;
             let tokens = match self.issue_session(user_id, "password", request.context).await {
                 Ok(tokens) => tokens,
@@ -280,7 +260,7 @@ impl UserState {
             return Ok(session(tokens));
         }
 
-        let record = load(&mut tx, user_id).await?;
+        let record = store::users::load(&mut tx, user_id).await?;
         tx.commit().await?;
         self.relay.nudge(); // the confirmation request is in the outbox
         let mut shown = record.to_proto();
@@ -303,11 +283,18 @@ impl UserState {
         let data = validate::metadata(&request.data_json)?;
         let id = Uuid::new_v4();
         let mut tx = self.db.begin().await?;
-        insert_user(&mut tx, self, id, &aud, Provider::Email, "", None, &data, true).await?;
-        sqlx::query("UPDATE users SET last_sign_in_at = now() WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let new_user = store::users::NewUser {
+            id,
+            aud: &aud,
+            role: &self.config.jwt.default_group_name,
+            provider: Provider::Email,
+            address: "",
+            password_hash: None,
+            user_metadata: &data,
+            anonymous: true,
+        };
+        store::users::insert(&mut tx, new_user).await?;
+        store::users::record_sign_in(&mut tx, id).await?;
         tx.commit().await?;
         match self.issue_session(id, "anonymous", request.context).await {
             Ok(tokens) => Ok(session(tokens)),
@@ -343,139 +330,4 @@ impl UserState {
             ..Default::default()
         }
     }
-}
-
-/// 429 with GoTrue's message when the previous message went out less than `frequency` ago.
-pub fn check_frequency(
-    sent_at: Option<chrono::DateTime<Utc>>,
-    frequency: std::time::Duration,
-    code: ErrorCode,
-) -> Result<(), ServiceError> {
-    let Some(sent_at) = sent_at else { return Ok(()) };
-    let frequency = chrono::Duration::from_std(frequency).unwrap_or_default();
-    let next = sent_at + frequency;
-    let now = Utc::now();
-    if next > now {
-        let wait = (next - now).num_milliseconds().div_euclid(1000) + 1;
-        let wait = wait.min(frequency.num_seconds().max(1));
-        return Err(ServiceError::new(
-            429,
-            code,
-            format!("For security purposes, you can only request this after {wait} seconds."),
-        ));
-    }
-    Ok(())
-}
-
-pub async fn load(conn: &mut PgConnection, id: Uuid) -> Result<UserRecord, ServiceError> {
-    users::find_by_id(conn, id)
-        .await?
-        .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("user {id} vanished inside its transaction")))
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn insert_user(
-    conn: &mut PgConnection,
-    state: &UserState,
-    id: Uuid,
-    aud: &str,
-    provider: Provider,
-    address: &str,
-    password_hash: Option<&str>,
-    data: &Map<String, Value>,
-    anonymous: bool,
-) -> Result<(), ServiceError> {
-    let (email, phone) = match (anonymous, provider) {
-        (true, _) => (None, None),
-        (false, Provider::Email) => (Some(address), None),
-        (false, Provider::Phone) => (None, Some(address)),
-    };
-    let app_metadata = if anonymous {
-        json!({})
-    } else {
-        json!({"provider": provider.as_str(), "providers": [provider.as_str()]})
-    };
-    // GoTrue writes '' (not NULL) into its string token columns; GoTrue itself fails to read NULLs
-    // there, so a database shared with it must keep that shape.
-    sqlx::query(
-        "INSERT INTO users (instance_id, id, aud, role, email, phone, encrypted_password, \
-           raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_anonymous, is_sso_user, \
-           confirmation_token, recovery_token, email_change_token_new, email_change) \
-         VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), $9, false, \
-           '', '', '', '')",
-    )
-    .bind(id)
-    .bind(aud)
-    .bind(&state.config.jwt.default_group_name)
-    .bind(email)
-    .bind(phone)
-    .bind(password_hash.unwrap_or_default())
-    .bind(sqlx::types::Json(app_metadata))
-    .bind(sqlx::types::Json(Value::Object(data.clone())))
-    .bind(anonymous)
-    .execute(conn)
-    .await
-    .map_err(|e| match e.as_database_error().and_then(|d| d.constraint()) {
-        Some("users_phone_key") => {
-            ServiceError::unprocessable(ErrorCode::PhoneExists, "Phone number already registered")
-        }
-        Some("users_email_partial_key") => {
-            ServiceError::unprocessable(ErrorCode::EmailExists, "Email address already registered")
-        }
-        _ => ServiceError::internal(e),
-    })?;
-    Ok(())
-}
-
-/// The email or phone identity of a sign-up (provider_id = user id), created when missing.
-async fn ensure_identity(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    provider: Provider,
-    address: &str,
-    data: &Map<String, Value>,
-) -> Result<(), ServiceError> {
-    let mut identity_data = Map::new();
-    identity_data.insert("sub".into(), json!(user_id.to_string()));
-    if provider == Provider::Email {
-        identity_data.insert("email".into(), json!(address));
-    }
-    identity_data.insert("email_verified".into(), json!(false));
-    identity_data.insert("phone_verified".into(), json!(false));
-    for (key, value) in data {
-        identity_data.entry(key.clone()).or_insert_with(|| value.clone());
-    }
-    sqlx::query(
-        "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, now(), now(), now()) \
-         ON CONFLICT ON CONSTRAINT identities_provider_id_provider_unique DO NOTHING",
-    )
-    .bind(user_id.to_string())
-    .bind(user_id)
-    .bind(sqlx::types::Json(Value::Object(identity_data)))
-    .bind(provider.as_str())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// GoTrue's `User.Confirm`: confirmed now, `email_verified` in the metadata, pending codes gone.
-pub async fn confirm_email(conn: &mut PgConnection, user_id: Uuid) -> Result<(), ServiceError> {
-    sqlx::query(
-        "UPDATE users SET email_confirmed_at = now(), confirmation_token = '', updated_at = now(), \
-         raw_user_meta_data = COALESCE(raw_user_meta_data, '{}'::jsonb) || '{\"email_verified\": true}'::jsonb \
-         WHERE id = $1",
-    )
-    .bind(user_id)
-    .execute(&mut *conn)
-    .await?;
-    clear_one_time_tokens(conn, user_id).await
-}
-
-pub async fn clear_one_time_tokens(conn: &mut PgConnection, user_id: Uuid) -> Result<(), ServiceError> {
-    sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1")
-        .bind(user_id)
-        .execute(conn)
-        .await?;
-    Ok(())
 }

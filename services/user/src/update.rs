@@ -13,11 +13,13 @@ use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 use subtle::ConstantTimeEq;
 
-use crate::codes::PhoneCode;
+use crate::codes::{PhoneCode, check_frequency};
 use crate::notifications;
-use crate::outbox::{self, EmailContent, OneTimeTokenKind};
-use crate::signup::{check_frequency, load};
+use crate::outbox::{self, EmailContent};
 use crate::state::UserState;
+use crate::store;
+use crate::store::identities::Provider;
+use crate::store::one_time_tokens::OneTimeTokenKind;
 use crate::validate;
 
 /// Sessions started by proving control of the inbox or phone may set a password without the old one.
@@ -212,18 +214,8 @@ impl UserState {
         let mut tx = self.db.begin().await?;
         if let Some(hash) = &password_hash {
             // GoTrue's UpdatePassword: every pending code dies with the old password.
-            sqlx::query(
-                "UPDATE users SET encrypted_password = $2, updated_at = now(), \
-                 confirmation_token = '', confirmation_sent_at = NULL, recovery_token = '', recovery_sent_at = NULL, \
-                 email_change_token_current = '', email_change_token_new = '', email_change_sent_at = NULL, \
-                 phone_change_token = '', phone_change_sent_at = NULL, \
-                 reauthentication_token = '', reauthentication_sent_at = NULL WHERE id = $1",
-            )
-            .bind(user.id)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
-            crate::signup::clear_one_time_tokens(&mut tx, user.id).await?;
+            store::users::change_password(&mut tx, user.id, hash).await?;
+            store::one_time_tokens::delete_all(&mut tx, user.id).await?;
             audit::record(&mut *tx, &user, AuditAction::UserUpdatedPassword, None).await?;
             let account = notifications::Account {
                 email: user.email(),
@@ -235,20 +227,12 @@ impl UserState {
         if let Some(updates) = data {
             let mut metadata = user.user_metadata();
             merge(&mut metadata, updates);
-            sqlx::query("UPDATE users SET raw_user_meta_data = $2, updated_at = now() WHERE id = $1")
-                .bind(user.id)
-                .bind(sqlx::types::Json(Value::Object(metadata)))
-                .execute(&mut *tx)
-                .await?;
+            store::users::set_user_metadata(&mut tx, user.id, metadata).await?;
         }
         if let Some(updates) = app_data {
             let mut metadata = user.app_metadata();
             merge(&mut metadata, updates);
-            sqlx::query("UPDATE users SET raw_app_meta_data = $2, updated_at = now() WHERE id = $1")
-                .bind(user.id)
-                .bind(sqlx::types::Json(Value::Object(metadata)))
-                .execute(&mut *tx)
-                .await?;
+            store::users::set_app_metadata(&mut tx, user.id, metadata).await?;
         }
         if email_changes && let Some(email) = &email {
             if user.is_anonymous && config.mailer.autoconfirm {
@@ -267,7 +251,7 @@ impl UserState {
             }
         }
         audit::record(&mut *tx, &user, AuditAction::UserModified, None).await?;
-        let updated = load(&mut tx, user.id).await?;
+        let updated = store::users::load(&mut tx, user.id).await?;
         tx.commit().await?;
         self.relay.nudge(); // email/phone change requests, if any, are in the outbox
 
@@ -362,17 +346,9 @@ impl UserState {
             let hash = prefixed(outbox::token_hash(user.email(), &otp));
             (otp, hash)
         });
-        sqlx::query(
-            "UPDATE users SET email_change = $2, email_change_token_new = $3, email_change_token_current = $4, \
-             email_change_sent_at = now(), email_change_confirm_status = 0 WHERE id = $1",
-        )
-        .bind(user.id)
-        .bind(new_email)
-        .bind(&hash_new)
-        .bind(current.as_ref().map(|(_, h)| h.as_str()).unwrap_or_default())
-        .execute(&mut *conn)
-        .await?;
-        outbox::store_one_time_token(conn, user.id, OneTimeTokenKind::EmailChangeNew, &hash_new, new_email).await?;
+        let current_hash = current.as_ref().map(|(_, h)| h.as_str()).unwrap_or_default();
+        store::users::begin_email_change(conn, user.id, new_email, &hash_new, current_hash).await?;
+        store::one_time_tokens::store(conn, user.id, OneTimeTokenKind::EmailChangeNew, &hash_new, new_email).await?;
         let data_json = Value::Object(user.user_metadata()).to_string();
         outbox::enqueue_email(
             conn,
@@ -391,7 +367,7 @@ impl UserState {
         )
         .await?;
         if let Some((otp, hash)) = current {
-            outbox::store_one_time_token(conn, user.id, OneTimeTokenKind::EmailChangeCurrent, &hash, user.email())
+            store::one_time_tokens::store(conn, user.id, OneTimeTokenKind::EmailChangeCurrent, &hash, user.email())
                 .await?;
             outbox::enqueue_email(
                 conn,
@@ -415,24 +391,16 @@ impl UserState {
 
     /// An anonymous user under mailer autoconfirm takes the address at once and becomes permanent.
     async fn adopt_email(&self, conn: &mut PgConnection, user: &UserRecord, email: &str) -> Result<(), ServiceError> {
-        sqlx::query(
-            "UPDATE users SET email = $2, email_confirmed_at = now(), is_anonymous = false, email_change = '', \
-             updated_at = now(), raw_app_meta_data = COALESCE(raw_app_meta_data, '{}'::jsonb) || $3 WHERE id = $1",
-        )
-        .bind(user.id)
-        .bind(email)
-        .bind(sqlx::types::Json(
-            json!({"provider": "email", "providers": providers_with(user, "email")}),
-        ))
-        .execute(&mut *conn)
-        .await?;
-        crate::verify::upsert_contact_identity(
+        let patch = json!({"provider": "email", "providers": providers_with(user, "email")});
+        store::users::adopt_contact(conn, user.id, Provider::Email, email, patch).await?;
+        store::identities::upsert_merging(
             conn,
             user.id,
             "email",
             json!({"sub": user.id.to_string(), "email": email, "email_verified": true, "phone_verified": false}),
         )
-        .await
+        .await?;
+        Ok(())
     }
 
     /// Phone change under SMS autoconfirm: the number is taken at once.
@@ -441,24 +409,16 @@ impl UserState {
             Some(existing) if !user.is_anonymous => existing.to_string(),
             _ => "phone".to_string(),
         };
-        sqlx::query(
-            "UPDATE users SET phone = $2, phone_confirmed_at = now(), is_anonymous = false, phone_change = '', \
-             updated_at = now(), raw_app_meta_data = COALESCE(raw_app_meta_data, '{}'::jsonb) || $3 WHERE id = $1",
-        )
-        .bind(user.id)
-        .bind(phone)
-        .bind(sqlx::types::Json(
-            json!({"provider": provider, "providers": providers_with(user, "phone")}),
-        ))
-        .execute(&mut *conn)
-        .await?;
-        crate::verify::upsert_contact_identity(
+        let patch = json!({"provider": provider, "providers": providers_with(user, "phone")});
+        store::users::adopt_contact(conn, user.id, Provider::Phone, phone, patch).await?;
+        store::identities::upsert_merging(
             conn,
             user.id,
             "phone",
             json!({"sub": user.id.to_string(), "phone": phone, "email_verified": false, "phone_verified": true}),
         )
-        .await
+        .await?;
+        Ok(())
     }
 }
 

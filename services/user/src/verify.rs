@@ -16,9 +16,10 @@ use uuid::Uuid;
 
 use crate::notifications;
 use crate::otp_failures;
-use crate::outbox::{self, OneTimeTokenKind};
-use crate::signup::{clear_one_time_tokens, confirm_email};
+use crate::outbox;
 use crate::state::UserState;
+use crate::store;
+use crate::store::one_time_tokens::OneTimeTokenKind;
 use crate::validate;
 
 const LINK_INVALID: &str = "Email link is invalid or has expired";
@@ -262,7 +263,7 @@ impl UserState {
             }
             Verified::User(id) => id,
         };
-        refresh_providers(&mut tx, user_id).await?;
+        store::users::refresh_providers(&mut tx, user_id).await?;
 
         if pkce_link {
             let auth_code = match issued {
@@ -277,10 +278,7 @@ impl UserState {
                 r#type: shown_type,
             });
         }
-        sqlx::query("UPDATE users SET last_sign_in_at = now() WHERE id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        store::users::record_sign_in(&mut tx, user_id).await?;
         tx.commit().await?;
         self.relay.nudge(); // account-change notifications, if any, are in the outbox
         let tokens = self.issue_session(user_id, "otp", request.context).await?;
@@ -538,11 +536,7 @@ impl UserState {
         if !has_password && user.invited_at.is_some() {
             let random = outbox::generate_otp(64);
             let hash = self.hasher.hash(&random).await.map_err(ServiceError::internal)?;
-            sqlx::query("UPDATE users SET encrypted_password = $2 WHERE id = $1")
-                .bind(user.id)
-                .bind(hash)
-                .execute(&mut *conn)
-                .await?;
+            store::users::set_password_hash(conn, user.id, &hash).await?;
         }
         record_audit(
             conn,
@@ -551,18 +545,16 @@ impl UserState {
             Some(json!({"provider": "email"})),
         )
         .await?;
-        confirm_email(conn, user.id).await?;
-        mark_email_identity_verified(conn, user.id).await?;
+        store::users::confirm_email(conn, user.id).await?;
+        store::one_time_tokens::delete_all(conn, user.id).await?;
+        store::identities::mark_email_verified(conn, user.id).await?;
         Ok(Verified::User(user.id))
     }
 
     /// GoTrue's `recoverVerify`: the recovery code is spent; an unconfirmed user is confirmed by it.
     async fn confirm_recovery(&self, conn: &mut PgConnection, user: &PendingCodes) -> Result<Verified, ServiceError> {
-        sqlx::query("UPDATE users SET recovery_token = '', updated_at = now() WHERE id = $1")
-            .bind(user.id)
-            .execute(&mut *conn)
-            .await?;
-        clear_one_time_tokens(conn, user.id).await?;
+        store::users::spend_recovery_code(conn, user.id).await?;
+        store::one_time_tokens::delete_all(conn, user.id).await?;
         if user.email_confirmed_at.is_none() {
             record_audit(
                 conn,
@@ -571,7 +563,8 @@ impl UserState {
                 Some(json!({"provider": "email"})),
             )
             .await?;
-            confirm_email(conn, user.id).await?;
+            store::users::confirm_email(conn, user.id).await?;
+            store::one_time_tokens::delete_all(conn, user.id).await?;
         } else {
             record_audit(conn, user.id, AuditAction::Login, None).await?;
         }
@@ -599,48 +592,33 @@ impl UserState {
                     && (same_secret(stored, token_hash) || same_secret(stored, &format!("pkce_{token_hash}")))
             };
             let spent = if is(user.email_change_token_current.as_deref()) {
-                Some(("email_change_token_current", OneTimeTokenKind::EmailChangeCurrent))
+                Some((true, OneTimeTokenKind::EmailChangeCurrent))
             } else if is(user.email_change_token_new.as_deref()) {
-                Some(("email_change_token_new", OneTimeTokenKind::EmailChangeNew))
+                Some((false, OneTimeTokenKind::EmailChangeNew))
             } else {
                 None
             };
-            if let Some((column, kind)) = spent {
-                let sql = format!("UPDATE users SET {column} = '', email_change_confirm_status = 1 WHERE id = $1");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(user.id)
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1 AND token_type = $2::one_time_token_type")
-                    .bind(user.id)
-                    .bind(kind.as_sql())
-                    .execute(&mut *conn)
-                    .await?;
+            if let Some((current_address, kind)) = spent {
+                store::users::spend_one_email_change_code(conn, user.id, current_address).await?;
+                store::one_time_tokens::delete_kind(conn, user.id, kind).await?;
             }
             return Ok(Verified::SingleConfirmation);
         }
 
         let new_email = user.email_change.clone().unwrap_or_default();
         record_audit(conn, user.id, AuditAction::UserModified, None).await?;
-        upsert_contact_identity(
+        store::identities::upsert_merging(
             conn,
             user.id,
             "email",
             json!({"sub": user.id.to_string(), "email": new_email, "email_verified": true}),
         )
         .await?;
-        sqlx::query(
-            "UPDATE users SET email = $2, email_change = '', email_change_token_current = '', \
-             email_change_token_new = '', email_change_confirm_status = 0, is_anonymous = false, updated_at = now() \
-             WHERE id = $1",
-        )
-        .bind(user.id)
-        .bind(&new_email)
-        .execute(&mut *conn)
-        .await?;
-        clear_one_time_tokens(conn, user.id).await?;
+        store::users::finish_email_change(conn, user.id, &new_email).await?;
+        store::one_time_tokens::delete_all(conn, user.id).await?;
         if user.email_confirmed_at.is_none() {
-            confirm_email(conn, user.id).await?;
+            store::users::confirm_email(conn, user.id).await?;
+            store::one_time_tokens::delete_all(conn, user.id).await?;
         }
         let account = notifications::Account {
             email: &new_email,
@@ -669,31 +647,18 @@ impl UserState {
                 Some(json!({"provider": "phone"})),
             )
             .await?;
-            sqlx::query(
-                "UPDATE users SET phone_confirmed_at = now(), confirmation_token = '', is_anonymous = false, \
-                 updated_at = now() WHERE id = $1",
-            )
-            .bind(user.id)
-            .execute(&mut *conn)
-            .await?;
+            store::users::confirm_phone(conn, user.id).await?;
         } else {
             let new_phone = user.phone_change.clone().unwrap_or_default();
             record_audit(conn, user.id, AuditAction::UserModified, None).await?;
-            upsert_contact_identity(
+            store::identities::upsert_merging(
                 conn,
                 user.id,
                 "phone",
                 json!({"sub": user.id.to_string(), "phone": new_phone, "phone_verified": true}),
             )
             .await?;
-            sqlx::query(
-                "UPDATE users SET phone = $2, phone_change = '', phone_change_token = '', phone_confirmed_at = now(), \
-                 is_anonymous = false, updated_at = now() WHERE id = $1",
-            )
-            .bind(user.id)
-            .bind(&new_phone)
-            .execute(&mut *conn)
-            .await?;
+            store::users::finish_phone_change(conn, user.id, &new_phone).await?;
             let account = notifications::Account {
                 email: user.email.as_deref().unwrap_or_default(),
                 phone: &new_phone,
@@ -704,7 +669,7 @@ impl UserState {
             };
             notifications::notify(conn, &self.config, change, account).await?;
         }
-        clear_one_time_tokens(conn, user.id).await?;
+        store::one_time_tokens::delete_all(conn, user.id).await?;
         Ok(Verified::User(user.id))
     }
 }
@@ -738,62 +703,7 @@ async fn record_audit(
     action: AuditAction,
     traits: Option<serde_json::Value>,
 ) -> Result<(), ServiceError> {
-    let user = crate::signup::load(conn, user_id).await?;
+    let user = store::users::load(conn, user_id).await?;
     audit::record(&mut *conn, &user, action, traits).await?;
-    Ok(())
-}
-
-/// The identity of the user's own address now carries `email_verified: true`.
-async fn mark_email_identity_verified(conn: &mut PgConnection, user_id: Uuid) -> Result<(), ServiceError> {
-    sqlx::query(
-        "UPDATE identities i SET identity_data = i.identity_data || '{\"email_verified\": true}'::jsonb, \
-         updated_at = now() FROM users u \
-         WHERE i.user_id = $1 AND u.id = $1 AND coalesce(i.email, '') <> '' AND i.email = u.email",
-    )
-    .bind(user_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Creates the email/phone identity of a confirmed address, or merges the new data into it
-/// (GoTrue's `UpdateIdentityData`).
-pub(crate) async fn upsert_contact_identity(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    provider: &str,
-    data: serde_json::Value,
-) -> Result<(), ServiceError> {
-    sqlx::query(
-        "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, now(), now(), now()) \
-         ON CONFLICT ON CONSTRAINT identities_provider_id_provider_unique \
-         DO UPDATE SET identity_data = identities.identity_data || EXCLUDED.identity_data, updated_at = now()",
-    )
-    .bind(user_id.to_string())
-    .bind(user_id)
-    .bind(sqlx::types::Json(data))
-    .bind(provider)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// GoTrue's `UpdateAppMetaDataProviders`: `providers` lists the user's identity providers in the
-/// order they were linked, `provider` is the first.
-pub async fn refresh_providers(conn: &mut PgConnection, user_id: Uuid) -> Result<(), ServiceError> {
-    sqlx::query(
-        "UPDATE users SET raw_app_meta_data = COALESCE(raw_app_meta_data, '{}'::jsonb) \
-           || jsonb_build_object('providers', p.list) \
-           || CASE WHEN jsonb_array_length(p.list) > 0 THEN jsonb_build_object('provider', p.list -> 0) \
-                   ELSE '{}'::jsonb END \
-         FROM (SELECT COALESCE(jsonb_agg(provider ORDER BY first_linked), '[]'::jsonb) AS list \
-               FROM (SELECT provider, min(created_at) AS first_linked FROM identities \
-                     WHERE user_id = $1 GROUP BY provider) linked) p \
-         WHERE id = $1",
-    )
-    .bind(user_id)
-    .execute(conn)
-    .await?;
     Ok(())
 }

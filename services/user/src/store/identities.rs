@@ -1,0 +1,124 @@
+//! `identities`: how a user signs in (GoTrue's `models/identity.go`). Accounts made here have an
+//! `email` and/or a `phone` identity whose `provider_id` is the user's id.
+
+use serde_json::{Map, Value, json};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// The identity providers of accounts made by this service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Email,
+    Phone,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Email => "email",
+            Provider::Phone => "phone",
+        }
+    }
+}
+
+/// Adds an identity with `data` as its `identity_data`.
+pub async fn insert(conn: &mut PgConnection, user_id: Uuid, provider: &str, data: Value) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp(), clock_timestamp())",
+    )
+    .bind(user_id.to_string())
+    .bind(user_id)
+    .bind(sqlx::types::Json(data))
+    .bind(provider)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The email or phone identity of a sign-up, created unless the user has it already:
+/// `{sub, email?, email_verified: false, phone_verified: false}` plus the sign-up's metadata.
+pub async fn insert_for_sign_up(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    provider: Provider,
+    address: &str,
+    data: &Map<String, Value>,
+) -> sqlx::Result<()> {
+    let mut identity_data = Map::new();
+    identity_data.insert("sub".into(), json!(user_id.to_string()));
+    if provider == Provider::Email {
+        identity_data.insert("email".into(), json!(address));
+    }
+    identity_data.insert("email_verified".into(), json!(false));
+    identity_data.insert("phone_verified".into(), json!(false));
+    for (key, value) in data {
+        identity_data.entry(key.clone()).or_insert_with(|| value.clone());
+    }
+    sqlx::query(
+        "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, now(), now(), now()) \
+         ON CONFLICT ON CONSTRAINT identities_provider_id_provider_unique DO NOTHING",
+    )
+    .bind(user_id.to_string())
+    .bind(user_id)
+    .bind(sqlx::types::Json(Value::Object(identity_data)))
+    .bind(provider.as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Creates the email/phone identity of a confirmed address, or merges `data` into it (GoTrue's
+/// `UpdateIdentityData`).
+pub async fn upsert_merging(conn: &mut PgConnection, user_id: Uuid, provider: &str, data: Value) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, now(), now(), now()) \
+         ON CONFLICT ON CONSTRAINT identities_provider_id_provider_unique \
+         DO UPDATE SET identity_data = identities.identity_data || EXCLUDED.identity_data, updated_at = now()",
+    )
+    .bind(user_id.to_string())
+    .bind(user_id)
+    .bind(sqlx::types::Json(data))
+    .bind(provider)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces one identity's `identity_data`.
+pub async fn set_data(conn: &mut PgConnection, identity_id: Uuid, data: Value) -> sqlx::Result<()> {
+    sqlx::query("UPDATE identities SET identity_data = $2, updated_at = now() WHERE id = $1")
+        .bind(identity_id)
+        .bind(sqlx::types::Json(data))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The identity of the user's own email address now carries `email_verified: true`.
+pub async fn mark_email_verified(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE identities i SET identity_data = i.identity_data || '{\"email_verified\": true}'::jsonb, \
+         updated_at = now() FROM users u \
+         WHERE i.user_id = $1 AND u.id = $1 AND coalesce(i.email, '') <> '' AND i.email = u.email",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// GoTrue's `SoftDeleteUserIdentities` for one identity: no data, and a `provider_id` nobody can
+/// sign in with again.
+pub async fn anonymize(conn: &mut PgConnection, identity_id: Uuid, obfuscated_provider_id: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE identities SET identity_data = '{}'::jsonb, provider_id = $2, updated_at = now() WHERE id = $1",
+    )
+    .bind(identity_id)
+    .bind(obfuscated_provider_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

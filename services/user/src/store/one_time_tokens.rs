@@ -1,0 +1,72 @@
+//! `one_time_tokens`: the index GoTrue keeps of each user's live link and code hashes (one per kind
+//! and user), which `/verify` looks links up by.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// The `one_time_token_type` of a live token, named after the `users` column holding the same hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneTimeTokenKind {
+    Confirmation,
+    Recovery,
+    Reauthentication,
+    EmailChangeNew,
+    EmailChangeCurrent,
+    PhoneChange,
+}
+
+impl OneTimeTokenKind {
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            Self::Confirmation => "confirmation_token",
+            Self::Recovery => "recovery_token",
+            Self::Reauthentication => "reauthentication_token",
+            Self::EmailChangeNew => "email_change_token_new",
+            Self::EmailChangeCurrent => "email_change_token_current",
+            Self::PhoneChange => "phone_change_token",
+        }
+    }
+}
+
+/// Records the live token of one kind for a user (one per kind and user, newest wins).
+pub async fn store(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    kind: OneTimeTokenKind,
+    hash: &str,
+    relates_to: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO one_time_tokens (id, user_id, token_type, token_hash, relates_to, created_at, updated_at) \
+         VALUES ($1, $2, $3::one_time_token_type, $4, lower($5), now(), now()) \
+         ON CONFLICT (user_id, token_type) DO UPDATE \
+         SET token_hash = EXCLUDED.token_hash, relates_to = EXCLUDED.relates_to, updated_at = now()",
+    )
+    .bind(Uuid::new_v4())
+    .bind(user_id)
+    .bind(kind.as_sql())
+    .bind(hash)
+    .bind(relates_to)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Forgets every live token of a user (a confirmation, a password change, too many wrong guesses).
+pub async fn delete_all(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Forgets a user's live token of one kind.
+pub async fn delete_kind(conn: &mut PgConnection, user_id: Uuid, kind: OneTimeTokenKind) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1 AND token_type = $2::one_time_token_type")
+        .bind(user_id)
+        .bind(kind.as_sql())
+        .execute(conn)
+        .await?;
+    Ok(())
+}

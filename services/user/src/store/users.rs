@@ -1,0 +1,472 @@
+//! `users` (GoTrue's `models/user.go`): the account row and every named change to it (see
+//! `store/mod.rs` for the few statements still written elsewhere).
+
+use auth_account::users::{self, UserRecord};
+use auth_core::{ErrorCode, ServiceError};
+use serde_json::{Map, Value, json};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::identities::Provider;
+
+/// The user as it stands inside the caller's transaction (it must exist: the caller found or made it).
+pub async fn load(conn: &mut PgConnection, id: Uuid) -> Result<UserRecord, ServiceError> {
+    users::find_by_id(conn, id)
+        .await?
+        .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("user {id} vanished inside its transaction")))
+}
+
+/// The user, locked until the caller's transaction ends (concurrent changes of one user apply one
+/// after the other); `None` when there is no such user.
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRecord>, ServiceError> {
+    let locked: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match locked {
+        Some(_) => Ok(Some(load(conn, id).await?)),
+        None => Ok(None),
+    }
+}
+
+/// A new account, as the sign-up, invite and OTP flows make it.
+pub struct NewUser<'a> {
+    pub id: Uuid,
+    pub aud: &'a str,
+    /// `GOTRUE_JWT_DEFAULT_GROUP_NAME`
+    pub role: &'a str,
+    pub provider: Provider,
+    /// The email or phone (ignored for anonymous users).
+    pub address: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub user_metadata: &'a Map<String, Value>,
+    pub anonymous: bool,
+}
+
+/// Inserts a new account; 422 `email_exists` / `phone_exists` when the address is taken.
+pub async fn insert(conn: &mut PgConnection, new: NewUser<'_>) -> Result<(), ServiceError> {
+    let (email, phone) = match (new.anonymous, new.provider) {
+        (true, _) => (None, None),
+        (false, Provider::Email) => (Some(new.address), None),
+        (false, Provider::Phone) => (None, Some(new.address)),
+    };
+    let app_metadata = if new.anonymous {
+        json!({})
+    } else {
+        json!({"provider": new.provider.as_str(), "providers": [new.provider.as_str()]})
+    };
+    // GoTrue writes '' (not NULL) into its string token columns; GoTrue itself fails to read NULLs
+    // there, so a database shared with it must keep that shape.
+    sqlx::query(
+        "INSERT INTO users (instance_id, id, aud, role, email, phone, encrypted_password, \
+           raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_anonymous, is_sso_user, \
+           confirmation_token, recovery_token, email_change_token_new, email_change) \
+         VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), $9, false, \
+           '', '', '', '')",
+    )
+    .bind(new.id)
+    .bind(new.aud)
+    .bind(new.role)
+    .bind(email)
+    .bind(phone)
+    .bind(new.password_hash.unwrap_or_default())
+    .bind(sqlx::types::Json(app_metadata))
+    .bind(sqlx::types::Json(Value::Object(new.user_metadata.clone())))
+    .bind(new.anonymous)
+    .execute(conn)
+    .await
+    .map_err(|e| match e.as_database_error().and_then(|d| d.constraint()) {
+        Some("users_phone_key") => {
+            ServiceError::unprocessable(ErrorCode::PhoneExists, "Phone number already registered")
+        }
+        Some("users_email_partial_key") => {
+            ServiceError::unprocessable(ErrorCode::EmailExists, "Email address already registered")
+        }
+        _ => ServiceError::internal(e),
+    })?;
+    Ok(())
+}
+
+/// GoTrue's `User.Confirm` on the row: confirmed now, `email_verified` in the metadata, the
+/// confirmation code spent. (The caller also forgets the user's one-time tokens.)
+pub async fn confirm_email(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET email_confirmed_at = now(), confirmation_token = '', updated_at = now(), \
+         raw_user_meta_data = COALESCE(raw_user_meta_data, '{}'::jsonb) || '{\"email_verified\": true}'::jsonb \
+         WHERE id = $1",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The user signed in now.
+pub async fn record_sign_in(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET last_sign_in_at = now() WHERE id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces `user_metadata` (the caller merged the update in).
+pub async fn set_user_metadata(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    metadata: Map<String, Value>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET raw_user_meta_data = $2, updated_at = now() WHERE id = $1")
+        .bind(user_id)
+        .bind(sqlx::types::Json(Value::Object(metadata)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces `app_metadata` (the caller merged the update in).
+pub async fn set_app_metadata(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    metadata: Map<String, Value>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET raw_app_meta_data = $2, updated_at = now() WHERE id = $1")
+        .bind(user_id)
+        .bind(sqlx::types::Json(Value::Object(metadata)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// GoTrue's `UpdateAppMetaDataProviders`: `providers` lists the user's identity providers in the
+/// order they were linked, `provider` is the first.
+pub async fn refresh_providers(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET raw_app_meta_data = COALESCE(raw_app_meta_data, '{}'::jsonb) \
+           || jsonb_build_object('providers', p.list) \
+           || CASE WHEN jsonb_array_length(p.list) > 0 THEN jsonb_build_object('provider', p.list -> 0) \
+                   ELSE '{}'::jsonb END \
+         FROM (SELECT COALESCE(jsonb_agg(provider ORDER BY first_linked), '[]'::jsonb) AS list \
+               FROM (SELECT provider, min(created_at) AS first_linked FROM identities \
+                     WHERE user_id = $1 GROUP BY provider) linked) p \
+         WHERE id = $1",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The user was invited now.
+pub async fn mark_invited(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET invited_at = now() WHERE id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Every pending code of the user dies (too many wrong guesses). The one-time token index is the
+/// caller's to clear too.
+pub async fn clear_pending_codes(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET confirmation_token = '', recovery_token = '', email_change_token_current = '', \
+         email_change_token_new = '', phone_change_token = '', reauthentication_token = '' WHERE id = $1",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A new account made by an admin (`POST /admin/users`), with its confirmations and ban decided.
+pub struct AdminNewUser<'a> {
+    pub id: Uuid,
+    pub aud: &'a str,
+    pub role: &'a str,
+    pub email: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    /// `''` for none, as GoTrue stores it.
+    pub password_hash: &'a str,
+    pub app_metadata: &'a Map<String, Value>,
+    pub user_metadata: &'a Map<String, Value>,
+    pub email_confirmed: bool,
+    pub phone_confirmed: bool,
+    /// Nanoseconds; 0 for none.
+    pub ban_nanos: i64,
+}
+
+/// Inserts an admin-made account. The unique-index error is the caller's to map.
+pub async fn insert_by_admin(conn: &mut PgConnection, new: AdminNewUser<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO users (instance_id, id, aud, role, email, phone, encrypted_password, \
+           raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_anonymous, is_sso_user, \
+           confirmation_token, recovery_token, email_change_token_new, email_change, \
+           email_confirmed_at, phone_confirmed_at, banned_until) \
+         VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), false, false, \
+           '', '', '', '', CASE WHEN $9 THEN now() END, CASE WHEN $10 THEN now() END, \
+           CASE WHEN $11::bigint > 0 THEN now() + make_interval(secs => $11::bigint / 1e9) END)",
+    )
+    .bind(new.id)
+    .bind(new.aud)
+    .bind(new.role)
+    .bind(new.email)
+    .bind(new.phone)
+    .bind(new.password_hash)
+    .bind(sqlx::types::Json(new.app_metadata))
+    .bind(sqlx::types::Json(new.user_metadata))
+    .bind(new.email_confirmed)
+    .bind(new.phone_confirmed)
+    .bind(new.ban_nanos)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_role(conn: &mut PgConnection, user_id: Uuid, role: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET role = $2, updated_at = now() WHERE id = $1")
+        .bind(user_id)
+        .bind(role)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The phone is confirmed by an admin; a pending phone change is dropped.
+pub async fn confirm_phone_by_admin(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET phone_confirmed_at = now(), phone_change = '', phone_change_token = '', updated_at = now() \
+         WHERE id = $1",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A new password hash, nothing else touched (an admin's update, a recovery link's reset).
+pub async fn set_password_hash(conn: &mut PgConnection, user_id: Uuid, hash: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET encrypted_password = $2, updated_at = now() WHERE id = $1")
+        .bind(user_id)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the password hash only if it is still `verified` (a sign-in upgrading an old hash must
+/// not undo a concurrent password change).
+pub async fn upgrade_password_hash(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    upgraded: &str,
+    verified: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET encrypted_password = $2 WHERE id = $1 AND encrypted_password = $3")
+        .bind(user_id)
+        .bind(upgraded)
+        .bind(verified)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// An admin sets the email; a confirmed one makes an anonymous user permanent. The unique-index
+/// error is the caller's to map.
+pub async fn set_email(conn: &mut PgConnection, user_id: Uuid, email: &str, confirmed: bool) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET email = $2, updated_at = now(), is_anonymous = is_anonymous AND NOT $3 WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(email)
+    .bind(confirmed)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An admin sets the phone; a confirmed one makes an anonymous user permanent. The unique-index
+/// error is the caller's to map.
+pub async fn set_phone(conn: &mut PgConnection, user_id: Uuid, phone: &str, confirmed: bool) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET phone = $2, updated_at = now(), is_anonymous = is_anonymous AND NOT $3 WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(phone)
+    .bind(confirmed)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Banned for `nanos` from now; 0 lifts the ban.
+pub async fn ban_for(conn: &mut PgConnection, user_id: Uuid, nanos: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET banned_until = CASE WHEN $2::bigint > 0 THEN now() + make_interval(secs => $2::bigint / 1e9) END, \
+         updated_at = now() WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(nanos)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What a soft-deleted user's contact details become (GoTrue's obfuscation, computed by the caller).
+pub struct Obfuscated {
+    pub email: String,
+    pub phone: String,
+    pub email_change: String,
+    pub phone_change: String,
+}
+
+/// GoTrue's `SoftDeleteUser` on the row: contact details replaced, password and every pending code
+/// cleared, metadata emptied, `deleted_at` set.
+pub async fn soft_delete(conn: &mut PgConnection, user_id: Uuid, obfuscated: &Obfuscated) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET email = $2, phone = $3, email_change = $4, phone_change = $5, encrypted_password = NULL, \
+           confirmation_token = '', recovery_token = '', email_change_token_current = '', \
+           email_change_token_new = '', phone_change_token = '', deleted_at = now(), \
+           raw_user_meta_data = '{}'::jsonb, raw_app_meta_data = '{}'::jsonb, updated_at = now() \
+         WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(&obfuscated.email)
+    .bind(&obfuscated.phone)
+    .bind(&obfuscated.email_change)
+    .bind(&obfuscated.phone_change)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The phone is confirmed (a sign-up under SMS autoconfirm, or its code verified); the
+/// confirmation code is spent.
+pub async fn confirm_phone(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET phone_confirmed_at = now(), confirmation_token = '', is_anonymous = false, \
+         updated_at = now() WHERE id = $1",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// GoTrue's `UpdatePassword`: the new hash, and every pending code dies with the old password.
+/// (The caller also forgets the user's one-time tokens.)
+pub async fn change_password(conn: &mut PgConnection, user_id: Uuid, hash: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET encrypted_password = $2, updated_at = now(), \
+         confirmation_token = '', confirmation_sent_at = NULL, recovery_token = '', recovery_sent_at = NULL, \
+         email_change_token_current = '', email_change_token_new = '', email_change_sent_at = NULL, \
+         phone_change_token = '', phone_change_sent_at = NULL, \
+         reauthentication_token = '', reauthentication_sent_at = NULL WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(hash)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An email change starts: the new address waits for its code (and, with secure email change, the
+/// current address for its own; `''` otherwise).
+pub async fn begin_email_change(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    new_email: &str,
+    new_address_hash: &str,
+    current_address_hash: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET email_change = $2, email_change_token_new = $3, email_change_token_current = $4, \
+         email_change_sent_at = now(), email_change_confirm_status = 0 WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(new_email)
+    .bind(new_address_hash)
+    .bind(current_address_hash)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One of the two codes of a secure email change was used; the other is still awaited.
+pub async fn spend_one_email_change_code(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    current_address: bool,
+) -> sqlx::Result<()> {
+    let sql = if current_address {
+        "UPDATE users SET email_change_token_current = '', email_change_confirm_status = 1 WHERE id = $1"
+    } else {
+        "UPDATE users SET email_change_token_new = '', email_change_confirm_status = 1 WHERE id = $1"
+    };
+    sqlx::query(sql).bind(user_id).execute(conn).await?;
+    Ok(())
+}
+
+/// The email change is complete: the new address is the user's.
+pub async fn finish_email_change(conn: &mut PgConnection, user_id: Uuid, new_email: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET email = $2, email_change = '', email_change_token_current = '', \
+         email_change_token_new = '', email_change_confirm_status = 0, is_anonymous = false, updated_at = now() \
+         WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(new_email)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The phone change is complete: the new number is the user's, confirmed.
+pub async fn finish_phone_change(conn: &mut PgConnection, user_id: Uuid, new_phone: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET phone = $2, phone_change = '', phone_change_token = '', phone_confirmed_at = now(), \
+         is_anonymous = false, updated_at = now() WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(new_phone)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An anonymous user (under autoconfirm) takes an email address or phone number at once and
+/// becomes permanent; `app_metadata_patch` sets `provider`/`providers`.
+pub async fn adopt_contact(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    provider: Provider,
+    address: &str,
+    app_metadata_patch: Value,
+) -> sqlx::Result<()> {
+    let sql = match provider {
+        Provider::Email => {
+            "UPDATE users SET email = $2, email_confirmed_at = now(), is_anonymous = false, email_change = '', \
+             updated_at = now(), raw_app_meta_data = COALESCE(raw_app_meta_data, '{}'::jsonb) || $3 WHERE id = $1"
+        }
+        Provider::Phone => {
+            "UPDATE users SET phone = $2, phone_confirmed_at = now(), is_anonymous = false, phone_change = '', \
+             updated_at = now(), raw_app_meta_data = COALESCE(raw_app_meta_data, '{}'::jsonb) || $3 WHERE id = $1"
+        }
+    };
+    sqlx::query(sql)
+        .bind(user_id)
+        .bind(address)
+        .bind(sqlx::types::Json(app_metadata_patch))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The recovery code was used.
+pub async fn spend_recovery_code(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET recovery_token = '', updated_at = now() WHERE id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
