@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::outbox::{self, EmailContent};
 use crate::send_budget::{self, Budget};
 use crate::state::UserState;
+use crate::store;
 use crate::store::one_time_tokens::{self, OneTimeTokenKind};
 
 /// The emails that carry a code for the user's own address.
@@ -33,14 +34,6 @@ pub enum EmailCode {
 }
 
 impl EmailCode {
-    fn columns(self) -> (&'static str, &'static str) {
-        match self {
-            Self::Confirmation | Self::Invite => ("confirmation_token", "confirmation_sent_at"),
-            Self::Recovery | Self::MagicLink => ("recovery_token", "recovery_sent_at"),
-            Self::Reauthentication => ("reauthentication_token", "reauthentication_sent_at"),
-        }
-    }
-
     fn token_kind(self) -> OneTimeTokenKind {
         match self {
             Self::Confirmation | Self::Invite => OneTimeTokenKind::Confirmation,
@@ -98,14 +91,6 @@ pub enum PhoneCode {
 }
 
 impl PhoneCode {
-    fn columns(self) -> (&'static str, &'static str) {
-        match self {
-            Self::Confirmation => ("confirmation_token", "confirmation_sent_at"),
-            Self::PhoneChange => ("phone_change_token", "phone_change_sent_at"),
-            Self::Reauthentication => ("reauthentication_token", "reauthentication_sent_at"),
-        }
-    }
-
     fn token_kind(self) -> OneTimeTokenKind {
         match self {
             Self::Confirmation => OneTimeTokenKind::Confirmation,
@@ -140,24 +125,14 @@ impl UserState {
         let otp = outbox::generate_otp(self.config.mailer.otp_length);
         let hash = outbox::token_hash(user.email(), &otp);
         let stored = if pkce { format!("pkce_{hash}") } else { hash };
-        let (token_column, sent_column) = code.columns();
-        store_code_if_due(
-            conn,
-            user.id,
-            token_column,
-            sent_column,
-            &stored,
-            None,
-            code.interval(self.config.mailer.max_frequency),
-        )
-        .await
-        .map_err(|e| {
-            e.or_frequency(
+        let interval = code.interval(self.config.mailer.max_frequency);
+        if !store::users::store_code_if_due(conn, user.id, code.token_kind(), &stored, None, interval).await? {
+            return Err(too_soon(
                 code.last_sent(user),
                 self.config.mailer.max_frequency,
                 ErrorCode::OverEmailSendRateLimit,
-            )
-        })?;
+            ));
+        }
         if !self.config.mailer.autoconfirm {
             send_budget::spend(conn, Budget::Email, self.config.rate_limit.email_sent).await?;
         }
@@ -202,25 +177,15 @@ impl UserState {
             .clone()
             .unwrap_or_else(|| outbox::generate_otp(self.config.sms.otp_length));
         let hash = outbox::token_hash(phone, &otp);
-        let (token_column, sent_column) = code.columns();
         let phone_change = (code == PhoneCode::PhoneChange).then_some(phone);
-        store_code_if_due(
-            conn,
-            user.id,
-            token_column,
-            sent_column,
-            &hash,
-            phone_change,
-            self.config.sms.max_frequency,
-        )
-        .await
-        .map_err(|e| {
-            e.or_frequency(
+        let interval = self.config.sms.max_frequency;
+        if !store::users::store_code_if_due(conn, user.id, code.token_kind(), &hash, phone_change, interval).await? {
+            return Err(too_soon(
                 code.last_sent(user),
                 self.config.sms.max_frequency,
                 ErrorCode::OverSmsSendRateLimit,
-            )
-        })?;
+            ));
+        }
         one_time_tokens::store(conn, user.id, code.token_kind(), &hash, phone).await?;
         if test_code.is_some() {
             return Ok(TEST_OTP_MESSAGE_ID.to_string());
@@ -238,67 +203,16 @@ impl UserState {
     }
 }
 
-/// Why a code was not stored.
-enum StoreError {
-    /// The previous code went out less than the interval ago.
-    TooSoon,
-    Database(sqlx::Error),
-}
-
-impl StoreError {
-    fn or_frequency(
-        self,
-        last_sent: Option<DateTime<Utc>>,
-        interval: std::time::Duration,
-        code: ErrorCode,
-    ) -> ServiceError {
-        match self {
-            Self::Database(e) => e.into(),
-            Self::TooSoon => {
-                let last_sent = last_sent.unwrap_or_else(Utc::now);
-                check_frequency(Some(last_sent), interval, code)
-                    .err()
-                    .or_else(|| {
-                        // The row was written by a request racing this one, after our snapshot.
-                        check_frequency(Some(Utc::now()), interval, code).err()
-                    })
-                    .unwrap_or_else(|| ServiceError::new(429, code, "For security purposes, please wait a moment."))
-            }
-        }
-    }
-}
-
-/// Stores the code's hash and stamps the send time, unless the previous send was too recent.
-async fn store_code_if_due(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    token_column: &str,
-    sent_column: &str,
-    hash: &str,
-    phone_change: Option<&str>,
-    interval: std::time::Duration,
-) -> Result<(), StoreError> {
-    let set_phone_change = if phone_change.is_some() {
-        ", phone_change = $4"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "UPDATE users SET {token_column} = $2, {sent_column} = now(), updated_at = now(){set_phone_change} \
-         WHERE id = $1 AND ({sent_column} IS NULL OR {sent_column} + make_interval(secs => $3) <= now())"
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user_id)
-        .bind(hash)
-        .bind(interval.as_secs_f64());
-    if let Some(phone) = phone_change {
-        query = query.bind(phone);
-    }
-    let done = query.execute(conn).await.map_err(StoreError::Database)?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::TooSoon);
-    }
-    Ok(())
+/// The 429 for a code refused by its send interval, with GoTrue's wait in seconds.
+fn too_soon(last_sent: Option<DateTime<Utc>>, interval: std::time::Duration, code: ErrorCode) -> ServiceError {
+    let last_sent = last_sent.unwrap_or_else(Utc::now);
+    check_frequency(Some(last_sent), interval, code)
+        .err()
+        .or_else(|| {
+            // The row was written by a request racing this one, after our snapshot.
+            check_frequency(Some(Utc::now()), interval, code).err()
+        })
+        .unwrap_or_else(|| ServiceError::new(429, code, "For security purposes, please wait a moment."))
 }
 
 /// 429 with GoTrue's message when the previous message went out less than `frequency` ago.

@@ -124,15 +124,7 @@ impl UserState {
             (LinkType::MagicLink | LinkType::Recovery, Some(user)) => {
                 audit::record(&mut *tx, &user, AuditAction::UserRecoveryRequested, None).await?;
                 let hash = outbox::token_hash(&email, &otp);
-                store_code(
-                    &mut tx,
-                    &user,
-                    "recovery_token",
-                    "recovery_sent_at",
-                    &hash,
-                    OneTimeTokenKind::Recovery,
-                )
-                .await?;
+                store_code(&mut tx, &user, OneTimeTokenKind::Recovery, &hash).await?;
                 (user, hash)
             }
             (LinkType::Invite, existing) => {
@@ -149,15 +141,7 @@ impl UserState {
                 )
                 .await?;
                 let hash = outbox::token_hash(&email, &otp);
-                store_code(
-                    &mut tx,
-                    &user,
-                    "confirmation_token",
-                    "confirmation_sent_at",
-                    &hash,
-                    OneTimeTokenKind::Confirmation,
-                )
-                .await?;
+                store_code(&mut tx, &user, OneTimeTokenKind::Confirmation, &hash).await?;
                 store::users::mark_invited(&mut tx, user.id).await?;
                 (user, hash)
             }
@@ -174,15 +158,7 @@ impl UserState {
                     None => create_email_user(&mut tx, self, &aud, &email, password_hash.as_deref(), &data).await?,
                 };
                 let hash = outbox::token_hash(&email, &otp);
-                store_code(
-                    &mut tx,
-                    &user,
-                    "confirmation_token",
-                    "confirmation_sent_at",
-                    &hash,
-                    OneTimeTokenKind::Confirmation,
-                )
-                .await?;
+                store_code(&mut tx, &user, OneTimeTokenKind::Confirmation, &hash).await?;
                 (user, hash)
             }
             (LinkType::EmailChangeCurrent | LinkType::EmailChangeNew, Some(user)) => {
@@ -232,29 +208,14 @@ impl UserState {
         if taken {
             return Err(email_exists());
         }
-        let (column, kind, address) = match link_type {
-            LinkType::EmailChangeCurrent => (
-                "email_change_token_current",
-                OneTimeTokenKind::EmailChangeCurrent,
-                user.email(),
-            ),
-            _ => (
-                "email_change_token_new",
-                OneTimeTokenKind::EmailChangeNew,
-                new_email.as_str(),
-            ),
+        let current_address = link_type == LinkType::EmailChangeCurrent;
+        let (kind, address) = if current_address {
+            (OneTimeTokenKind::EmailChangeCurrent, user.email())
+        } else {
+            (OneTimeTokenKind::EmailChangeNew, new_email.as_str())
         };
         let hash = outbox::token_hash(address, otp);
-        let sql = format!(
-            "UPDATE users SET {column} = $2, email_change = $3, email_change_sent_at = now(), \
-             email_change_confirm_status = 0, updated_at = now() WHERE id = $1"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(user.id)
-            .bind(&hash)
-            .bind(&new_email)
-            .execute(&mut *conn)
-            .await?;
+        store::users::store_email_change_code(conn, user.id, current_address, &hash, &new_email).await?;
         store::one_time_tokens::store(conn, user.id, kind, &hash, address).await?;
         Ok(hash)
     }
@@ -264,22 +225,15 @@ fn email_exists() -> ServiceError {
     ServiceError::unprocessable(ErrorCode::EmailExists, DUPLICATE_EMAIL)
 }
 
-/// Stores a link's code in the user's `token_column` and `one_time_tokens`, stamping `sent_column`.
-/// Unlike an email, a generated link has no send interval: the admin asked for it.
+/// Stores a link's code in the user's column for `kind` and in `one_time_tokens`. Unlike an
+/// email, a generated link has no send interval: the admin asked for it.
 async fn store_code(
     conn: &mut PgConnection,
     user: &UserRecord,
-    token_column: &str,
-    sent_column: &str,
-    hash: &str,
     kind: OneTimeTokenKind,
+    hash: &str,
 ) -> Result<(), ServiceError> {
-    let sql = format!("UPDATE users SET {token_column} = $2, {sent_column} = now(), updated_at = now() WHERE id = $1");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user.id)
-        .bind(hash)
-        .execute(&mut *conn)
-        .await?;
+    store::users::store_code(conn, user.id, kind, hash).await?;
     store::one_time_tokens::store(conn, user.id, kind, hash, user.email()).await?;
     Ok(())
 }

@@ -3,10 +3,9 @@
 //! does it is written once, here. Every operation runs on the caller's connection, so the caller's
 //! transaction decides what commits together.
 //!
-//! Still outside, to move with the next step (one module for every kind of one-time code): the
-//! statements that store a code's hash in its `users` column, written with the column as a
-//! parameter in `codes.rs` and `generate_link.rs`; and the two single statements that record (and
-//! undo) a sign-in together with its audit entry (`signin.rs`, `compensate.rs`).
+//! Still outside: the two single statements that record (and undo) a password sign-in together
+//! with its audit entry (`signin.rs`, `compensate.rs`), kept as one statement each so the hot path
+//! needs no transaction.
 
 pub mod identities;
 pub mod one_time_tokens;

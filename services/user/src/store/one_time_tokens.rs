@@ -4,7 +4,9 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// The `one_time_token_type` of a live token, named after the `users` column holding the same hash.
+/// The kinds of one-time code, each with its own pair of `users` columns (the hash, and when it was
+/// sent) and its `one_time_token_type`. Every flow that stores a code names one of these; no column
+/// name is written anywhere else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OneTimeTokenKind {
     Confirmation,
@@ -16,6 +18,7 @@ pub enum OneTimeTokenKind {
 }
 
 impl OneTimeTokenKind {
+    /// The `one_time_token_type` value, which is also the `users` column holding the hash.
     pub fn as_sql(self) -> &'static str {
         match self {
             Self::Confirmation => "confirmation_token",
@@ -24,6 +27,17 @@ impl OneTimeTokenKind {
             Self::EmailChangeNew => "email_change_token_new",
             Self::EmailChangeCurrent => "email_change_token_current",
             Self::PhoneChange => "phone_change_token",
+        }
+    }
+
+    /// The `users` column holding when this kind of code was last sent.
+    pub fn sent_column(self) -> &'static str {
+        match self {
+            Self::Confirmation => "confirmation_sent_at",
+            Self::Recovery => "recovery_sent_at",
+            Self::Reauthentication => "reauthentication_sent_at",
+            Self::EmailChangeNew | Self::EmailChangeCurrent => "email_change_sent_at",
+            Self::PhoneChange => "phone_change_sent_at",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `users` (GoTrue's `models/user.go`): the account row and every named change to it (see
-//! `store/mod.rs` for the few statements still written elsewhere).
+//! `store/mod.rs` for the two statements written elsewhere). Code hashes go into the column pair
+//! their `OneTimeTokenKind` names.
 
 use auth_account::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
@@ -8,6 +9,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::identities::Provider;
+use super::one_time_tokens::OneTimeTokenKind;
 
 /// The user as it stands inside the caller's transaction (it must exist: the caller found or made it).
 pub async fn load(conn: &mut PgConnection, id: Uuid) -> Result<UserRecord, ServiceError> {
@@ -466,6 +468,83 @@ pub async fn adopt_contact(
 pub async fn spend_recovery_code(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
     sqlx::query("UPDATE users SET recovery_token = '', updated_at = now() WHERE id = $1")
         .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores a code's hash in the user's column for `kind` and stamps its send time, unless the
+/// previous code of that kind went out less than `interval` ago (then `false`, and nothing is
+/// written). The check and the write are one statement, so two simultaneous requests cannot both
+/// send. A phone change also records the new number.
+pub async fn store_code_if_due(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    kind: OneTimeTokenKind,
+    hash: &str,
+    phone_change: Option<&str>,
+    interval: std::time::Duration,
+) -> sqlx::Result<bool> {
+    let (token_column, sent_column) = (kind.as_sql(), kind.sent_column());
+    let set_phone_change = if phone_change.is_some() {
+        ", phone_change = $4"
+    } else {
+        ""
+    };
+    // The column names come from the enum above, never from input.
+    let sql = format!(
+        "UPDATE users SET {token_column} = $2, {sent_column} = now(), updated_at = now(){set_phone_change} \
+         WHERE id = $1 AND ({sent_column} IS NULL OR {sent_column} + make_interval(secs => $3) <= now())"
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .bind(hash)
+        .bind(interval.as_secs_f64());
+    if let Some(phone) = phone_change {
+        query = query.bind(phone);
+    }
+    Ok(query.execute(conn).await?.rows_affected() > 0)
+}
+
+/// Stores a code's hash for `kind` and stamps its send time, with no interval (an admin's
+/// generated link).
+pub async fn store_code(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    kind: OneTimeTokenKind,
+    hash: &str,
+) -> sqlx::Result<()> {
+    let (token_column, sent_column) = (kind.as_sql(), kind.sent_column());
+    // The column names come from the enum, never from input.
+    let sql = format!("UPDATE users SET {token_column} = $2, {sent_column} = now(), updated_at = now() WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// An admin's generated email-change link: the code for one of the two addresses, the new address
+/// recorded as pending.
+pub async fn store_email_change_code(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    current_address: bool,
+    hash: &str,
+    new_email: &str,
+) -> sqlx::Result<()> {
+    let sql = if current_address {
+        "UPDATE users SET email_change_token_current = $2, email_change = $3, email_change_sent_at = now(), \
+         email_change_confirm_status = 0, updated_at = now() WHERE id = $1"
+    } else {
+        "UPDATE users SET email_change_token_new = $2, email_change = $3, email_change_sent_at = now(), \
+         email_change_confirm_status = 0, updated_at = now() WHERE id = $1"
+    };
+    sqlx::query(sql)
+        .bind(user_id)
+        .bind(hash)
+        .bind(new_email)
         .execute(conn)
         .await?;
     Ok(())
