@@ -13,6 +13,7 @@ use auth_proto::common::v1 as pb;
 use auth_proto::user::v1::{SignUpRequest, SignUpResponse, sign_up_response};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::codes::{EmailCode, PhoneCode};
@@ -46,65 +47,10 @@ impl UserState {
         if request.email.is_empty() && request.phone.is_empty() {
             return self.sign_up_anonymously(request).await;
         }
-        if request.password.is_empty() {
-            return Err(ServiceError::bad_request(
-                ErrorCode::ValidationFailed,
-                "Signup requires a valid password",
-            ));
-        }
-        check_strength(&config.password, &request.password)?;
-        if !request.email.is_empty() && !request.phone.is_empty() {
-            return Err(ServiceError::bad_request(
-                ErrorCode::ValidationFailed,
-                "Only an email address or phone number should be provided on signup.",
-            ));
-        }
-        let provider = if request.email.is_empty() {
-            Provider::Phone
-        } else {
-            Provider::Email
-        };
-        let channel = if request.channel.is_empty() {
-            "sms"
-        } else {
-            request.channel.as_str()
-        };
-        if provider == Provider::Phone {
-            validate::channel(channel, &config.sms.provider)?;
-            if !request.code_challenge.is_empty() {
-                return Err(ServiceError::bad_request(
-                    ErrorCode::ValidationFailed,
-                    "PKCE not supported for phone signups",
-                ));
-            }
-        }
-        validate::pkce(&request.code_challenge_method, &request.code_challenge)?;
+        let (provider, channel) = self.check_sign_up_request(&request)?;
         let aud = self.request_aud(request.context.as_ref());
 
-        let (address, existing) = match provider {
-            Provider::Email => {
-                if !config.external.email_enabled {
-                    return Err(ServiceError::bad_request(
-                        ErrorCode::EmailProviderDisabled,
-                        "Email signups are disabled",
-                    ));
-                }
-                let email = validate::email(&request.email)?;
-                let existing = users::find_by_email(&self.db, &email, &aud).await?;
-                (email, existing)
-            }
-            Provider::Phone => {
-                if !config.external.phone_enabled {
-                    return Err(ServiceError::bad_request(
-                        ErrorCode::PhoneProviderDisabled,
-                        "Phone signups are disabled",
-                    ));
-                }
-                let phone = validate::phone(&request.phone)?;
-                let existing = users::find_by_phone(&self.db, &phone, &aud).await?;
-                (phone, existing)
-            }
-        };
+        let (address, existing) = self.find_sign_up_address(provider, &request, &aud).await?;
         let data = validate::metadata(&request.data_json)?;
         // Always hash: a repeated sign-up must take as long as a new one.
         let password_hash = self
@@ -183,59 +129,17 @@ impl UserState {
         store::identities::insert_for_sign_up(&mut tx, user_id, provider, &address, &data).await?;
         let record = store::users::load(&mut tx, user_id).await?;
 
-        let confirmed_now = match provider {
-            Provider::Email if !record.is_email_confirmed() => {
-                if config.mailer.autoconfirm {
-                    audit::record(
-                        &mut *tx,
-                        &record,
-                        AuditAction::UserSignedUp,
-                        Some(json!({"provider": "email"})),
-                    )
-                    .await?;
-                    store::users::confirm_email(&mut tx, user_id).await?;
-                    store::one_time_tokens::delete_all(&mut tx, user_id).await?;
-                    true
-                } else {
-                    audit::record(
-                        &mut *tx,
-                        &record,
-                        AuditAction::UserConfirmationRequested,
-                        Some(json!({"provider": "email"})),
-                    )
-                    .await?;
-                    self.send_email_code(&mut tx, &record, EmailCode::Confirmation, pkce, &request.redirect_to)
-                        .await?;
-                    false
-                }
-            }
-            Provider::Phone if !record.is_phone_confirmed() => {
-                if config.sms.autoconfirm {
-                    audit::record(
-                        &mut *tx,
-                        &record,
-                        AuditAction::UserSignedUp,
-                        Some(json!({"provider": "phone", "channel": channel})),
-                    )
-                    .await?;
-                    store::users::confirm_phone(&mut tx, user_id).await?;
-                    store::one_time_tokens::delete_all(&mut tx, user_id).await?;
-                    true
-                } else {
-                    audit::record(
-                        &mut *tx,
-                        &record,
-                        AuditAction::UserConfirmationRequested,
-                        Some(json!({"provider": "phone"})),
-                    )
-                    .await?;
-                    self.send_phone_code(&mut tx, &record, PhoneCode::Confirmation, &address, channel)
-                        .await?;
-                    false
-                }
-            }
-            _ => true,
-        };
+        let confirmed_now = self
+            .confirm_or_send_code(
+                &mut tx,
+                &record,
+                provider,
+                &address,
+                channel,
+                pkce,
+                &request.redirect_to,
+            )
+            .await?;
 
         if confirmed_now {
             let record = store::users::load(&mut tx, user_id).await?;
@@ -303,6 +207,150 @@ impl UserState {
                 Err(error)
             }
         }
+    }
+
+    /// GoTrue's sign-up validation: a strong password, one of email or phone, the SMS channel the
+    /// provider supports, no PKCE for phones. Returns the provider and the SMS channel.
+    fn check_sign_up_request<'r>(&self, request: &'r SignUpRequest) -> Result<(Provider, &'r str), ServiceError> {
+        let config = &self.config;
+        if request.password.is_empty() {
+            return Err(ServiceError::bad_request(
+                ErrorCode::ValidationFailed,
+                "Signup requires a valid password",
+            ));
+        }
+        check_strength(&config.password, &request.password)?;
+        if !request.email.is_empty() && !request.phone.is_empty() {
+            return Err(ServiceError::bad_request(
+                ErrorCode::ValidationFailed,
+                "Only an email address or phone number should be provided on signup.",
+            ));
+        }
+        let provider = if request.email.is_empty() {
+            Provider::Phone
+        } else {
+            Provider::Email
+        };
+        let channel = if request.channel.is_empty() {
+            "sms"
+        } else {
+            request.channel.as_str()
+        };
+        if provider == Provider::Phone {
+            validate::channel(channel, &config.sms.provider)?;
+            if !request.code_challenge.is_empty() {
+                return Err(ServiceError::bad_request(
+                    ErrorCode::ValidationFailed,
+                    "PKCE not supported for phone signups",
+                ));
+            }
+        }
+        validate::pkce(&request.code_challenge_method, &request.code_challenge)?;
+        Ok((provider, channel))
+    }
+
+    /// The normalised address of the sign-up and the user who already has it, if any; 400 when its
+    /// provider is switched off.
+    async fn find_sign_up_address(
+        &self,
+        provider: Provider,
+        request: &SignUpRequest,
+        aud: &str,
+    ) -> Result<(String, Option<UserRecord>), ServiceError> {
+        let config = &self.config;
+        Ok(match provider {
+            Provider::Email => {
+                if !config.external.email_enabled {
+                    return Err(ServiceError::bad_request(
+                        ErrorCode::EmailProviderDisabled,
+                        "Email signups are disabled",
+                    ));
+                }
+                let email = validate::email(&request.email)?;
+                let existing = users::find_by_email(&self.db, &email, aud).await?;
+                (email, existing)
+            }
+            Provider::Phone => {
+                if !config.external.phone_enabled {
+                    return Err(ServiceError::bad_request(
+                        ErrorCode::PhoneProviderDisabled,
+                        "Phone signups are disabled",
+                    ));
+                }
+                let phone = validate::phone(&request.phone)?;
+                let existing = users::find_by_phone(&self.db, &phone, aud).await?;
+                (phone, existing)
+            }
+        })
+    }
+
+    /// A new (or still unconfirmed) sign-up is either confirmed at once (autoconfirm; `true`) or sent
+    /// its confirmation code (`false`). An address already confirmed needs neither (`true`).
+    #[allow(clippy::too_many_arguments)]
+    async fn confirm_or_send_code(
+        &self,
+        conn: &mut PgConnection,
+        record: &UserRecord,
+        provider: Provider,
+        address: &str,
+        channel: &str,
+        pkce: bool,
+        redirect_to: &str,
+    ) -> Result<bool, ServiceError> {
+        let config = &self.config;
+        Ok(match provider {
+            Provider::Email if !record.is_email_confirmed() => {
+                if config.mailer.autoconfirm {
+                    audit::record(
+                        &mut *conn,
+                        record,
+                        AuditAction::UserSignedUp,
+                        Some(json!({"provider": "email"})),
+                    )
+                    .await?;
+                    store::users::confirm_email(&mut *conn, record.id).await?;
+                    store::one_time_tokens::delete_all(&mut *conn, record.id).await?;
+                    true
+                } else {
+                    audit::record(
+                        &mut *conn,
+                        record,
+                        AuditAction::UserConfirmationRequested,
+                        Some(json!({"provider": "email"})),
+                    )
+                    .await?;
+                    self.send_email_code(&mut *conn, record, EmailCode::Confirmation, pkce, redirect_to)
+                        .await?;
+                    false
+                }
+            }
+            Provider::Phone if !record.is_phone_confirmed() => {
+                if config.sms.autoconfirm {
+                    audit::record(
+                        &mut *conn,
+                        record,
+                        AuditAction::UserSignedUp,
+                        Some(json!({"provider": "phone", "channel": channel})),
+                    )
+                    .await?;
+                    store::users::confirm_phone(&mut *conn, record.id).await?;
+                    store::one_time_tokens::delete_all(&mut *conn, record.id).await?;
+                    true
+                } else {
+                    audit::record(
+                        &mut *conn,
+                        record,
+                        AuditAction::UserConfirmationRequested,
+                        Some(json!({"provider": "phone"})),
+                    )
+                    .await?;
+                    self.send_phone_code(&mut *conn, record, PhoneCode::Confirmation, address, channel)
+                        .await?;
+                    false
+                }
+            }
+            _ => true,
+        })
     }
 
     /// GoTrue's `sanitizeUser`: what a repeated sign-up sees instead of the real account.

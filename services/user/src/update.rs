@@ -99,60 +99,106 @@ impl UserState {
         let new_password = request.password.as_deref().filter(|p| !p.is_empty());
         let email_changes = email.as_deref().is_some_and(|e| e != user.email());
         let phone_changes = phone.as_deref().is_some_and(|p| p != user.phone());
-        let session_aal = principal.claims.aal();
-        if user.highest_possible_aal() == "aal2"
-            && session_aal != "aal2"
-            && (new_password.is_some() || email_changes || phone_changes)
-        {
-            return Err(ServiceError::new(
-                401,
-                ErrorCode::InsufficientAal,
-                "AAL2 session is required to update email or password when MFA is enabled.",
-            ));
+        let changes = Changes {
+            password: new_password.is_some(),
+            email: email_changes,
+            phone: phone_changes,
+            contact_given: email.is_some() || phone.is_some(),
+            nonce: request.nonce.as_deref().is_some_and(|n| !n.is_empty()),
+        };
+        check_changes_allowed(&user, principal.claims.aal(), &changes)?;
+        let new_email = email.as_deref().filter(|_| email_changes);
+        let new_phone = phone.as_deref().filter(|_| phone_changes);
+        self.ensure_contacts_free(&user, new_email, new_phone, &aud).await?;
+        let password_hash = self.new_password_hash(&user, principal, &request).await?;
+
+        let sends_email_change = email_changes && email.is_some() && !(user.is_anonymous && config.mailer.autoconfirm);
+        let pkce = !request.code_challenge.is_empty();
+        // The email-change link of a PKCE request yields an auth code: the token service's flow,
+        // started before the transaction opens so no call is made while it holds locks.
+        if sends_email_change && pkce {
+            self.create_flow_state(
+                user.id,
+                "email_change",
+                &request.code_challenge,
+                &request.code_challenge_method,
+            )
+            .await?;
         }
-        if user.is_anonymous && new_password.is_some() && email.is_none() && phone.is_none() {
-            return Err(ServiceError::unprocessable(
-                ErrorCode::ValidationFailed,
-                "Updating password of an anonymous user without an email or phone is not allowed",
-            ));
+
+        let mut tx = self.db.begin().await?;
+        if let Some(hash) = &password_hash {
+            self.store_new_password(&mut tx, &user, hash).await?;
         }
-        if user.is_sso_user
-            && (new_password.is_some()
-                || email_changes
-                || phone_changes
-                || request.nonce.as_deref().is_some_and(|n| !n.is_empty()))
-        {
-            return Err(ServiceError::unprocessable(
-                ErrorCode::UserSsoManaged,
-                "Updating email, phone, password of a SSO account only possible via SSO",
-            ));
+        if let Some(updates) = data {
+            let mut metadata = user.user_metadata();
+            merge(&mut metadata, updates);
+            store::users::set_user_metadata(&mut tx, user.id, metadata).await?;
+        }
+        if let Some(updates) = app_data {
+            let mut metadata = user.app_metadata();
+            merge(&mut metadata, updates);
+            store::users::set_app_metadata(&mut tx, user.id, metadata).await?;
         }
         if email_changes && let Some(email) = &email {
-            let taken = users::find_by_email(&self.db, email, &aud)
-                .await?
-                .is_some_and(|other| other.id != user.id);
-            if taken {
-                return Err(ServiceError::unprocessable(
-                    ErrorCode::EmailExists,
-                    "A user with this email address has already been registered",
-                ));
+            if user.is_anonymous && config.mailer.autoconfirm {
+                self.adopt_email(&mut tx, &user, email).await?;
+            } else {
+                self.send_email_change(&mut tx, &user, email, pkce, &request.redirect_to)
+                    .await?;
             }
         }
         if phone_changes && let Some(phone) = &phone {
-            let taken = users::find_by_phone(&self.db, phone, &aud)
-                .await?
-                .is_some_and(|other| other.id != user.id);
-            if taken {
-                return Err(ServiceError::unprocessable(
-                    ErrorCode::PhoneExists,
-                    "A user with this phone number has already been registered",
-                ));
+            if config.sms.autoconfirm {
+                self.adopt_phone(&mut tx, &user, phone).await?;
+            } else {
+                self.send_phone_code(&mut tx, &user, PhoneCode::PhoneChange, phone, channel)
+                    .await?;
             }
         }
+        audit::record(&mut *tx, &user, AuditAction::UserModified, None).await?;
+        let updated = store::users::load(&mut tx, user.id).await?;
+        tx.commit().await?;
+        self.relay.nudge(); // email/phone change requests, if any, are in the outbox
 
-        let mut password_hash = None;
+        if password_hash.is_some() {
+            // Other sessions end with the password; the caller's own session stays.
+            self.revoke_sessions(user.id, session.map(|s| s.id)).await?;
+        }
+        Ok(updated.to_proto())
+    }
+
+    /// GoTrue's `UpdatePassword`: the new hash, every pending code dies with the old password, the
+    /// audit entry, and the password-changed notification when enabled.
+    async fn store_new_password(
+        &self,
+        conn: &mut PgConnection,
+        user: &UserRecord,
+        hash: &str,
+    ) -> Result<(), ServiceError> {
+        store::users::change_password(conn, user.id, hash).await?;
+        store::one_time_tokens::delete_all(conn, user.id).await?;
+        audit::record(&mut *conn, user, AuditAction::UserUpdatedPassword, None).await?;
+        let account = notifications::Account {
+            email: user.email(),
+            phone: user.phone(),
+            data_json: Value::Object(user.user_metadata()).to_string(),
+        };
+        notifications::notify(conn, &self.config, notifications::AccountChange::Password, account).await?;
+        Ok(())
+    }
+
+    /// The hash of the new password, after GoTrue's checks: the reauthentication nonce, the current
+    /// password when required (not after a recovery link), and that it differs from the old one.
+    async fn new_password_hash(
+        &self,
+        user: &UserRecord,
+        principal: &Principal,
+        request: &UpdateUserRequest,
+    ) -> Result<Option<String>, ServiceError> {
+        let config = &self.config;
         if let Some(password) = &request.password {
-            self.check_reauthentication(&user, principal, request.nonce.as_deref().unwrap_or_default())?;
+            self.check_reauthentication(user, principal, request.nonce.as_deref().unwrap_or_default())?;
             if !password.is_empty() && user.has_password() {
                 let stored = user.encrypted_password.clone().unwrap_or_default();
                 let recovery = principal
@@ -194,72 +240,42 @@ impl UserState {
                     ));
                 }
             }
-            password_hash = Some(self.hasher.hash(password).await.map_err(ServiceError::internal)?);
+            return Ok(Some(self.hasher.hash(password).await.map_err(ServiceError::internal)?));
         }
+        Ok(None)
+    }
 
-        let sends_email_change = email_changes && email.is_some() && !(user.is_anonymous && config.mailer.autoconfirm);
-        let pkce = !request.code_challenge.is_empty();
-        // The email-change link of a PKCE request yields an auth code: the token service's flow,
-        // started before the transaction opens so no call is made while it holds locks.
-        if sends_email_change && pkce {
-            self.create_flow_state(
-                user.id,
-                "email_change",
-                &request.code_challenge,
-                &request.code_challenge_method,
-            )
-            .await?;
-        }
-
-        let mut tx = self.db.begin().await?;
-        if let Some(hash) = &password_hash {
-            // GoTrue's UpdatePassword: every pending code dies with the old password.
-            store::users::change_password(&mut tx, user.id, hash).await?;
-            store::one_time_tokens::delete_all(&mut tx, user.id).await?;
-            audit::record(&mut *tx, &user, AuditAction::UserUpdatedPassword, None).await?;
-            let account = notifications::Account {
-                email: user.email(),
-                phone: user.phone(),
-                data_json: Value::Object(user.user_metadata()).to_string(),
-            };
-            notifications::notify(&mut tx, config, notifications::AccountChange::Password, account).await?;
-        }
-        if let Some(updates) = data {
-            let mut metadata = user.user_metadata();
-            merge(&mut metadata, updates);
-            store::users::set_user_metadata(&mut tx, user.id, metadata).await?;
-        }
-        if let Some(updates) = app_data {
-            let mut metadata = user.app_metadata();
-            merge(&mut metadata, updates);
-            store::users::set_app_metadata(&mut tx, user.id, metadata).await?;
-        }
-        if email_changes && let Some(email) = &email {
-            if user.is_anonymous && config.mailer.autoconfirm {
-                self.adopt_email(&mut tx, &user, email).await?;
-            } else {
-                self.send_email_change(&mut tx, &user, email, pkce, &request.redirect_to)
-                    .await?;
+    /// A new email or phone must not belong to another user of the audience.
+    async fn ensure_contacts_free(
+        &self,
+        user: &UserRecord,
+        new_email: Option<&str>,
+        new_phone: Option<&str>,
+        aud: &str,
+    ) -> Result<(), ServiceError> {
+        if let Some(email) = new_email {
+            let taken = users::find_by_email(&self.db, email, aud)
+                .await?
+                .is_some_and(|other| other.id != user.id);
+            if taken {
+                return Err(ServiceError::unprocessable(
+                    ErrorCode::EmailExists,
+                    "A user with this email address has already been registered",
+                ));
             }
         }
-        if phone_changes && let Some(phone) = &phone {
-            if config.sms.autoconfirm {
-                self.adopt_phone(&mut tx, &user, phone).await?;
-            } else {
-                self.send_phone_code(&mut tx, &user, PhoneCode::PhoneChange, phone, channel)
-                    .await?;
+        if let Some(phone) = new_phone {
+            let taken = users::find_by_phone(&self.db, phone, aud)
+                .await?
+                .is_some_and(|other| other.id != user.id);
+            if taken {
+                return Err(ServiceError::unprocessable(
+                    ErrorCode::PhoneExists,
+                    "A user with this phone number has already been registered",
+                ));
             }
         }
-        audit::record(&mut *tx, &user, AuditAction::UserModified, None).await?;
-        let updated = store::users::load(&mut tx, user.id).await?;
-        tx.commit().await?;
-        self.relay.nudge(); // email/phone change requests, if any, are in the outbox
-
-        if password_hash.is_some() {
-            // Other sessions end with the password; the caller's own session stays.
-            self.revoke_sessions(user.id, session.map(|s| s.id)).await?;
-        }
-        Ok(updated.to_proto())
+        Ok(())
     }
 
     /// `GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION`: a session older than 24 hours must
@@ -420,6 +436,42 @@ impl UserState {
         .await?;
         Ok(())
     }
+}
+
+/// What a `PUT /user` asks to change, as far as who may change it matters.
+struct Changes {
+    password: bool,
+    email: bool,
+    phone: bool,
+    /// An email or phone was given (changed or not).
+    contact_given: bool,
+    nonce: bool,
+}
+
+/// GoTrue's refusals before any work: an MFA user needs an AAL2 session to change a credential, an
+/// anonymous user cannot set a password without an address, an SSO user changes nothing of these.
+fn check_changes_allowed(user: &UserRecord, session_aal: &str, changes: &Changes) -> Result<(), ServiceError> {
+    let credential = changes.password || changes.email || changes.phone;
+    if user.highest_possible_aal() == "aal2" && session_aal != "aal2" && credential {
+        return Err(ServiceError::new(
+            401,
+            ErrorCode::InsufficientAal,
+            "AAL2 session is required to update email or password when MFA is enabled.",
+        ));
+    }
+    if user.is_anonymous && changes.password && !changes.contact_given {
+        return Err(ServiceError::unprocessable(
+            ErrorCode::ValidationFailed,
+            "Updating password of an anonymous user without an email or phone is not allowed",
+        ));
+    }
+    if user.is_sso_user && (credential || changes.nonce) {
+        return Err(ServiceError::unprocessable(
+            ErrorCode::UserSsoManaged,
+            "Updating email, phone, password of a SSO account only possible via SSO",
+        ));
+    }
+    Ok(())
 }
 
 fn providers_with(user: &UserRecord, provider: &str) -> Vec<String> {
