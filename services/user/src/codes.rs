@@ -7,6 +7,7 @@
 //! The interval is enforced by the same `UPDATE` that stores the code (`... WHERE sent_at is old
 //! enough`), so two simultaneous requests cannot both send; GoTrue checks then writes.
 
+use auth_account::audit::{self, AuditAction};
 use auth_account::users::UserRecord;
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::notification::v1::EmailKind;
@@ -108,10 +109,80 @@ impl PhoneCode {
     }
 }
 
+/// Where a code goes.
+pub enum Delivery<'a> {
+    /// To the user's email address; with `pkce`, the link yields an auth code.
+    Email {
+        code: EmailCode,
+        pkce: Option<Pkce<'a>>,
+        redirect_to: &'a str,
+    },
+    /// To `phone` by SMS or WhatsApp.
+    Phone {
+        code: PhoneCode,
+        phone: &'a str,
+        channel: &'a str,
+    },
+}
+
+/// A PKCE request's flow: its method name at the token service and the client's challenge.
+pub struct Pkce<'a> {
+    pub flow_method: &'static str,
+    pub challenge: &'a str,
+    pub challenge_method: &'a str,
+}
+
+impl<'a> Pkce<'a> {
+    /// The flow of a request that sent a `code_challenge`; `None` when it sent none.
+    pub fn requested(flow_method: &'static str, challenge: &'a str, challenge_method: &'a str) -> Option<Self> {
+        (!challenge.is_empty()).then_some(Self {
+            flow_method,
+            challenge,
+            challenge_method,
+        })
+    }
+}
+
 /// The message id GoTrue reports when a test code stands in for an SMS.
 pub const TEST_OTP_MESSAGE_ID: &str = "test-otp";
 
 impl UserState {
+    /// The one "send a code" flow of the endpoints that send nothing else (recover, magic link, OTP,
+    /// reauthenticate): a PKCE flow is started first (before the transaction: no call is made while
+    /// it is open), then the audit entry, the code and its outbox message commit together, and the
+    /// relay is woken. Returns the SMS message id (`""` for email).
+    pub async fn send_code_now(
+        &self,
+        user: &UserRecord,
+        action: AuditAction,
+        traits: Option<Value>,
+        delivery: Delivery<'_>,
+    ) -> Result<String, ServiceError> {
+        if let Delivery::Email { pkce: Some(pkce), .. } = &delivery {
+            self.create_flow_state(user.id, pkce.flow_method, pkce.challenge, pkce.challenge_method)
+                .await?;
+        }
+        let mut tx = self.db.begin().await?;
+        audit::record(&mut *tx, user, action, traits).await?;
+        let message_id = match delivery {
+            Delivery::Email {
+                code,
+                pkce,
+                redirect_to,
+            } => {
+                self.send_email_code(&mut tx, user, code, pkce.is_some(), redirect_to)
+                    .await?;
+                String::new()
+            }
+            Delivery::Phone { code, phone, channel } => {
+                self.send_phone_code(&mut tx, user, code, phone, channel).await?
+            }
+        };
+        tx.commit().await?;
+        self.relay.nudge();
+        Ok(message_id)
+    }
+
     /// Sends `code` to the user's email address. `pkce` stores the hash with GoTrue's `pkce_`
     /// prefix, so verifying the link yields an auth code instead of tokens.
     pub async fn send_email_code(

@@ -16,7 +16,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use serde_json::json;
 
-use crate::codes::{EmailCode, PhoneCode};
+use crate::codes::{Delivery, EmailCode, PhoneCode, Pkce};
 use crate::state::UserState;
 use crate::validate;
 
@@ -64,22 +64,13 @@ impl UserState {
         let Some(user) = users::find_by_email(&self.db, &email, &aud).await? else {
             return Ok(nothing_sent());
         };
-        let pkce = !request.code_challenge.is_empty();
-        if pkce {
-            self.create_flow_state(
-                user.id,
-                "recovery",
-                &request.code_challenge,
-                &request.code_challenge_method,
-            )
+        let delivery = Delivery::Email {
+            code: EmailCode::Recovery,
+            pkce: Pkce::requested("recovery", &request.code_challenge, &request.code_challenge_method),
+            redirect_to: &request.redirect_to,
+        };
+        self.send_code_now(&user, AuditAction::UserRecoveryRequested, None, delivery)
             .await?;
-        }
-        let mut tx = self.db.begin().await?;
-        audit::record(&mut *tx, &user, AuditAction::UserRecoveryRequested, None).await?;
-        self.send_email_code(&mut tx, &user, EmailCode::Recovery, pkce, &request.redirect_to)
-            .await?;
-        tx.commit().await?;
-        self.relay.nudge();
         Ok(nothing_sent())
     }
 
@@ -169,22 +160,13 @@ impl UserState {
                 })?
             }
         };
-        let pkce = !request.code_challenge.is_empty();
-        if pkce {
-            self.create_flow_state(
-                user.id,
-                "magiclink",
-                &request.code_challenge,
-                &request.code_challenge_method,
-            )
+        let delivery = Delivery::Email {
+            code: EmailCode::MagicLink,
+            pkce: Pkce::requested("magiclink", &request.code_challenge, &request.code_challenge_method),
+            redirect_to: &request.redirect_to,
+        };
+        self.send_code_now(&user, AuditAction::UserRecoveryRequested, None, delivery)
             .await?;
-        }
-        let mut tx = self.db.begin().await?;
-        audit::record(&mut *tx, &user, AuditAction::UserRecoveryRequested, None).await?;
-        self.send_email_code(&mut tx, &user, EmailCode::MagicLink, pkce, &request.redirect_to)
-            .await?;
-        tx.commit().await?;
-        self.relay.nudge();
         Ok(nothing_sent())
     }
 
@@ -217,19 +199,15 @@ impl UserState {
                     .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("user signed up for an SMS code vanished")))?
             }
         };
-        let mut tx = self.db.begin().await?;
-        audit::record(
-            &mut *tx,
-            &user,
-            AuditAction::UserRecoveryRequested,
-            Some(json!({"channel": channel})),
-        )
-        .await?;
+        let delivery = Delivery::Phone {
+            code: PhoneCode::Confirmation,
+            phone: &phone,
+            channel,
+        };
+        let traits = Some(json!({"channel": channel}));
         let message_id = self
-            .send_phone_code(&mut tx, &user, PhoneCode::Confirmation, &phone, channel)
+            .send_code_now(&user, AuditAction::UserRecoveryRequested, traits, delivery)
             .await?;
-        tx.commit().await?;
-        self.relay.nudge();
         Ok(sent(message_id))
     }
 
@@ -395,18 +373,22 @@ impl UserState {
                 "Please verify your phone first.",
             ));
         }
-        let mut tx = self.db.begin().await?;
-        audit::record(&mut *tx, user, AuditAction::UserReauthenticateRequested, None).await?;
-        let message_id = if email.is_empty() {
-            self.send_phone_code(&mut tx, user, PhoneCode::Reauthentication, phone, "sms")
-                .await?
+        let delivery = if email.is_empty() {
+            Delivery::Phone {
+                code: PhoneCode::Reauthentication,
+                phone,
+                channel: "sms",
+            }
         } else {
-            self.send_email_code(&mut tx, user, EmailCode::Reauthentication, false, "")
-                .await?;
-            String::new()
+            Delivery::Email {
+                code: EmailCode::Reauthentication,
+                pkce: None,
+                redirect_to: "",
+            }
         };
-        tx.commit().await?;
-        self.relay.nudge();
+        let message_id = self
+            .send_code_now(user, AuditAction::UserReauthenticateRequested, None, delivery)
+            .await?;
         Ok(sent(message_id))
     }
 }
