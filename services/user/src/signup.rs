@@ -298,59 +298,39 @@ impl UserState {
         redirect_to: &str,
     ) -> Result<bool, ServiceError> {
         let config = &self.config;
-        Ok(match provider {
-            Provider::Email if !record.is_email_confirmed() => {
-                if config.mailer.autoconfirm {
-                    audit::record(
-                        &mut *conn,
-                        record,
-                        AuditAction::UserSignedUp,
-                        Some(json!({"provider": "email"})),
-                    )
-                    .await?;
-                    store::users::confirm_email(&mut *conn, record.id).await?;
-                    store::one_time_tokens::delete_all(&mut *conn, record.id).await?;
-                    true
-                } else {
-                    audit::record(
-                        &mut *conn,
-                        record,
-                        AuditAction::UserConfirmationRequested,
-                        Some(json!({"provider": "email"})),
-                    )
-                    .await?;
-                    self.send_email_code(&mut *conn, record, EmailCode::Confirmation, pkce, redirect_to)
-                        .await?;
-                    false
-                }
+        let (confirmed, autoconfirm) = match provider {
+            Provider::Email => (record.is_email_confirmed(), config.mailer.autoconfirm),
+            Provider::Phone => (record.is_phone_confirmed(), config.sms.autoconfirm),
+        };
+        if confirmed {
+            return Ok(true);
+        }
+        if autoconfirm {
+            let traits = match provider {
+                Provider::Email => json!({"provider": "email"}),
+                Provider::Phone => json!({"provider": "phone", "channel": channel}),
+            };
+            audit::record(&mut *conn, record, AuditAction::UserSignedUp, Some(traits)).await?;
+            match provider {
+                Provider::Email => store::users::confirm_email(&mut *conn, record.id).await?,
+                Provider::Phone => store::users::confirm_phone(&mut *conn, record.id).await?,
             }
-            Provider::Phone if !record.is_phone_confirmed() => {
-                if config.sms.autoconfirm {
-                    audit::record(
-                        &mut *conn,
-                        record,
-                        AuditAction::UserSignedUp,
-                        Some(json!({"provider": "phone", "channel": channel})),
-                    )
+            store::one_time_tokens::delete_all(&mut *conn, record.id).await?;
+            return Ok(true);
+        }
+        let traits = json!({"provider": provider.as_str()});
+        audit::record(&mut *conn, record, AuditAction::UserConfirmationRequested, Some(traits)).await?;
+        match provider {
+            Provider::Email => {
+                self.send_email_code(&mut *conn, record, EmailCode::Confirmation, pkce, redirect_to)
                     .await?;
-                    store::users::confirm_phone(&mut *conn, record.id).await?;
-                    store::one_time_tokens::delete_all(&mut *conn, record.id).await?;
-                    true
-                } else {
-                    audit::record(
-                        &mut *conn,
-                        record,
-                        AuditAction::UserConfirmationRequested,
-                        Some(json!({"provider": "phone"})),
-                    )
-                    .await?;
-                    self.send_phone_code(&mut *conn, record, PhoneCode::Confirmation, address, channel)
-                        .await?;
-                    false
-                }
             }
-            _ => true,
-        })
+            Provider::Phone => {
+                self.send_phone_code(&mut *conn, record, PhoneCode::Confirmation, address, channel)
+                    .await?;
+            }
+        }
+        Ok(false)
     }
 
     /// GoTrue's `sanitizeUser`: what a repeated sign-up sees instead of the real account.

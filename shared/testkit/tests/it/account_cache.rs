@@ -60,6 +60,22 @@ async fn wait_for_metadata(suite: &Suite, authorization: &str, key: &str, value:
     .await
 }
 
+/// GET /user asked of one user-service replica directly (as an internal gRPC client would): the
+/// user's `user_metadata`.
+fn metadata_from(
+    channel: &tonic::transport::Channel,
+    authorization: &str,
+) -> impl Future<Output = anyhow::Result<Value>> + use<> {
+    let mut client = UserServiceClient::new(channel.clone());
+    let mut request = tonic::Request::new(GetUserRequest { context: None });
+    let header = authorization.parse();
+    async move {
+        request.metadata_mut().insert("authorization", header?);
+        let user = client.get_user(request).await?.into_inner();
+        Ok(serde_json::from_str(&user.user_metadata_json)?)
+    }
+}
+
 /// Proves the account is being served from memory by whatever `read_metadata` asks (the gateway,
 /// or one replica directly): a silent write is not seen. The first reads may miss (the listener
 /// connects after the service reports healthy), so it tries for a while.
@@ -214,17 +230,7 @@ async fn a_change_made_through_one_replica_reaches_the_cache_of_another() -> any
         Duration::from_secs(10),
     )?;
     // GET /user asked of the second replica directly, as an internal client would.
-    let read_from_replica = || {
-        let mut client = UserServiceClient::new(channel.clone());
-        let mut request = tonic::Request::new(GetUserRequest { context: None });
-        request
-            .metadata_mut()
-            .insert("authorization", auth.parse().expect("header value"));
-        async move {
-            let user = client.get_user(request).await?.into_inner();
-            Ok::<Value, anyhow::Error>(serde_json::from_str(&user.user_metadata_json)?)
-        }
-    };
+    let read_from_replica = || metadata_from(&channel, &auth);
     assert_cached_by(&suite, id, read_from_replica).await?;
 
     // Changed through the gateway's replica: the other one drops its copy when Postgres tells it.
@@ -291,17 +297,7 @@ async fn after_logout_no_replica_serves_the_session() -> anyhow::Result<()> {
     )?;
     for round in 0..20 {
         let auth = bearer(&sign_in(&suite, &address).await?);
-        let read_from_replica = || {
-            let mut client = UserServiceClient::new(channel.clone());
-            let mut request = tonic::Request::new(GetUserRequest { context: None });
-            request
-                .metadata_mut()
-                .insert("authorization", auth.parse().expect("header value"));
-            async move {
-                let user = client.get_user(request).await?.into_inner();
-                Ok::<Value, anyhow::Error>(serde_json::from_str(&user.user_metadata_json)?)
-            }
-        };
+        let read_from_replica = || metadata_from(&channel, &auth);
         assert_cached_by(&suite, id, read_from_replica).await?;
         let logout = suite
             .request(reqwest::Method::POST, "/logout?scope=local")
