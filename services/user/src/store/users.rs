@@ -1,6 +1,17 @@
 //! `users` (GoTrue's `models/user.go`): the account row and every named change to it (see
-//! `store/mod.rs` for the two statements written elsewhere). Code hashes go into the column pair
-//! their `OneTimeTokenKind` names.
+//! `store/mod.rs` for the two statements written elsewhere). In order below:
+//!
+//! - reading and creating: `load`, `lock`, `insert`, `insert_by_admin`;
+//! - confirming and signing in: `confirm_email`, `confirm_phone`, `record_sign_in`;
+//! - profile: `set_user_metadata`, `set_app_metadata`, `refresh_providers`, `mark_invited`;
+//! - admin changes: `set_role`, `confirm_phone_by_admin`, `set_email`, `set_phone`, `ban_for`,
+//!   `soft_delete`;
+//! - passwords: `set_password_hash`, `upgrade_password_hash`, `change_password`;
+//! - email and phone changes: `begin_email_change`, `spend_one_email_change_code`,
+//!   `finish_email_change`, `finish_phone_change`, `adopt_contact`;
+//! - one-time codes: `store_code_if_due`, `store_code`, `store_email_change_code`,
+//!   `spend_recovery_code`, `clear_pending_codes` (each code's column pair is the one its
+//!   `OneTimeTokenKind` names).
 
 use auth_account::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};

@@ -60,6 +60,17 @@ async fn wait_for_metadata(suite: &Suite, authorization: &str, key: &str, value:
     .await
 }
 
+/// A second user-service replica (the gateway talks to the first) and a channel to it.
+async fn second_user_replica(suite: &Suite) -> anyhow::Result<(auth_testkit::Replica, tonic::transport::Channel)> {
+    let replica = suite.spawn_replica(Service::User).await?;
+    let channel = auth_core::grpc::channel(
+        &format!("http://{}", replica.addr()),
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    )?;
+    Ok((replica, channel))
+}
+
 /// GET /user asked of one user-service replica directly (as an internal gRPC client would): the
 /// user's `user_metadata`.
 fn metadata_from(
@@ -223,12 +234,7 @@ async fn a_change_made_through_one_replica_reaches_the_cache_of_another() -> any
     let session = sign_up(&suite, &email()).await?;
     let auth = bearer(&session);
     let id = user_id(&session);
-    let replica = suite.spawn_replica(Service::User).await?;
-    let channel = auth_core::grpc::channel(
-        &format!("http://{}", replica.addr()),
-        Duration::from_secs(1),
-        Duration::from_secs(10),
-    )?;
+    let (replica, channel) = second_user_replica(&suite).await?;
     // GET /user asked of the second replica directly, as an internal client would.
     let read_from_replica = || metadata_from(&channel, &auth);
     assert_cached_by(&suite, id, read_from_replica).await?;
@@ -289,12 +295,7 @@ async fn after_logout_no_replica_serves_the_session() -> anyhow::Result<()> {
     let suite = autoconfirm_suite().await?;
     let address = email();
     let id = user_id(&sign_up(&suite, &address).await?);
-    let replica = suite.spawn_replica(Service::User).await?;
-    let channel = auth_core::grpc::channel(
-        &format!("http://{}", replica.addr()),
-        Duration::from_secs(1),
-        Duration::from_secs(10),
-    )?;
+    let (replica, channel) = second_user_replica(&suite).await?;
     for round in 0..20 {
         let auth = bearer(&sign_in(&suite, &address).await?);
         let read_from_replica = || metadata_from(&channel, &auth);

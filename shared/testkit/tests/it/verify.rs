@@ -433,6 +433,64 @@ async fn pkce_signup_confirmation_yields_a_code() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The auth code of a PKCE link is asked of the token service before the confirmation's
+/// transaction opens: a link whose flow state is gone confirms nothing and stays usable, and once a
+/// flow exists again the same link confirms and yields its code.
+#[tokio::test]
+async fn pkce_link_without_a_flow_state_confirms_nothing() -> anyhow::Result<()> {
+    let suite = Suite::start().await?;
+    let address = email();
+    let response = suite
+        .post_json(
+            "/signup",
+            &json!({"email": address, "password": PASSWORD,
+                    "code_challenge": VERIFIER, "code_challenge_method": "plain"}),
+        )
+        .await?;
+    assert_eq!(response.status(), 200);
+    let request = last_email_request(&suite, &address).await?;
+    let saved: Vec<(String, String)> = sqlx::query_as(
+        "DELETE FROM flow_state WHERE user_id = (SELECT id FROM users WHERE email = $1) \
+         RETURNING code_challenge, authentication_method",
+    )
+    .bind(&address)
+    .fetch_all(&suite.db)
+    .await?;
+    assert_eq!(saved.len(), 1, "the sign-up started one flow");
+
+    let response = suite.get(&link_path(&request.confirmation_url)).await?;
+    assert!(
+        query_param(&location(&response), "code").is_none(),
+        "no code without a flow"
+    );
+    let (confirmed, tokens): (bool, i64) = sqlx::query_as(
+        "SELECT u.email_confirmed_at IS NOT NULL, (SELECT count(*) FROM one_time_tokens t WHERE t.user_id = u.id) \
+         FROM users u WHERE u.email = $1",
+    )
+    .bind(&address)
+    .fetch_one(&suite.db)
+    .await?;
+    assert!(!confirmed, "nothing confirmed");
+    assert_eq!(tokens, 1, "the link is not spent");
+
+    // The same flow back (as a retry of the sign-up would start it): the link now works.
+    sqlx::query(
+        "INSERT INTO flow_state (id, user_id, auth_code, code_challenge_method, code_challenge, provider_type, \
+           authentication_method, created_at, updated_at) \
+         SELECT gen_random_uuid(), id, gen_random_uuid()::text, 'plain', $2, 'email', $3, now(), now() \
+         FROM users WHERE email = $1",
+    )
+    .bind(&address)
+    .bind(&saved[0].0)
+    .bind(&saved[0].1)
+    .execute(&suite.db)
+    .await?;
+    let response = suite.get(&link_path(&request.confirmation_url)).await?;
+    assert!(query_param(&location(&response), "code").is_some());
+    suite.shutdown().await;
+    Ok(())
+}
+
 /// §8 and §10 item 11 through the gateway: a target outside the allow list falls back to the site.
 #[tokio::test]
 async fn redirect_targets_outside_the_allow_list_fall_back_to_the_site() -> anyhow::Result<()> {
