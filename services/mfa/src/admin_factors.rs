@@ -23,8 +23,6 @@ use uuid::Uuid;
 
 use crate::state::MfaState;
 
-const FACTOR_COLUMNS: &str = "id, created_at, updated_at, status::text AS status, friendly_name, factor_type::text AS factor_type, phone, last_challenged_at";
-
 /// The `amr` method a factor steps a session up with (GoTrue's `amrMethodForFactorType`).
 fn amr_method(factor_type: &str) -> &'static str {
     match factor_type {
@@ -51,11 +49,14 @@ impl MfaState {
     /// GoTrue's `loadFactor`: the user's own factor, 404 otherwise.
     async fn load_factor(&self, user: &UserRecord, factor_id: &str) -> Result<FactorRecord, ServiceError> {
         let id = parse_id(factor_id, "factor_id")?;
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {FACTOR_COLUMNS} FROM mfa_factors WHERE id = $1 AND user_id = $2"
-        )))
-        .bind(id)
-        .bind(user.id)
+        sqlx::query_as!(
+            FactorRecord,
+            r#"SELECT id, created_at, updated_at, status::text AS "status!", friendly_name,
+                      factor_type::text AS "factor_type!", phone, last_challenged_at
+               FROM mfa_factors WHERE id = $1 AND user_id = $2"#,
+            id,
+            user.id
+        )
         .fetch_optional(&self.db)
         .await?
         .ok_or_else(|| ServiceError::not_found(ErrorCode::MfaFactorNotFound, "Factor not found"))
@@ -93,14 +94,17 @@ impl MfaState {
         let friendly_name = Some(request.friendly_name.as_str()).filter(|name| !name.is_empty());
 
         let mut tx = self.db.begin().await?;
-        let updated: FactorRecord = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE mfa_factors SET friendly_name = COALESCE($2, friendly_name), phone = COALESCE($3, phone), \
-             updated_at = CASE WHEN $2::text IS NULL AND $3::text IS NULL THEN updated_at ELSE now() END \
-             WHERE id = $1 RETURNING {FACTOR_COLUMNS}"
-        )))
-        .bind(factor.id)
-        .bind(friendly_name)
-        .bind(&phone)
+        let updated: FactorRecord = sqlx::query_as!(
+            FactorRecord,
+            r#"UPDATE mfa_factors SET friendly_name = COALESCE($2, friendly_name), phone = COALESCE($3, phone),
+                 updated_at = CASE WHEN $2::text IS NULL AND $3::text IS NULL THEN updated_at ELSE now() END
+               WHERE id = $1
+               RETURNING id, created_at, updated_at, status::text AS "status!", friendly_name,
+                 factor_type::text AS "factor_type!", phone, last_challenged_at"#,
+            factor.id,
+            friendly_name,
+            phone
+        )
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match e.as_database_error().and_then(|d| d.constraint()) {
@@ -144,8 +148,7 @@ impl MfaState {
             Some(json!({"user_id": user.id, "factor_id": factor.id})),
         )
         .await?;
-        sqlx::query("DELETE FROM mfa_factors WHERE id = $1")
-            .bind(factor.id)
+        sqlx::query!("DELETE FROM mfa_factors WHERE id = $1", factor.id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -164,13 +167,11 @@ impl MfaState {
         let user_id = Uuid::parse_str(&request.user_id)
             .map_err(|_| ServiceError::bad_request(ErrorCode::ValidationFailed, "user_id must be an UUID"))?;
         let mut tx = self.db.begin().await?;
-        let credentials = sqlx::query("DELETE FROM webauthn_credentials WHERE user_id = $1")
-            .bind(user_id)
+        let credentials = sqlx::query!("DELETE FROM webauthn_credentials WHERE user_id = $1", user_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let factors = sqlx::query("DELETE FROM mfa_factors WHERE user_id = $1")
-            .bind(user_id)
+        let factors = sqlx::query!("DELETE FROM mfa_factors WHERE user_id = $1", user_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();

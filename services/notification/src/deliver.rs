@@ -260,14 +260,14 @@ impl Deliverer {
             }
         };
         metrics::counter!("notification_deliveries_total", "channel" => channel, "outcome" => status).increment(1);
-        let recorded = sqlx::query(
+        let recorded = sqlx::query!(
             "UPDATE notification_deliveries SET status = $2, last_error = $3, updated_at = now(), sent_by = $4, \
              sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END WHERE message_id = $1",
+            id,
+            status,
+            error,
+            &self.replica
         )
-        .bind(id)
-        .bind(status)
-        .bind(error)
-        .bind(&self.replica)
         .execute(&self.db)
         .await;
         if let Err(error) = recorded {
@@ -318,7 +318,7 @@ impl Deliverer {
         channel: &str,
         recipient: &str,
     ) -> sqlx::Result<Claim> {
-        let attempt: Option<i32> = sqlx::query_scalar(
+        let attempt: Option<i32> = sqlx::query_scalar!(
             "INSERT INTO notification_deliveries (message_id, channel, recipient, status, attempts) \
              SELECT $1, $4, $2, 'sending', 1 FROM outbox_messages o \
              WHERE o.id = $1 AND o.subject = $5 AND o.payload = $6 \
@@ -328,21 +328,20 @@ impl Deliverer {
                   OR (notification_deliveries.status = 'sending' \
                       AND notification_deliveries.updated_at < now() - make_interval(secs => $3)) \
              RETURNING attempts",
+            id,
+            recipient,
+            self.config.suite.notify_ack_wait.as_secs_f64(),
+            channel,
+            subject,
+            payload
         )
-        .bind(id)
-        .bind(recipient)
-        .bind(self.config.suite.notify_ack_wait.as_secs_f64())
-        .bind(channel)
-        .bind(subject)
-        .bind(payload)
         .fetch_optional(&self.db)
         .await?;
         if let Some(attempt) = attempt {
             return Ok(Claim::Attempt(attempt));
         }
         let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM notification_deliveries WHERE message_id = $1")
-                .bind(id)
+            sqlx::query_scalar!("SELECT status FROM notification_deliveries WHERE message_id = $1", id)
                 .fetch_optional(&self.db)
                 .await?;
         Ok(match status.as_deref() {

@@ -7,25 +7,12 @@ use auth_account::principal;
 use auth_core::{Config, ServiceError};
 use auth_proto::notification::v1::notification_service_server::NotificationService;
 use auth_proto::notification::v1::{DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse};
-use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
 pub struct NotificationGrpc {
     pub config: Arc<Config>,
     pub db: sqlx::PgPool,
     pub keys: Arc<JwtKeys>,
-}
-
-#[derive(sqlx::FromRow)]
-struct DeadLetterRow {
-    message_id: uuid::Uuid,
-    channel: String,
-    recipient: String,
-    attempts: i32,
-    last_error: Option<String>,
-    sent_by: Option<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
 }
 
 #[tonic::async_trait]
@@ -42,12 +29,12 @@ impl NotificationService for NotificationGrpc {
             0 => 100,
             n => n.min(1000),
         };
-        let rows: Vec<DeadLetterRow> = sqlx::query_as(
+        let rows = sqlx::query!(
             "SELECT message_id, channel, recipient, attempts, last_error, sent_by, created_at, updated_at \
              FROM notification_deliveries WHERE status = 'dead_lettered' \
              ORDER BY updated_at DESC, message_id LIMIT $1",
+            i64::from(limit)
         )
-        .bind(i64::from(limit))
         .fetch_all(&self.db)
         .await
         .map_err(ServiceError::from)?;

@@ -49,7 +49,6 @@ fn verifier_matches(challenge: &str, method: &str, verifier: &str) -> Result<(),
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct PendingFlow {
     id: Uuid,
     user_id: Option<Uuid>,
@@ -72,18 +71,18 @@ impl TokenState {
     ) -> Result<Uuid, ServiceError> {
         let method = parse_challenge_method(code_challenge_method)?;
         let id = Uuid::new_v4();
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO flow_state (id, user_id, auth_code, code_challenge_method, code_challenge, provider_type, \
                authentication_method, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4::code_challenge_method, $5, $6, $7, now(), now())",
+             VALUES ($1, $2, $3, $4::text::code_challenge_method, $5, $6, $7, now(), now())",
+            id,
+            user_id,
+            Uuid::new_v4().to_string(),
+            method,
+            code_challenge,
+            provider_type,
+            authentication_method
         )
-        .bind(id)
-        .bind(user_id)
-        .bind(Uuid::new_v4().to_string())
-        .bind(method)
-        .bind(code_challenge)
-        .bind(provider_type)
-        .bind(authentication_method)
         .execute(&self.db)
         .await?;
         Ok(id)
@@ -92,14 +91,14 @@ impl TokenState {
     /// GoTrue's `issueAuthCode`: the user's latest PKCE flow for the method, stamped with the time
     /// its code was handed out (magic-link codes expire from then).
     pub async fn issue_auth_code(&self, user_id: Uuid, authentication_method: &str) -> Result<String, ServiceError> {
-        let code: Option<Option<String>> = sqlx::query_scalar(
+        let code: Option<Option<String>> = sqlx::query_scalar!(
             "UPDATE flow_state SET auth_code_issued_at = now(), updated_at = now() \
              WHERE id = (SELECT id FROM flow_state WHERE user_id = $1 AND authentication_method = $2 \
                          ORDER BY created_at DESC NULLS LAST, id DESC LIMIT 1) \
              RETURNING CASE WHEN coalesce(code_challenge, '') <> '' THEN auth_code END",
+            user_id,
+            authentication_method
         )
-        .bind(user_id)
-        .bind(authentication_method)
         .fetch_optional(&self.db)
         .await?;
         match code {
@@ -137,12 +136,13 @@ impl TokenState {
             )
         };
         let mut tx = self.db.begin().await?;
-        let flow: PendingFlow = sqlx::query_as(
-            "SELECT id, user_id, code_challenge, code_challenge_method::text AS code_challenge_method, provider_type, \
-               authentication_method, created_at, auth_code_issued_at \
-             FROM flow_state WHERE auth_code = $1 LIMIT 1 FOR UPDATE",
+        let flow = sqlx::query_as!(
+            PendingFlow,
+            r#"SELECT id, user_id, code_challenge, code_challenge_method::text AS "code_challenge_method?",
+                 provider_type, authentication_method, created_at, auth_code_issued_at
+               FROM flow_state WHERE auth_code = $1 LIMIT 1 FOR UPDATE"#,
+            auth_code
         )
-        .bind(auth_code)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(not_found)?;
@@ -174,8 +174,7 @@ impl TokenState {
             Some(json!({"provider_type": flow.provider_type})),
         )
         .await?;
-        sqlx::query("DELETE FROM flow_state WHERE id = $1")
-            .bind(flow.id)
+        sqlx::query!("DELETE FROM flow_state WHERE id = $1", flow.id)
             .execute(&mut *tx)
             .await?;
         // On the transaction's own connection: a second pooled one could run out under load.

@@ -5,11 +5,9 @@
 //! rotated and gets the same answer a client that lost the response would get. A request that
 //! waits longer than the pool's `lock_timeout` (5 s, see `auth_core::db`) gets 409 `conflict`, as GoTrue answers after its retry loop.
 
-use std::sync::LazyLock;
-
 use auth_account::audit::{self, AuditAction};
 use auth_account::session_validity::{SessionTimes, Validity};
-use auth_account::users::{self, UserRecord};
+use auth_account::users::UserRecord;
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -33,58 +31,70 @@ fn not_found() -> ServiceError {
     )
 }
 
-/// The session columns a refresh reads, aliased (`s_*`) so they can share a row with the user's.
-const SESSION_COLUMNS: &str = "s.id AS s_id, s.created_at AS s_created_at, \
-     s.refreshed_at AS s_refreshed_at, s.aal::text AS s_aal, s.not_after AS s_not_after, s.tag AS s_tag, \
-     s.refresh_token_hmac_key AS s_refresh_token_hmac_key, s.refresh_token_counter AS s_refresh_token_counter";
-
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 struct LockedSession {
-    #[sqlx(rename = "s_id")]
     id: Uuid,
-    #[sqlx(rename = "s_created_at")]
     created_at: Option<DateTime<Utc>>,
-    #[sqlx(rename = "s_refreshed_at")]
     refreshed_at: Option<NaiveDateTime>,
-    #[sqlx(rename = "s_aal")]
     aal: Option<String>,
-    #[sqlx(rename = "s_not_after")]
     not_after: Option<DateTime<Utc>>,
-    #[sqlx(rename = "s_tag")]
     tag: Option<String>,
-    #[sqlx(rename = "s_refresh_token_hmac_key")]
     refresh_token_hmac_key: Option<String>,
-    #[sqlx(rename = "s_refresh_token_counter")]
     refresh_token_counter: Option<i64>,
 }
 
 /// Everything a refresh needs, read in the statement that locks the session: the session, its
 /// user (with identities and factors) and its amr claims.
-#[derive(sqlx::FromRow)]
 struct LockedRow {
-    #[sqlx(flatten)]
     session: LockedSession,
-    #[sqlx(flatten)]
     user: UserRecord,
     amr: Json<Vec<AmrClaim>>,
 }
 
-/// `SELECT <session> <user> <amr> FROM sessions s JOIN users u ... WHERE <by> FOR UPDATE OF s`.
-fn lock_query(by: &str) -> String {
-    format!(
-        "{user}, {SESSION_COLUMNS}, \
-         COALESCE((SELECT json_agg(json_build_object('method', c.authentication_method, 'at', c.updated_at)) \
-                   FROM mfa_amr_claims c WHERE c.session_id = s.id), '[]'::json) AS amr \
-         FROM sessions s JOIN users u ON u.id = s.user_id WHERE {by} FOR UPDATE OF s",
-        user = users::SELECT_USER_COLUMNS,
-    )
+/// `SELECT <user> <session> <amr> FROM sessions s JOIN users u ... WHERE $by FOR UPDATE OF s` as a
+/// [`LockedRow`]; the session's columns are aliased (`s_*`) to share the row with the user's.
+macro_rules! lock_session_where {
+    ($conn:expr, $by:tt, $arg:expr) => {
+        auth_account::with_user_columns!([lock_session_statement], $by, ($arg))
+            .fetch_optional($conn)
+            .await
+            .map(|row| {
+                row.map(|row| LockedRow {
+                    session: LockedSession {
+                        id: row.s_id,
+                        created_at: row.s_created_at,
+                        refreshed_at: row.s_refreshed_at,
+                        aal: row.s_aal,
+                        not_after: row.s_not_after,
+                        tag: row.s_tag,
+                        refresh_token_hmac_key: row.s_refresh_token_hmac_key,
+                        refresh_token_counter: row.s_refresh_token_counter,
+                    },
+                    amr: row.amr,
+                    user: auth_account::user_record_from_row!(row),
+                })
+            })
+    };
 }
 
-/// Locks the session a v1 token belongs to (found through the token row).
-static LOCK_BY_V1_TOKEN: LazyLock<String> =
-    LazyLock::new(|| lock_query("s.id = (SELECT session_id FROM refresh_tokens WHERE token = $1)"));
-/// Locks the session a v2 token names.
-static LOCK_BY_SESSION_ID: LazyLock<String> = LazyLock::new(|| lock_query("s.id = $1"));
+macro_rules! lock_session_statement {
+    ($user_columns:literal, $by:tt, $arg:expr) => {
+        sqlx::query!(
+            $user_columns
+                + r#", s.id AS s_id, s.created_at AS s_created_at, s.refreshed_at AS s_refreshed_at,
+                   s.aal::text AS s_aal, s.not_after AS s_not_after, s.tag AS s_tag,
+                   s.refresh_token_hmac_key AS s_refresh_token_hmac_key,
+                   s.refresh_token_counter AS s_refresh_token_counter,
+                   COALESCE((SELECT json_agg(json_build_object('method', c.authentication_method, 'at', c.updated_at))
+                             FROM mfa_amr_claims c WHERE c.session_id = s.id), '[]'::json)
+                     AS "amr!: Json<Vec<AmrClaim>>"
+                 FROM sessions s JOIN users u ON u.id = s.user_id WHERE "#
+                + $by
+                + " FOR UPDATE OF s",
+            $arg
+        )
+    };
+}
 
 impl LockedSession {
     fn times(&self) -> SessionTimes<'_> {
@@ -101,7 +111,7 @@ impl LockedSession {
     }
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 struct V1Row {
     token: String,
     revoked: Option<bool>,
@@ -141,10 +151,7 @@ impl TokenState {
     ) -> Result<(LockedRow, Option<V1Row>), Refusal> {
         match token {
             PresentedToken::V2(signed) => {
-                let locked: LockedRow = sqlx::query_as(sqlx::AssertSqlSafe(LOCK_BY_SESSION_ID.as_str()))
-                    .bind(signed.session_id)
-                    .fetch_optional(&mut *conn)
-                    .await
+                let locked: LockedRow = lock_session_where!(&mut *conn, "s.id = $1", signed.session_id)
                     .map_err(lock_or_internal)?
                     .ok_or_else(not_found)?;
                 let key = locked
@@ -159,15 +166,17 @@ impl TokenState {
                 Ok((locked, None))
             }
             PresentedToken::V1(text) => {
-                let locked: Option<LockedRow> = sqlx::query_as(sqlx::AssertSqlSafe(LOCK_BY_V1_TOKEN.as_str()))
-                    .bind(text)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(lock_or_internal)?;
-                let row: Option<V1Row> = sqlx::query_as(
-                    "SELECT token, revoked, updated_at, session_id FROM refresh_tokens WHERE token = $1",
+                let locked: Option<LockedRow> = lock_session_where!(
+                    &mut *conn,
+                    "s.id = (SELECT session_id FROM refresh_tokens WHERE token = $1)",
+                    text
                 )
-                .bind(text)
+                .map_err(lock_or_internal)?;
+                let row: Option<V1Row> = sqlx::query_as!(
+                    V1Row,
+                    r#"SELECT token AS "token!", revoked, updated_at, session_id FROM refresh_tokens WHERE token = $1"#,
+                    text
+                )
                 .fetch_optional(&mut *conn)
                 .await
                 .map_err(internal)?;
@@ -175,8 +184,7 @@ impl TokenState {
                     (Some(locked), Some(row)) => Ok((locked, Some(row))),
                     // A token of GoTrue's older releases that never belonged to a session.
                     (None, Some(row)) if row.session_id.is_none() => {
-                        sqlx::query("DELETE FROM refresh_tokens WHERE token = $1")
-                            .bind(text)
+                        sqlx::query!("DELETE FROM refresh_tokens WHERE token = $1", text)
                             .execute(&mut *conn)
                             .await
                             .map_err(internal)?;
@@ -275,11 +283,14 @@ impl TokenState {
         now: DateTime<Utc>,
         token_time: Option<DateTime<Utc>>,
     ) -> Result<(), Refusal> {
-        let others: Vec<LockedSession> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.user_id = $1 AND s.id <> $2"
-        )))
-        .bind(user.id)
-        .bind(session.id)
+        let others: Vec<LockedSession> = sqlx::query_as!(
+            LockedSession,
+            "SELECT id, created_at, refreshed_at, aal::text AS aal, not_after, tag, refresh_token_hmac_key, \
+               refresh_token_counter \
+             FROM sessions WHERE user_id = $1 AND id <> $2",
+            user.id,
+            session.id
+        )
         .fetch_all(&mut *conn)
         .await
         .map_err(internal)?;
@@ -321,14 +332,15 @@ impl TokenState {
     ) -> Result<(String, RefreshWrites), Refusal> {
         let security = &self.config.security;
         if row.revoked.unwrap_or(false) {
-            let active: Option<(String, Option<String>)> = sqlx::query_as(
+            let active = sqlx::query!(
                 "SELECT token, parent FROM refresh_tokens WHERE session_id = $1 AND revoked = false \
                  ORDER BY id DESC LIMIT 1",
+                session.id
             )
-            .bind(session.id)
             .fetch_optional(&mut *conn)
             .await
-            .map_err(internal)?;
+            .map_err(internal)?
+            .map(|active| (active.token.unwrap_or_default(), active.parent));
             // The client lost the response to its last refresh: hand out the token it never saw.
             if let Some((active_token, Some(parent))) = &active
                 && parent == &row.token
@@ -340,8 +352,7 @@ impl TokenState {
             let reuse_until = revoked_at + security.refresh_token_reuse_interval;
             if now > reuse_until {
                 if security.refresh_token_rotation_enabled {
-                    sqlx::query("UPDATE refresh_tokens SET revoked = true, updated_at = now() WHERE session_id = $1 AND revoked = false")
-                        .bind(session.id)
+                    sqlx::query!("UPDATE refresh_tokens SET revoked = true, updated_at = now() WHERE session_id = $1 AND revoked = false", session.id)
                         .execute(&mut *conn)
                         .await
                         .map_err(internal)?;
@@ -357,28 +368,35 @@ impl TokenState {
         if self.should_upgrade_to_v2(session.id) {
             // Move this session to v2 tokens: retire the presented token, record a v1 child that
             // is retired at once (as GoTrue leaves it), and give the session a key.
-            sqlx::query("UPDATE refresh_tokens SET revoked = true, updated_at = now() WHERE token = $1")
-                .bind(&row.token)
-                .execute(&mut *conn)
-                .await
-                .map_err(internal)?;
+            sqlx::query!(
+                "UPDATE refresh_tokens SET revoked = true, updated_at = now() WHERE token = $1",
+                &row.token
+            )
+            .execute(&mut *conn)
+            .await
+            .map_err(internal)?;
             let child = refresh_token::new_v1();
-            sqlx::query(INSERT_CHILD_TOKEN)
-                .bind(&row.token)
-                .bind(&child)
-                .bind(user_id.to_string())
-                .bind(session.id)
-                .bind(true)
-                .execute(&mut *conn)
-                .await
-                .map_err(internal)?;
+            sqlx::query!(
+                "INSERT INTO refresh_tokens \
+                   (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id) \
+                 VALUES ('00000000-0000-0000-0000-000000000000', $2, $3, true, now(), now(), $1, $4)",
+                row.token,
+                child,
+                user_id.to_string(),
+                session.id
+            )
+            .execute(&mut *conn)
+            .await
+            .map_err(internal)?;
             let key = refresh_token::new_hmac_key();
-            sqlx::query("UPDATE sessions SET refresh_token_hmac_key = $2, refresh_token_counter = 0 WHERE id = $1")
-                .bind(session.id)
-                .bind(&key)
-                .execute(&mut *conn)
-                .await
-                .map_err(internal)?;
+            sqlx::query!(
+                "UPDATE sessions SET refresh_token_hmac_key = $2, refresh_token_counter = 0 WHERE id = $1",
+                session.id,
+                &key
+            )
+            .execute(&mut *conn)
+            .await
+            .map_err(internal)?;
             let key = refresh_token::decode_hmac_key(&key).ok_or_else(|| {
                 Refusal::Rollback(ServiceError::internal(anyhow::anyhow!(
                     "a new refresh-token key is not base64url"
@@ -458,8 +476,7 @@ impl TokenState {
             }
             if !(fail_to_save || concurrent || security.refresh_token_allow_reuse) {
                 if security.refresh_token_rotation_enabled {
-                    sqlx::query("DELETE FROM sessions WHERE id = $1")
-                        .bind(session.id)
+                    sqlx::query!("DELETE FROM sessions WHERE id = $1", session.id)
                         .execute(&mut *conn)
                         .await
                         .map_err(internal)?;
@@ -511,12 +528,6 @@ impl RefreshWrites {
     }
 }
 
-/// A v1 child token: `$1` parent, `$2` token, `$3` user id (text, as GoTrue stores it), `$4`
-/// session, `$5` revoked.
-const INSERT_CHILD_TOKEN: &str = "INSERT INTO refresh_tokens \
-     (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id) \
-     VALUES ('00000000-0000-0000-0000-000000000000', $2, $3, $5, now(), now(), $1, $4)";
-
 /// The end of every successful refresh in one statement (one round trip instead of four): the
 /// audit entries, the rotation of a v1 token, and the session's refresh time, client and counter.
 async fn finish_refresh(
@@ -527,39 +538,38 @@ async fn finish_refresh(
     counter: Option<i64>,
     writes: RefreshWrites,
 ) -> sqlx::Result<()> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "WITH audit AS ({audit}), \
-             revoked AS (UPDATE refresh_tokens SET revoked = true, updated_at = now() \
-                         WHERE $4::text IS NOT NULL AND token = $4), \
-             child AS (INSERT INTO refresh_tokens \
-                         (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id) \
-                       SELECT '00000000-0000-0000-0000-000000000000', $5, $6, false, now(), now(), $4, $7 \
-                       WHERE $5::text IS NOT NULL) \
-             UPDATE sessions SET refreshed_at = (now() AT TIME ZONE 'UTC'), updated_at = now(), \
-                    user_agent = $8, ip = $9::inet, refresh_token_counter = COALESCE($10, refresh_token_counter) \
-             WHERE id = $7",
-            audit = audit::INSERT_ENTRIES
-        )
-    });
     let (ids, payloads) = audit::entries(user, writes.audit);
     let (parent, child) = match writes.rotation {
         Some(Rotation { parent, child }) => (Some(parent), Some(child)),
         None => (None, None),
     };
-    sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()))
-        .bind(ids)
-        .bind(payloads)
-        .bind(auth_core::client_ip::current())
-        .bind(parent)
-        .bind(child)
-        .bind(user.id.to_string())
-        .bind(session_id)
-        .bind(&client.user_agent)
-        .bind(&client.ip)
-        .bind(counter)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "WITH audit AS ( \
+           INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
+           SELECT '00000000-0000-0000-0000-000000000000', entry.id, entry.payload::json, now(), $3 \
+           FROM unnest($1::uuid[], $2::text[]) AS entry(id, payload)), \
+         revoked AS (UPDATE refresh_tokens SET revoked = true, updated_at = now() \
+                     WHERE $4::text IS NOT NULL AND token = $4::text), \
+         child AS (INSERT INTO refresh_tokens \
+                     (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id) \
+                   SELECT '00000000-0000-0000-0000-000000000000', $5::text, $6, false, now(), now(), $4, $7 \
+                   WHERE $5::text IS NOT NULL) \
+         UPDATE sessions SET refreshed_at = (now() AT TIME ZONE 'UTC'), updated_at = now(), \
+                user_agent = $8, ip = $9::text::inet, refresh_token_counter = COALESCE($10, refresh_token_counter) \
+         WHERE id = $7",
+        &ids,
+        &payloads,
+        auth_core::client_ip::current(),
+        parent,
+        child,
+        user.id.to_string(),
+        session_id,
+        client.user_agent,
+        client.ip,
+        counter
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

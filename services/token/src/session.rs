@@ -1,11 +1,11 @@
 //! Sessions: starting one, minting its access tokens, ending it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use auth_account::audit::{self, AuditAction};
 use auth_account::jwt::{AccessTokenClaims, AmrEntry, JwtKeys};
-use auth_account::users::{self, UserRecord};
+use auth_account::users::UserRecord;
 use auth_core::{Config, ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
 use chrono::{DateTime, Utc};
@@ -49,12 +49,27 @@ impl Client {
 /// Headers GoTrue sets on every token response.
 pub type TokenHeaders = HashMap<String, String>;
 
-/// A session just started: its user as read back, and the statement's `now()`.
-#[derive(sqlx::FromRow)]
-struct NewSession {
-    #[sqlx(flatten)]
-    user: UserRecord,
-    claimed_at: DateTime<Utc>,
+/// The statement of [`TokenState::issue_session_on`]: the session, its first v1 token and its amr
+/// claim inserted, and the user read back with the statement's `now()` (`claimed_at`).
+macro_rules! issue_session_statement {
+    ($user_columns:literal, $($arg:expr),*) => {
+        sqlx::query!(
+            r#"WITH new_session AS (
+                 INSERT INTO sessions (id, user_id, created_at, updated_at, aal, user_agent, ip,
+                                       refresh_token_hmac_key, refresh_token_counter)
+                 VALUES ($1, $2, now(), now(), 'aal1', $3, $4::text::inet, $5, $6) RETURNING id),
+               new_token AS (
+                 INSERT INTO refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
+                 SELECT '00000000-0000-0000-0000-000000000000', $7::text, $2::text, false, now(), now(), id
+                 FROM new_session WHERE $7::text IS NOT NULL),
+               new_claim AS (
+                 INSERT INTO mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method)
+                 SELECT $8, id, now(), now(), $9 FROM new_session)"#
+                + $user_columns
+                + r#", now() AS "claimed_at!" FROM users u WHERE u.id = $2"#,
+            $($arg),*
+        )
+    };
 }
 
 /// One `mfa_amr_claims` row of a session: how the user authenticated, and when.
@@ -86,51 +101,37 @@ impl TokenState {
         method: &str,
         client: &Client,
     ) -> Result<pb::SessionTokens, ServiceError> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "WITH new_session AS ( \
-                   INSERT INTO sessions (id, user_id, created_at, updated_at, aal, user_agent, ip, \
-                                         refresh_token_hmac_key, refresh_token_counter) \
-                   VALUES ($1, $2, now(), now(), 'aal1', $3, $4::inet, $5, $6) RETURNING id), \
-                 new_token AS ( \
-                   INSERT INTO refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id) \
-                   SELECT '00000000-0000-0000-0000-000000000000', $7, $2::text, false, now(), now(), id \
-                   FROM new_session WHERE $7::text IS NOT NULL), \
-                 new_claim AS ( \
-                   INSERT INTO mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method) \
-                   SELECT $8, id, now(), now(), $9 FROM new_session) \
-                 {user}, now() AS claimed_at FROM users u WHERE u.id = $2",
-                user = users::SELECT_USER_COLUMNS
-            )
-        });
         let session_id = Uuid::new_v4();
         let v2 = self.config.security.refresh_token_algorithm_version == 2;
         let hmac_key = v2.then(refresh_token::new_hmac_key);
         let v1_token = (!v2).then(refresh_token::new_v1);
 
-        let issued: NewSession = sqlx::query_as(sqlx::AssertSqlSafe(SQL.as_str()))
-            .bind(session_id)
-            .bind(user_id)
-            .bind(&client.user_agent)
-            .bind(&client.ip)
-            .bind(&hmac_key)
-            .bind(v2.then_some(0i64))
-            .bind(&v1_token)
-            .bind(Uuid::new_v4())
-            .bind(method)
-            .fetch_one(db)
-            .await
-            .map_err(|error| {
-                let unknown_user = error
-                    .as_database_error()
-                    .is_some_and(|e| e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation);
-                if unknown_user {
-                    ServiceError::not_found(ErrorCode::UserNotFound, "User not found")
-                } else {
-                    ServiceError::internal(error)
-                }
-            })?;
-        let NewSession { user, claimed_at } = issued;
+        let issued = auth_account::with_user_columns!(
+            [issue_session_statement],
+            session_id,
+            user_id,
+            (client.user_agent),
+            (client.ip),
+            hmac_key,
+            (v2.then_some(0i64)),
+            v1_token,
+            (Uuid::new_v4()),
+            method
+        )
+        .fetch_one(db)
+        .await
+        .map_err(|error| {
+            let unknown_user = error
+                .as_database_error()
+                .is_some_and(|e| e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation);
+            if unknown_user {
+                ServiceError::not_found(ErrorCode::UserNotFound, "User not found")
+            } else {
+                ServiceError::internal(error)
+            }
+        })?;
+        let claimed_at = issued.claimed_at;
+        let user = auth_account::user_record_from_row!(issued);
 
         let mut headers = TokenHeaders::new();
         headers.insert("sb-auth-user-id".into(), user.id.to_string());
@@ -222,22 +223,18 @@ impl TokenState {
         let mut tx = self.db.begin().await?;
         match (scope, session_id) {
             ("local", Some(session)) => {
-                sqlx::query("DELETE FROM sessions WHERE id = $1")
-                    .bind(session)
+                sqlx::query!("DELETE FROM sessions WHERE id = $1", session)
                     .execute(&mut *tx)
                     .await?;
             }
             ("local", None) => {}
             ("others", Some(session)) => {
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
-                    .bind(user.id)
-                    .bind(session)
+                sqlx::query!("DELETE FROM sessions WHERE user_id = $1 AND id <> $2", user.id, session)
                     .execute(&mut *tx)
                     .await?;
             }
             _ => {
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                    .bind(user.id)
+                sqlx::query!("DELETE FROM sessions WHERE user_id = $1", user.id)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -249,11 +246,13 @@ impl TokenState {
 
     /// Ends every session of `user_id` except `keep` (e.g. after a password change).
     pub async fn revoke_sessions(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<u64, ServiceError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2::uuid IS NULL OR id <> $2)")
-            .bind(user_id)
-            .bind(keep)
-            .execute(&self.db)
-            .await?;
+        let done = sqlx::query!(
+            "DELETE FROM sessions WHERE user_id = $1 AND ($2::uuid IS NULL OR id <> $2)",
+            user_id,
+            keep
+        )
+        .execute(&self.db)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -265,7 +264,7 @@ impl TokenState {
         factor_id: Uuid,
         method: &str,
     ) -> Result<u64, ServiceError> {
-        let done = sqlx::query(
+        let done = sqlx::query_scalar!(
             "WITH downgraded AS ( \
                UPDATE sessions SET aal = 'aal1', factor_id = NULL, updated_at = now() \
                WHERE user_id = $1 AND factor_id = $2 RETURNING id), \
@@ -273,14 +272,13 @@ impl TokenState {
                DELETE FROM mfa_amr_claims WHERE authentication_method = $3 \
                AND session_id IN (SELECT id FROM downgraded)) \
              SELECT count(*) FROM downgraded",
+            user_id,
+            factor_id,
+            method
         )
-        .bind(user_id)
-        .bind(factor_id)
-        .bind(method)
         .fetch_one(&self.db)
         .await?;
-        let downgraded: i64 = sqlx::Row::get(&done, 0);
-        Ok(u64::try_from(downgraded).unwrap_or(0))
+        Ok(u64::try_from(done.unwrap_or(0)).unwrap_or(0))
     }
 }
 

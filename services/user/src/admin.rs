@@ -5,7 +5,7 @@
 use crate::password::{check_importable_hash, check_strength};
 use auth_account::audit::{self, AuditAction};
 use auth_account::principal::Principal;
-use auth_account::users::{self, SELECT_USER_COLUMNS, UserRecord};
+use auth_account::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
 use auth_proto::user::v1::{
@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::state::UserState;
@@ -91,6 +91,33 @@ fn obfuscate_phone(id: Uuid, value: &str) -> String {
     obfuscate(id, value)[..15].to_string()
 }
 
+/// `SELECT u.id FROM users u WHERE <the audience, and GoTrue's filter>`, to be ordered and cut by
+/// the caller. GoTrue's filter: email LIKE or user_metadata.full_name ILIKE, both unescaped
+/// (trigram indexes serve it). Without a filter the statement names no pattern, so the planner
+/// always sees the plain index seek.
+fn matching_users(aud: &str, pattern: Option<&str>) -> QueryBuilder<Postgres> {
+    let mut page = QueryBuilder::new(
+        "SELECT u.id FROM users u WHERE u.instance_id = '00000000-0000-0000-0000-000000000000' AND u.aud = ",
+    );
+    page.push_bind(aud.to_string());
+    if let Some(pattern) = pattern {
+        page.push(" AND (u.email LIKE ")
+            .push_bind(pattern.to_string())
+            .push(" OR u.raw_user_meta_data->>'full_name' ILIKE ")
+            .push_bind(pattern.to_string())
+            .push(")");
+    }
+    page
+}
+
+fn order_by_creation(page: &mut QueryBuilder<Postgres>, ascending: bool) {
+    page.push(if ascending {
+        " ORDER BY u.created_at ASC, u.id ASC"
+    } else {
+        " ORDER BY u.created_at DESC, u.id DESC"
+    });
+}
+
 impl UserState {
     /// `GET /admin/users`.
     pub async fn admin_list_users(
@@ -100,17 +127,7 @@ impl UserState {
     ) -> Result<AdminListUsersResponse, ServiceError> {
         principal.require_admin()?;
         let aud = self.request_aud(request.context.as_ref());
-        let pattern = format!("%{}%", request.filter);
-        let direction = if request.ascending { "ASC" } else { "DESC" };
-        // GoTrue's filter: email LIKE or user_metadata.full_name ILIKE, both unescaped (trigram
-        // indexes serve it). Without a filter the statement names no pattern, so the planner always
-        // sees the plain index seek; `$2` is then bound but unused.
-        let matching = if request.filter.is_empty() {
-            "u.instance_id = '00000000-0000-0000-0000-000000000000' AND u.aud = $1 AND $2::text IS NOT NULL"
-        } else {
-            "u.instance_id = '00000000-0000-0000-0000-000000000000' AND u.aud = $1 \
-             AND (u.email LIKE $2 OR u.raw_user_meta_data->>'full_name' ILIKE $2)"
-        };
+        let filter = (!request.filter.is_empty()).then(|| format!("%{}%", request.filter));
         if request.keyset {
             let limit = match request.limit {
                 0 => DEFAULT_PER_PAGE,
@@ -120,24 +137,23 @@ impl UserState {
                 "" => None,
                 text => Some(Cursor::decode(text)?),
             };
+            let mut page = matching_users(&aud, filter.as_deref());
             // A row comparison, so Postgres seeks the (created_at, id) index straight to the cursor.
-            let position = match (&after, request.ascending) {
-                (None, _) => "",
-                (Some(_), true) => "AND (u.created_at, u.id) > ($3, $4)",
-                (Some(_), false) => "AND (u.created_at, u.id) < ($3, $4)",
-            };
-            let sql = format!(
-                "{SELECT_USER_COLUMNS} FROM users u WHERE {matching} {position} \
-                 ORDER BY u.created_at {direction}, u.id {direction} LIMIT $5"
-            );
-            let mut users: Vec<UserRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(&aud)
-                .bind(&pattern)
-                .bind(after.as_ref().map(|c| c.created_at))
-                .bind(after.as_ref().map(|c| c.id))
-                .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
-                .fetch_all(&self.db)
-                .await?;
+            if let Some(after) = &after {
+                page.push(if request.ascending {
+                    " AND (u.created_at, u.id) > ("
+                } else {
+                    " AND (u.created_at, u.id) < ("
+                });
+                page.push_bind(after.created_at)
+                    .push(", ")
+                    .push_bind(after.id)
+                    .push(")");
+            }
+            order_by_creation(&mut page, request.ascending);
+            page.push(" LIMIT ")
+                .push_bind(i64::try_from(limit + 1).unwrap_or(i64::MAX));
+            let mut users = self.users_in_order(page).await?;
             let has_more = users.len() as u64 > limit;
             users.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             let next_cursor = match users.last() {
@@ -158,52 +174,64 @@ impl UserState {
         }
 
         // pop's paginator: page < 1 is the first page, per_page < 1 is 20.
-        let page = request.page.max(1);
+        let page_number = request.page.max(1);
         let per_page = match request.per_page {
             0 => 20,
             n => n,
         };
-        let offset = (page - 1).saturating_mul(per_page);
-        let total = self.count_users(&aud, &request.filter, &pattern, matching).await?;
-        let sql = format!(
-            "{SELECT_USER_COLUMNS} FROM users u WHERE {matching} \
-             ORDER BY u.created_at {direction}, u.id {direction} LIMIT $3 OFFSET $4"
-        );
-        let users: Vec<UserRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(&aud)
-            .bind(&pattern)
-            .bind(i64::try_from(per_page).unwrap_or(i64::MAX))
-            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-            .fetch_all(&self.db)
-            .await?;
+        let offset = (page_number - 1).saturating_mul(per_page);
+        let total = self.count_users(&aud, filter.as_deref()).await?;
+        let mut page = matching_users(&aud, filter.as_deref());
+        order_by_creation(&mut page, request.ascending);
+        page.push(" LIMIT ")
+            .push_bind(i64::try_from(per_page).unwrap_or(i64::MAX))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let users = self.users_in_order(page).await?;
         Ok(AdminListUsersResponse {
             users: users.iter().map(UserRecord::to_proto).collect(),
             aud,
             total: u64::try_from(total).unwrap_or_default(),
-            page,
+            page: page_number,
             per_page,
             ..Default::default()
         })
     }
 
+    /// The users a page of ids names, in the page's order. The page is built at run time (filter,
+    /// sort, cursor); the users are read by the one checked statement every user read shares.
+    async fn users_in_order(&self, mut page: QueryBuilder<Postgres>) -> Result<Vec<UserRecord>, ServiceError> {
+        let ids: Vec<Uuid> = page.build_query_scalar().fetch_all(&self.db).await?;
+        Ok(auth_account::query_user!(
+            "FROM unnest($1::uuid[]) WITH ORDINALITY AS page(id, position) JOIN users u ON u.id = page.id \
+             ORDER BY page.position",
+            &ids
+        )
+        .fetch_all(&self.db)
+        .await?)
+    }
+
     /// X-Total-Count. Every user of the audience: the counter the migration's triggers keep exact
     /// (`suite_user_counts`), not a count of a million rows; filtered: counted.
-    async fn count_users(&self, aud: &str, filter: &str, pattern: &str, matching: &str) -> Result<i64, ServiceError> {
-        if filter.is_empty() {
-            return Ok(sqlx::query_scalar(
-                "SELECT COALESCE(sum(users), 0)::bigint FROM suite_user_counts \
-                 WHERE instance_id = '00000000-0000-0000-0000-000000000000' AND aud = $1",
+    async fn count_users(&self, aud: &str, filter: Option<&str>) -> Result<i64, ServiceError> {
+        match filter {
+            None => Ok(sqlx::query_scalar!(
+                r#"SELECT COALESCE(sum(users), 0)::bigint AS "total!" FROM suite_user_counts
+                   WHERE instance_id = '00000000-0000-0000-0000-000000000000' AND aud = $1"#,
+                aud
             )
-            .bind(aud)
             .fetch_one(&self.db)
-            .await?);
+            .await?),
+            Some(pattern) => Ok(sqlx::query_scalar!(
+                r#"SELECT count(*) AS "total!" FROM users u
+                   WHERE u.instance_id = '00000000-0000-0000-0000-000000000000' AND u.aud = $1
+                     AND (u.email LIKE $2 OR u.raw_user_meta_data->>'full_name' ILIKE $2)"#,
+                aud,
+                pattern
+            )
+            .fetch_one(&self.db)
+            .await?),
         }
-        let count_sql = format!("SELECT count(*) FROM users u WHERE {matching}");
-        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
-            .bind(aud)
-            .bind(pattern)
-            .fetch_one(&self.db)
-            .await?)
     }
 
     /// `GET /admin/users/{id}`.
@@ -446,11 +474,13 @@ impl UserState {
         }
         if let Some(updates) = user_metadata {
             // Re-read: confirming the email above may have set `email_verified`.
-            let current: Option<sqlx::types::Json<Map<String, Value>>> =
-                sqlx::query_scalar("SELECT raw_user_meta_data FROM users WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let current: Option<sqlx::types::Json<Map<String, Value>>> = sqlx::query_scalar!(
+                r#"SELECT raw_user_meta_data AS "raw_user_meta_data: auth_account::users::JsonObject"
+                       FROM users WHERE id = $1"#,
+                id
+            )
+            .fetch_one(&mut *tx)
+            .await?;
             let mut merged = current.map(|j| j.0).unwrap_or_default();
             merge(&mut merged, updates);
             store::users::set_user_metadata(&mut tx, id, merged).await?;
@@ -491,8 +521,7 @@ impl UserState {
         if !request.should_soft_delete {
             // Everything the user owns in other services' tables goes with the row (the schema's
             // ON DELETE CASCADE), in this one commit.
-            sqlx::query("DELETE FROM users WHERE id = $1")
-                .bind(id)
+            sqlx::query!("DELETE FROM users WHERE id = $1", id)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;

@@ -6,6 +6,7 @@ use auth_account::principal::Principal;
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::user::v1::{AuditLogEntry, ListAuditLogRequest, ListAuditLogResponse};
 use chrono::{DateTime, Utc};
+use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::state::UserState;
@@ -55,35 +56,40 @@ impl UserState {
         } else {
             request.per_page
         };
-        // GoTrue matches `%text%` without escaping, so `%` and `_` in the text are wildcards there too.
-        let (condition, pattern) = match filter {
-            Some((fields, text)) => {
-                let any_field = fields
-                    .iter()
-                    .map(|field| format!("payload->>'{field}' ILIKE $1"))
-                    .collect::<Vec<_>>()
-                    .join(" OR ");
-                (format!("AND ({any_field})"), format!("%{text}%"))
+        // The filter decides which payload fields are compared, so the statement is built here, the
+        // field names from `scope_fields` and the text bound. GoTrue matches `%text%` without
+        // escaping, so `%` and `_` in the text are wildcards there too.
+        let pattern = filter.map(|(fields, text)| (fields, format!("%{text}%")));
+        let scoped = |select: &'static str| {
+            let mut query = QueryBuilder::<Postgres>::new(select);
+            query.push(" FROM audit_log_entries WHERE instance_id = '00000000-0000-0000-0000-000000000000'");
+            if let Some((fields, pattern)) = &pattern {
+                query.push(" AND (");
+                for (n, field) in fields.iter().enumerate() {
+                    if n > 0 {
+                        query.push(" OR ");
+                    }
+                    query
+                        .push(format_args!("payload->>'{field}' ILIKE "))
+                        .push_bind(pattern.clone());
+                }
+                query.push(")");
             }
-            None => ("AND $1::text IS NOT NULL".to_string(), String::new()),
+            query
         };
-        let scope =
-            format!("FROM audit_log_entries WHERE instance_id = '00000000-0000-0000-0000-000000000000' {condition}");
 
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) {scope}")))
-            .bind(&pattern)
+        let total: i64 = scoped("SELECT count(*)")
+            .build_query_scalar()
             .fetch_one(&self.db)
             .await?;
         let offset = (page - 1).saturating_mul(per_page);
-        let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT id, payload::text AS payload, created_at, ip_address {scope} \
-             ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
-        )))
-        .bind(&pattern)
-        .bind(i64::try_from(per_page).unwrap_or(i64::MAX))
-        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-        .fetch_all(&self.db)
-        .await?;
+        let mut page_query = scoped("SELECT id, payload::text AS payload, created_at, ip_address");
+        page_query
+            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::try_from(per_page).unwrap_or(i64::MAX))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows: Vec<EntryRow> = page_query.build_query_as().fetch_all(&self.db).await?;
 
         Ok(ListAuditLogResponse {
             entries: rows

@@ -15,12 +15,13 @@ use uuid::Uuid;
 pub async fn remove_new_user(db: &PgPool, user_id: Uuid) {
     let result = async {
         let mut tx = db.begin().await?;
-        sqlx::query("DELETE FROM audit_log_entries WHERE payload->>'actor_id' = $1")
-            .bind(user_id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(user_id)
+        sqlx::query!(
+            "DELETE FROM audit_log_entries WHERE payload->>'actor_id' = $1",
+            user_id.to_string()
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!("DELETE FROM users WHERE id = $1", user_id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await
@@ -36,13 +37,13 @@ pub async fn remove_new_user(db: &PgPool, user_id: Uuid) {
 
 /// Takes back a sign-in's `login` entry and `last_sign_in_at`.
 pub async fn undo_login(db: &PgPool, user_id: Uuid, entry_id: Uuid, previous_sign_in: Option<DateTime<Utc>>) {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "WITH entry AS (DELETE FROM audit_log_entries WHERE id = $2) \
          UPDATE users SET last_sign_in_at = $3 WHERE id = $1",
+        user_id,
+        entry_id,
+        previous_sign_in
     )
-    .bind(user_id)
-    .bind(entry_id)
-    .bind(previous_sign_in)
     .execute(db)
     .await;
     if let Err(error) = result {

@@ -105,11 +105,12 @@ async fn answer_batches(db: &sqlx::PgPool, questions: &Mutex<mpsc::Receiver<Ques
 
 /// The `(session, user)` pairs among `session_ids` that exist and whose user is not banned now.
 async fn open_sessions(db: &sqlx::PgPool, session_ids: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
-    sqlx::query_as(
+    let open = sqlx::query!(
         "SELECT s.id, s.user_id FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = ANY($1) AND (u.banned_until IS NULL OR u.banned_until <= now())",
+        session_ids
     )
-    .bind(session_ids)
     .fetch_all(db)
-    .await
+    .await?;
+    Ok(open.into_iter().map(|session| (session.id, session.user_id)).collect())
 }

@@ -5,28 +5,26 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// The user's pending codes, as one value that changes whenever any of them does.
-const FINGERPRINT: &str = "md5(concat_ws('|', confirmation_token, recovery_token, email_change_token_current, \
-     email_change_token_new, phone_change_token, reauthentication_token))";
-
 /// Counts a wrong code for `user_id` (on the verify request's transaction, which then commits even
 /// though the request fails); returns whether this failure killed the user's pending codes.
 pub async fn record(conn: &mut PgConnection, user_id: Uuid, max_failures: u32) -> sqlx::Result<bool> {
     if max_failures == 0 {
         return Ok(false);
     }
-    let sql = format!(
+    // The fingerprint: the user's pending codes as one value that changes whenever any of them does.
+    let failures: Option<i32> = sqlx::query_scalar!(
         "INSERT INTO suite_otp_failures AS f (user_id, codes_fingerprint, failures) \
-         SELECT id, {FINGERPRINT}, 1 FROM users WHERE id = $1 \
+         SELECT id, md5(concat_ws('|', confirmation_token, recovery_token, email_change_token_current, \
+                email_change_token_new, phone_change_token, reauthentication_token)), 1 \
+         FROM users WHERE id = $1 \
          ON CONFLICT (user_id) DO UPDATE \
            SET failures = CASE WHEN f.codes_fingerprint = EXCLUDED.codes_fingerprint THEN f.failures + 1 ELSE 1 END, \
                codes_fingerprint = EXCLUDED.codes_fingerprint, updated_at = now() \
-         RETURNING failures"
-    );
-    let failures: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(user_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+         RETURNING failures",
+        user_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
     if failures.is_none_or(|n| n < i32::try_from(max_failures).unwrap_or(i32::MAX)) {
         return Ok(false);
     }
@@ -40,8 +38,7 @@ pub async fn record(conn: &mut PgConnection, user_id: Uuid, max_failures: u32) -
 
 /// Clears the count (a code verified, or the codes were revoked).
 pub async fn forget(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM suite_otp_failures WHERE user_id = $1")
-        .bind(user_id)
+    sqlx::query!("DELETE FROM suite_otp_failures WHERE user_id = $1", user_id)
         .execute(&mut *conn)
         .await?;
     Ok(())

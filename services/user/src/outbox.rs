@@ -170,13 +170,15 @@ async fn insert(conn: &mut PgConnection, config: &Config, id: Uuid, event: &str,
     let subject = auth_core::nats::notification_subject(&config.suite.nats_prefix, event);
     // The request's trace travels with the message, so its delivery joins the same trace.
     let headers = sqlx::types::Json(auth_core::telemetry::current_trace_headers());
-    sqlx::query("INSERT INTO outbox_messages (id, subject, payload, headers) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(subject)
-        .bind(payload)
-        .bind(headers)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO outbox_messages (id, subject, payload, headers) VALUES ($1, $2, $3, $4)",
+        id,
+        subject,
+        payload,
+        headers as _
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

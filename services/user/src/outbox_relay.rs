@@ -45,7 +45,6 @@ impl RelayHandle {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct OutboxRow {
     id: Uuid,
     subject: String,
@@ -97,13 +96,14 @@ impl Relay {
     /// before the first ack is awaited) and marks the acknowledged ones. Returns how many were claimed.
     async fn publish_batch(&self) -> anyhow::Result<usize> {
         let mut tx = self.db.begin().await?;
-        let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT id, subject, payload, headers FROM outbox_messages \
-             WHERE published_at IS NULL AND starts_with(subject, $1) \
-             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        let rows: Vec<OutboxRow> = sqlx::query_as!(
+            OutboxRow,
+            r#"SELECT id, subject, payload, headers AS "headers: sqlx::types::Json<Value>" FROM outbox_messages
+               WHERE published_at IS NULL AND starts_with(subject, $1)
+               ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED"#,
+            self.subject_prefix,
+            BATCH
         )
-        .bind(&self.subject_prefix)
-        .bind(BATCH)
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
@@ -131,16 +131,18 @@ impl Relay {
             }
         }
 
-        sqlx::query("UPDATE outbox_messages SET published_at = now() WHERE id = ANY($1)")
-            .bind(&published)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE outbox_messages SET published_at = now() WHERE id = ANY($1)",
+            &published
+        )
+        .execute(&mut *tx)
+        .await?;
         for (id, error) in &failed {
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE outbox_messages SET publish_attempts = publish_attempts + 1, last_error = $2 WHERE id = $1",
+                id,
+                error
             )
-            .bind(id)
-            .bind(error)
             .execute(&mut *tx)
             .await?;
         }
@@ -175,16 +177,16 @@ pub fn sample_backlog(db: PgPool, prefix: &str, shutdown: CancellationToken) {
     auth_core::metrics::sample_periodically(shutdown, move || {
         let (db, subject_prefix) = (db.clone(), subject_prefix.clone());
         async move {
-            let sampled: sqlx::Result<(i64, Option<f64>)> = sqlx::query_as(
-                "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM outbox_messages \
-                 WHERE published_at IS NULL AND starts_with(subject, $1)",
+            let sampled = sqlx::query!(
+                r#"SELECT count(*) AS "count!", extract(epoch FROM now() - min(created_at))::float8 AS age
+                   FROM outbox_messages WHERE published_at IS NULL AND starts_with(subject, $1)"#,
+                subject_prefix
             )
-            .bind(&subject_prefix)
             .fetch_one(&db)
             .await;
-            if let Ok((count, age)) = sampled {
-                ::metrics::gauge!("outbox_unpublished_messages").set(count as f64);
-                ::metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(age.unwrap_or(0.0));
+            if let Ok(backlog) = sampled {
+                ::metrics::gauge!("outbox_unpublished_messages").set(backlog.count as f64);
+                ::metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(backlog.age.unwrap_or(0.0));
             }
         }
     });

@@ -4,8 +4,6 @@
 //! `invalid_credentials` after the same amount of work (one argon2id verification), so neither the
 //! answer nor its timing tells which part was wrong. GoTrue answers unknown accounts at once; we do not.
 
-use std::sync::LazyLock;
-
 use crate::password::check_strength;
 use auth_account::audit::{self, AuditAction};
 use auth_account::users::{self, UserRecord};
@@ -101,21 +99,20 @@ impl UserState {
         };
 
         // The login entry and the sign-in time in one statement (atomic without a transaction).
-        static RECORD_LOGIN: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "WITH entry AS ({}) UPDATE users SET last_sign_in_at = now() WHERE id = $4",
-                audit::INSERT_ENTRY
-            )
-        });
         let payload = audit::payload(&user, AuditAction::Login, Some(json!({"provider": provider.as_str()})));
         let entry_id = Uuid::new_v4();
-        sqlx::query(sqlx::AssertSqlSafe(RECORD_LOGIN.as_str()))
-            .bind(entry_id)
-            .bind(payload)
-            .bind(auth_core::client_ip::current())
-            .bind(user.id)
-            .execute(&self.db)
-            .await?;
+        sqlx::query!(
+            "WITH entry AS ( \
+               INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
+               VALUES ('00000000-0000-0000-0000-000000000000', $1, $2::text::json, now(), $3)) \
+             UPDATE users SET last_sign_in_at = now() WHERE id = $4",
+            entry_id,
+            payload,
+            auth_core::client_ip::current(),
+            user.id
+        )
+        .execute(&self.db)
+        .await?;
 
         let mut tokens = match self.issue_session(user.id, "password", request.context).await {
             Ok(tokens) => tokens,

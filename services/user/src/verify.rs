@@ -120,10 +120,23 @@ struct PendingCodes {
     raw_user_meta_data: Option<serde_json::Value>,
 }
 
-const SELECT_PENDING: &str = "SELECT id, aud, email, banned_until, confirmation_token, confirmation_sent_at, \
-    recovery_token, recovery_sent_at, email_change, email_change_token_current, email_change_token_new, \
-    email_change_sent_at, email_change_confirm_status, phone_change, phone_change_token, phone_change_sent_at, \
-    email_confirmed_at, invited_at, encrypted_password, phone, raw_user_meta_data FROM users";
+/// The user's pending codes, locked until the transaction ends, for one way of naming the user
+/// (`$condition` is a literal, so each variant is a statement the compiler checks).
+macro_rules! lock_pending_codes {
+    ($conn:expr, $condition:tt $(, $arg:expr)*) => {
+        sqlx::query_as!(
+            PendingCodes,
+            "SELECT id, aud, email, banned_until, confirmation_token, confirmation_sent_at, \
+               recovery_token, recovery_sent_at, email_change, email_change_token_current, email_change_token_new, \
+               email_change_sent_at, email_change_confirm_status, phone_change, phone_change_token, \
+               phone_change_sent_at, email_confirmed_at, invited_at, encrypted_password, phone, raw_user_meta_data \
+             FROM users WHERE " + $condition + " LIMIT 1 FOR UPDATE"
+            $(, $arg)*
+        )
+        .fetch_optional($conn)
+        .await
+    };
+}
 
 impl PendingCodes {
     fn metadata_json(&self) -> String {
@@ -341,16 +354,16 @@ impl UserState {
         verify_type: VerifyType,
     ) -> Result<(PendingCodes, VerifyType), ServiceError> {
         let kinds = verify_type.link_token_kinds().unwrap_or_default();
-        let user_id: Uuid = sqlx::query_scalar(
+        let user_id: Uuid = sqlx::query_scalar!(
             "SELECT user_id FROM one_time_tokens WHERE token_hash = $1 \
              AND token_type::text = ANY($2) LIMIT 1 FOR UPDATE",
+            token_hash,
+            kinds as _
         )
-        .bind(token_hash)
-        .bind(kinds)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(link_invalid)?;
-        let user = lock_user(conn, "id = $1", user_id).await?.ok_or_else(link_invalid)?;
+        let user = lock_user(conn, user_id).await?.ok_or_else(link_invalid)?;
         if user.is_banned() {
             return Err(banned());
         }
@@ -384,11 +397,11 @@ impl UserState {
         verify_type: Option<VerifyType>,
     ) -> Result<Option<Uuid>, ServiceError> {
         let kinds = verify_type.and_then(VerifyType::link_token_kinds).unwrap_or_default();
-        Ok(sqlx::query_scalar(
+        Ok(sqlx::query_scalar!(
             "SELECT user_id FROM one_time_tokens WHERE token_hash = $1 AND token_type::text = ANY($2) LIMIT 1",
+            token_hash,
+            kinds as _
         )
-        .bind(token_hash)
-        .bind(kinds)
         .fetch_optional(&self.db)
         .await?)
     }
@@ -404,28 +417,18 @@ impl UserState {
         aud: &str,
     ) -> Result<CodeLookup, ServiceError> {
         let user = match verify_type {
-            VerifyType::PhoneChange => {
-                lock_user_by(
-                    conn,
-                    "phone_change = $1 AND aud = $2 AND is_sso_user = false",
-                    phone,
-                    aud,
-                )
-                .await?
-            }
-            VerifyType::Sms => {
-                lock_user_by(conn, "phone = $1 AND aud = $2 AND is_sso_user = false", phone, aud).await?
-            }
+            VerifyType::PhoneChange => lock_user_by(conn, Addressed::PendingPhoneChange(phone), aud).await?,
+            VerifyType::Sms => lock_user_by(conn, Addressed::Phone(phone), aud).await?,
             VerifyType::EmailChange => {
-                let user_id: Option<Uuid> = sqlx::query_scalar(
+                let user_id: Option<Uuid> = sqlx::query_scalar!(
                     "SELECT user_id FROM one_time_tokens WHERE token_hash IN ($1, 'pkce_' || $1) \
                      AND token_type IN ('email_change_token_current', 'email_change_token_new') LIMIT 1",
+                    token_hash
                 )
-                .bind(token_hash)
                 .fetch_optional(&mut *conn)
                 .await?;
                 match user_id {
-                    Some(id) => lock_user(conn, "id = $1", id).await?.filter(|u| {
+                    Some(id) => lock_user(conn, id).await?.filter(|u| {
                         let email = request.email.to_lowercase();
                         u.aud.as_deref() == Some(aud)
                             && (u.email.as_deref().is_some_and(|e| e.to_lowercase() == email)
@@ -436,14 +439,7 @@ impl UserState {
             }
             _ => {
                 let email = request.email.trim().to_lowercase();
-                lock_user_by(
-                    conn,
-                    "instance_id = '00000000-0000-0000-0000-000000000000' AND lower(email) = $1 AND aud = $2 \
-                     AND is_sso_user = false",
-                    &email,
-                    aud,
-                )
-                .await?
+                lock_user_by(conn, Addressed::Email(&email), aud).await?
             }
         }
         .ok_or_else(code_invalid)?;
@@ -674,26 +670,43 @@ impl UserState {
     }
 }
 
-async fn lock_user(conn: &mut PgConnection, condition: &str, id: Uuid) -> sqlx::Result<Option<PendingCodes>> {
-    let sql = format!("{SELECT_PENDING} WHERE {condition} FOR UPDATE");
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+async fn lock_user(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<PendingCodes>> {
+    lock_pending_codes!(conn, "id = $1", id)
+}
+
+/// What names the user whose code is presented (GoTrue's `verifyUserAndToken` lookups).
+#[derive(Clone, Copy)]
+enum Addressed<'a> {
+    Email(&'a str),
+    Phone(&'a str),
+    PendingPhoneChange(&'a str),
 }
 
 async fn lock_user_by(
     conn: &mut PgConnection,
-    condition: &str,
-    address: &str,
+    addressed: Addressed<'_>,
     aud: &str,
 ) -> sqlx::Result<Option<PendingCodes>> {
-    let sql = format!("{SELECT_PENDING} WHERE {condition} LIMIT 1 FOR UPDATE");
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(address)
-        .bind(aud)
-        .fetch_optional(conn)
-        .await
+    match addressed {
+        Addressed::Email(email) => lock_pending_codes!(
+            conn,
+            "instance_id = '00000000-0000-0000-0000-000000000000' AND lower(email) = $1 AND aud = $2 \
+             AND is_sso_user = false",
+            email,
+            aud
+        ),
+        Addressed::Phone(phone) => {
+            lock_pending_codes!(conn, "phone = $1 AND aud = $2 AND is_sso_user = false", phone, aud)
+        }
+        Addressed::PendingPhoneChange(phone) => {
+            lock_pending_codes!(
+                conn,
+                "phone_change = $1 AND aud = $2 AND is_sso_user = false",
+                phone,
+                aud
+            )
+        }
+    }
 }
 
 /// An audit entry for the user as the row now stands (the actor's email and phone).

@@ -118,19 +118,24 @@ pub async fn record_by_admin<'e>(
         username: role,
         name: None,
     };
-    sqlx::query(INSERT_ENTRY)
-        .bind(Uuid::new_v4())
-        .bind(actor.payload(action, traits))
-        .bind(auth_core::client_ip::current())
-        .execute(db)
-        .await?;
-    Ok(())
+    insert_entry(db, actor.payload(action, traits)).await
 }
 
-/// Inserts one entry: `$1` its id, `$2` its payload (from [`payload`]), `$3` the client address
-/// (`client_ip::current()`). Usable as a CTE.
-pub const INSERT_ENTRY: &str = "INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
-     VALUES ('00000000-0000-0000-0000-000000000000', $1, $2::json, now(), $3)";
+/// Inserts one entry with its payload (from [`payload`]) and the client address. Statements that
+/// append entries as a CTE (the sign-in, the refresh) repeat this `INSERT`, so that each stays one
+/// literal the compiler checks.
+async fn insert_entry<'e>(db: impl sqlx::PgExecutor<'e>, payload: String) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
+         VALUES ('00000000-0000-0000-0000-000000000000', $1, $2::text::json, now(), $3)",
+        Uuid::new_v4(),
+        payload,
+        auth_core::client_ip::current()
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
 
 /// Appends one entry. `traits` is omitted when `None`, as GoTrue does.
 pub async fn record<'e>(
@@ -139,23 +144,11 @@ pub async fn record<'e>(
     action: AuditAction,
     traits: Option<Value>,
 ) -> sqlx::Result<()> {
-    sqlx::query(INSERT_ENTRY)
-        .bind(Uuid::new_v4())
-        .bind(payload(actor, action, traits))
-        .bind(auth_core::client_ip::current())
-        .execute(db)
-        .await?;
-    Ok(())
+    insert_entry(db, payload(actor, action, traits)).await
 }
 
-/// Inserts several entries: `$1` their ids (`uuid[]`), `$2` their payloads (`text[]`, from
-/// [`payload`]), `$3` the client address. Usable as a CTE (see [`entries`]).
-pub const INSERT_ENTRIES: &str = "INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
-     SELECT '00000000-0000-0000-0000-000000000000', entry.id, entry.payload::json, now(), $3 \
-     FROM unnest($1::uuid[], $2::text[]) AS entry(id, payload)";
-
-/// The ids and payloads of trait-less entries by one actor, bound as `$1` and `$2` of
-/// [`INSERT_ENTRIES`].
+/// The ids and payloads of trait-less entries by one actor, for a statement that inserts them from
+/// `unnest(ids, payloads)` (the refresh).
 pub fn entries(actor: &UserRecord, actions: &[AuditAction]) -> (Vec<Uuid>, Vec<String>) {
     let ids = actions.iter().map(|_| Uuid::new_v4()).collect();
     let payloads = actions.iter().map(|&action| payload(actor, action, None)).collect();

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::jwt::{JwtKeys, VerifiedClaims, bearer_token};
 use crate::session_validity::{SessionTimes, Validity};
-use crate::users::{self, UserRecord};
+use crate::users::UserRecord;
 use auth_core::config::Config;
 use auth_core::error::{ErrorCode, ServiceError};
 
@@ -235,17 +235,19 @@ pub async fn assemble(
     })
 }
 
-/// A user row joined with the (optional) session the token names.
-#[derive(sqlx::FromRow)]
-struct UserAndSession {
-    #[sqlx(flatten)]
-    user: UserRecord,
-    session_id: Option<Uuid>,
-    session_user_id: Option<Uuid>,
-    session_created_at: Option<DateTime<Utc>>,
-    session_refreshed_at: Option<NaiveDateTime>,
-    session_aal: Option<String>,
-    session_not_after: Option<DateTime<Utc>>,
+/// The statement of [`find_user_and_session`]: the user's columns, then the session's.
+macro_rules! query_user_and_session {
+    ($user_columns:literal, $user_id:expr, $session_id:expr) => {
+        sqlx::query!(
+            $user_columns
+                + r#", s.id AS "session_id?", s.user_id AS "session_user_id?", s.created_at AS session_created_at,
+                 s.refreshed_at AS session_refreshed_at, s.aal::text AS session_aal,
+                 s.not_after AS session_not_after
+                 FROM users u LEFT JOIN sessions s ON s.id = $2 WHERE u.id = $1"#,
+            $user_id,
+            $session_id
+        )
+    };
 }
 
 /// The user with identities and factors, and the session `session_id` (if any, and if it exists).
@@ -255,18 +257,7 @@ pub async fn find_user_and_session(
     user_id: Uuid,
     session_id: Option<Uuid>,
 ) -> sqlx::Result<Option<(UserRecord, Option<SessionRecord>)>> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "{} , s.id AS session_id, s.user_id AS session_user_id, s.created_at AS session_created_at, \
-             s.refreshed_at AS session_refreshed_at, s.aal::text AS session_aal, \
-             s.not_after AS session_not_after \
-             FROM users u LEFT JOIN sessions s ON s.id = $2 WHERE u.id = $1",
-            users::SELECT_USER_COLUMNS
-        )
-    });
-    let row: Option<UserAndSession> = sqlx::query_as(sqlx::AssertSqlSafe(SQL.as_str()))
-        .bind(user_id)
-        .bind(session_id)
+    let row = crate::with_user_columns!([query_user_and_session], user_id, session_id)
         .fetch_optional(db)
         .await?;
     Ok(row.map(|row| {
@@ -281,15 +272,16 @@ pub async fn find_user_and_session(
             }),
             _ => None,
         };
-        (row.user, session)
+        (crate::user_record_from_row!(row), session)
     }))
 }
 
 pub async fn find_session<'e>(db: impl sqlx::PgExecutor<'e>, id: Uuid) -> sqlx::Result<Option<SessionRecord>> {
-    sqlx::query_as(
-        "SELECT id, user_id, created_at, refreshed_at, aal::text AS aal, not_after FROM sessions WHERE id = $1",
+    sqlx::query_as!(
+        SessionRecord,
+        r#"SELECT id, user_id, created_at, refreshed_at, aal::text AS aal, not_after FROM sessions WHERE id = $1"#,
+        id
     )
-    .bind(id)
     .fetch_optional(db)
     .await
 }

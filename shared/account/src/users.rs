@@ -11,6 +11,13 @@ use uuid::Uuid;
 
 use auth_proto::common::v1 as pb;
 
+/// The Rust types of the JSON columns in [`with_user_columns!`]. The macro names them by absolute
+/// path inside its SQL (a type override is a string there, where `$crate` is not replaced, and a
+/// column alias must fit in Postgres' 63 bytes), so they are short aliases.
+pub type JsonObject = Json<Map<String, Value>>;
+pub type JsonIdentities = Json<Vec<IdentityRecord>>;
+pub type JsonFactors = Json<Vec<FactorRecord>>;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRecord {
     pub id: Uuid,
@@ -70,33 +77,105 @@ pub struct FactorRecord {
 }
 
 /// Every user column the suite reads, plus identities and factors aggregated in the same statement
-/// (one round trip instead of three). Callers append `FROM users u ...`.
-pub const SELECT_USER_COLUMNS: &str = r#"
+/// (one round trip instead of three), as one SQL literal handed to the macro in brackets ahead of the
+/// other arguments: `with_user_columns!([my_statement], a, b)` expands to
+/// `my_statement!("SELECT u.id, ...", a, b)` (each argument a single token tree).
+///
+/// `sqlx::query_as!` only accepts literals (joined with `+`), not constants, so the column list is a
+/// macro: [`query_user!`] passes it to `query_as!`, checked at compile time; a statement selecting
+/// more than the user (the principal's session) passes it to `query!` and maps the row with
+/// [`user_record_from_row!`]. The `"name: Type"` aliases tell the macros the Rust types of the JSON
+/// columns and that the aggregates are never NULL.
+#[macro_export]
+macro_rules! with_user_columns {
+    ([$($then:tt)+] $(, $args:tt)*) => {
+        $($then)+!(
+            r#"
 SELECT u.id, u.aud, u.role, u.email, u.phone, u.encrypted_password,
        u.email_confirmed_at, u.phone_confirmed_at, u.confirmed_at, u.invited_at,
        u.confirmation_sent_at, u.recovery_sent_at, u.email_change, u.email_change_sent_at,
        u.phone_change, u.phone_change_sent_at, u.reauthentication_token, u.reauthentication_sent_at,
-       u.last_sign_in_at, u.raw_app_meta_data, u.raw_user_meta_data, u.created_at, u.updated_at,
-       u.banned_until, u.deleted_at, u.is_sso_user, u.is_anonymous,
+       u.last_sign_in_at,
+       u.raw_app_meta_data AS "raw_app_meta_data: ::auth_account::users::JsonObject",
+       u.raw_user_meta_data AS "raw_user_meta_data: ::auth_account::users::JsonObject",
+       u.created_at, u.updated_at, u.banned_until, u.deleted_at, u.is_sso_user, u.is_anonymous,
        COALESCE((SELECT json_agg(json_build_object(
                    'id', i.id, 'provider_id', i.provider_id, 'user_id', i.user_id,
                    'identity_data', i.identity_data, 'provider', i.provider,
                    'last_sign_in_at', i.last_sign_in_at, 'created_at', i.created_at,
                    'updated_at', i.updated_at, 'email', i.email) ORDER BY i.created_at, i.id)
-                 FROM identities i WHERE i.user_id = u.id), '[]'::json) AS identities,
+                 FROM identities i WHERE i.user_id = u.id), '[]'::json)
+         AS "identities!: ::auth_account::users::JsonIdentities",
        COALESCE((SELECT json_agg(json_build_object(
                    'id', f.id, 'created_at', f.created_at, 'updated_at', f.updated_at,
                    'status', f.status, 'friendly_name', f.friendly_name, 'factor_type', f.factor_type,
                    'phone', f.phone, 'last_challenged_at', f.last_challenged_at) ORDER BY f.created_at, f.id)
-                 FROM mfa_factors f WHERE f.user_id = u.id), '[]'::json) AS factors
-"#;
+                 FROM mfa_factors f WHERE f.user_id = u.id), '[]'::json)
+         AS "factors!: ::auth_account::users::JsonFactors"
+"#
+            $(, $args)*
+        )
+    };
+}
+
+/// `query_user!("FROM users u WHERE u.id = $1", id)`: a compile-time checked `query_as!` of
+/// [`UserRecord`]s; the literal is the statement after the column list.
+#[macro_export]
+macro_rules! query_user {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        $crate::with_user_columns!([$crate::query_user_with_columns], $rest $(, ($arg))*)
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! query_user_with_columns {
+    ($columns:literal, $rest:literal $(, $arg:tt)*) => {
+        sqlx::query_as!($crate::users::UserRecord, $columns + $rest $(, $arg)*)
+    };
+}
+
+/// A [`UserRecord`] from a `query!` row that selected [`with_user_columns!`] (and more columns, which
+/// are left to the caller).
+#[macro_export]
+macro_rules! user_record_from_row {
+    ($row:expr) => {
+        $crate::users::UserRecord {
+            id: $row.id,
+            aud: $row.aud,
+            role: $row.role,
+            email: $row.email,
+            phone: $row.phone,
+            encrypted_password: $row.encrypted_password,
+            email_confirmed_at: $row.email_confirmed_at,
+            phone_confirmed_at: $row.phone_confirmed_at,
+            confirmed_at: $row.confirmed_at,
+            invited_at: $row.invited_at,
+            confirmation_sent_at: $row.confirmation_sent_at,
+            recovery_sent_at: $row.recovery_sent_at,
+            email_change: $row.email_change,
+            email_change_sent_at: $row.email_change_sent_at,
+            phone_change: $row.phone_change,
+            phone_change_sent_at: $row.phone_change_sent_at,
+            reauthentication_token: $row.reauthentication_token,
+            reauthentication_sent_at: $row.reauthentication_sent_at,
+            last_sign_in_at: $row.last_sign_in_at,
+            raw_app_meta_data: $row.raw_app_meta_data,
+            raw_user_meta_data: $row.raw_user_meta_data,
+            created_at: $row.created_at,
+            updated_at: $row.updated_at,
+            banned_until: $row.banned_until,
+            deleted_at: $row.deleted_at,
+            is_sso_user: $row.is_sso_user,
+            is_anonymous: $row.is_anonymous,
+            identities: $row.identities,
+            factors: $row.factors,
+        }
+    };
+}
 
 pub async fn find_by_id<'e>(db: impl sqlx::PgExecutor<'e>, id: Uuid) -> sqlx::Result<Option<UserRecord>> {
-    let sql = format!("{SELECT_USER_COLUMNS} FROM users u WHERE u.id = $1");
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(db)
-        .await
+    query_user!("FROM users u WHERE u.id = $1", id).fetch_optional(db).await
 }
 
 /// GoTrue's `FindUserByEmailAndAudience`: case-insensitive, excluding SSO users.
@@ -105,15 +184,14 @@ pub async fn find_by_email<'e>(
     email: &str,
     aud: &str,
 ) -> sqlx::Result<Option<UserRecord>> {
-    let sql = format!(
-        "{SELECT_USER_COLUMNS} FROM users u WHERE u.instance_id = '00000000-0000-0000-0000-000000000000' \
-         AND lower(u.email) = lower($1) AND u.aud = $2 AND u.is_sso_user = false LIMIT 1"
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(email)
-        .bind(aud)
-        .fetch_optional(db)
-        .await
+    query_user!(
+        "FROM users u WHERE u.instance_id = '00000000-0000-0000-0000-000000000000' \
+         AND lower(u.email) = lower($1) AND u.aud = $2 AND u.is_sso_user = false LIMIT 1",
+        email,
+        aud
+    )
+    .fetch_optional(db)
+    .await
 }
 
 /// GoTrue's `FindUserByPhoneAndAudience`; `phone` is E.164 digits without `+`.
@@ -122,15 +200,14 @@ pub async fn find_by_phone<'e>(
     phone: &str,
     aud: &str,
 ) -> sqlx::Result<Option<UserRecord>> {
-    let sql = format!(
-        "{SELECT_USER_COLUMNS} FROM users u WHERE u.instance_id = '00000000-0000-0000-0000-000000000000' \
-         AND u.phone = $1 AND u.aud = $2 AND u.is_sso_user = false LIMIT 1"
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(phone)
-        .bind(aud)
-        .fetch_optional(db)
-        .await
+    query_user!(
+        "FROM users u WHERE u.instance_id = '00000000-0000-0000-0000-000000000000' \
+         AND u.phone = $1 AND u.aud = $2 AND u.is_sso_user = false LIMIT 1",
+        phone,
+        aud
+    )
+    .fetch_optional(db)
+    .await
 }
 
 impl UserRecord {

@@ -64,21 +64,27 @@ pub async fn migrate(config: &DbConfig) -> anyhow::Result<()> {
         .await
         .context("cannot connect to Postgres to migrate (DATABASE_URL)")?;
 
-    sqlx::query("SELECT pg_advisory_lock(hashtextextended('auth-suite-migrations:' || $1, 0))")
-        .bind(namespace)
-        .execute(&mut conn)
-        .await?;
+    sqlx::query!(
+        "SELECT pg_advisory_lock(hashtextextended('auth-suite-migrations:' || $1, 0))",
+        namespace
+    )
+    .fetch_one(&mut conn)
+    .await?;
     let result = migrate_locked(&mut conn, namespace).await;
-    sqlx::query("SELECT pg_advisory_unlock(hashtextextended('auth-suite-migrations:' || $1, 0))")
-        .bind(namespace)
-        .execute(&mut conn)
-        .await?;
+    sqlx::query!(
+        "SELECT pg_advisory_unlock(hashtextextended('auth-suite-migrations:' || $1, 0))",
+        namespace
+    )
+    .fetch_one(&mut conn)
+    .await?;
     conn.close().await?;
     result
 }
 
 async fn migrate_locked(conn: &mut PgConnection, namespace: &str) -> anyhow::Result<()> {
-    // The namespace was validated as a plain identifier when the configuration was loaded.
+    // The namespace was validated as a plain identifier when the configuration was loaded. An
+    // identifier cannot be a bound parameter, so this statement (and the version read below) is
+    // built at run time; every other statement of the suite is checked at compile time.
     sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{namespace}\"")))
         .execute(&mut *conn)
         .await
@@ -94,14 +100,18 @@ async fn migrate_locked(conn: &mut PgConnection, namespace: &str) -> anyhow::Res
 /// A schema GoTrue migrated, but to an older version than ours mirrors, lacks columns our SQL would
 /// not add (it only creates what is missing). Stop with a clear message instead of failing later.
 async fn refuse_old_gotrue_schema(conn: &mut PgConnection, namespace: &str) -> anyhow::Result<()> {
-    let ours: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(format!("\"{namespace}\"._sqlx_migrations"))
-        .fetch_one(&mut *conn)
-        .await?;
-    let gotrue: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(format!("\"{namespace}\".schema_migrations"))
-        .fetch_one(&mut *conn)
-        .await?;
+    let ours: bool = sqlx::query_scalar!(
+        r#"SELECT to_regclass($1) IS NOT NULL AS "exists!""#,
+        format!("\"{namespace}\"._sqlx_migrations")
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let gotrue: bool = sqlx::query_scalar!(
+        r#"SELECT to_regclass($1) IS NOT NULL AS "exists!""#,
+        format!("\"{namespace}\".schema_migrations")
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     if ours || !gotrue {
         return Ok(());
     }

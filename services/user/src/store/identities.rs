@@ -23,14 +23,8 @@ impl Provider {
 
 /// Adds an identity with `data` as its `identity_data`.
 pub async fn insert(conn: &mut PgConnection, user_id: Uuid, provider: &str, data: Value) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp(), clock_timestamp())",
-    )
-    .bind(user_id.to_string())
-    .bind(user_id)
-    .bind(sqlx::types::Json(data))
-    .bind(provider)
+    sqlx::query!("INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp(), clock_timestamp())", user_id.to_string(), user_id, sqlx::types::Json(data) as _, provider)
     .execute(conn)
     .await?;
     Ok(())
@@ -55,15 +49,9 @@ pub async fn insert_for_sign_up(
     for (key, value) in data {
         identity_data.entry(key.clone()).or_insert_with(|| value.clone());
     }
-    sqlx::query(
-        "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
+    sqlx::query!("INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, now(), now(), now()) \
-         ON CONFLICT ON CONSTRAINT identities_provider_id_provider_unique DO NOTHING",
-    )
-    .bind(user_id.to_string())
-    .bind(user_id)
-    .bind(sqlx::types::Json(Value::Object(identity_data)))
-    .bind(provider.as_str())
+         ON CONFLICT ON CONSTRAINT identities_provider_id_provider_unique DO NOTHING", user_id.to_string(), user_id, sqlx::types::Json(Value::Object(identity_data)) as _, provider.as_str())
     .execute(conn)
     .await?;
     Ok(())
@@ -72,16 +60,10 @@ pub async fn insert_for_sign_up(
 /// Creates the email/phone identity of a confirmed address, or merges `data` into it (GoTrue's
 /// `UpdateIdentityData`).
 pub async fn upsert_merging(conn: &mut PgConnection, user_id: Uuid, provider: &str, data: Value) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
+    sqlx::query!("INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, now(), now(), now()) \
          ON CONFLICT ON CONSTRAINT identities_provider_id_provider_unique \
-         DO UPDATE SET identity_data = identities.identity_data || EXCLUDED.identity_data, updated_at = now()",
-    )
-    .bind(user_id.to_string())
-    .bind(user_id)
-    .bind(sqlx::types::Json(data))
-    .bind(provider)
+         DO UPDATE SET identity_data = identities.identity_data || EXCLUDED.identity_data, updated_at = now()", user_id.to_string(), user_id, sqlx::types::Json(data) as _, provider)
     .execute(conn)
     .await?;
     Ok(())
@@ -89,22 +71,24 @@ pub async fn upsert_merging(conn: &mut PgConnection, user_id: Uuid, provider: &s
 
 /// Replaces one identity's `identity_data`.
 pub async fn set_data(conn: &mut PgConnection, identity_id: Uuid, data: Value) -> sqlx::Result<()> {
-    sqlx::query("UPDATE identities SET identity_data = $2, updated_at = now() WHERE id = $1")
-        .bind(identity_id)
-        .bind(sqlx::types::Json(data))
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE identities SET identity_data = $2, updated_at = now() WHERE id = $1",
+        identity_id,
+        sqlx::types::Json(data) as _
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// The identity of the user's own email address now carries `email_verified: true`.
 pub async fn mark_email_verified(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE identities i SET identity_data = i.identity_data || '{\"email_verified\": true}'::jsonb, \
          updated_at = now() FROM users u \
          WHERE i.user_id = $1 AND u.id = $1 AND coalesce(i.email, '') <> '' AND i.email = u.email",
+        user_id
     )
-    .bind(user_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -113,11 +97,11 @@ pub async fn mark_email_verified(conn: &mut PgConnection, user_id: Uuid) -> sqlx
 /// GoTrue's `SoftDeleteUserIdentities` for one identity: no data, and a `provider_id` nobody can
 /// sign in with again.
 pub async fn anonymize(conn: &mut PgConnection, identity_id: Uuid, obfuscated_provider_id: &str) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE identities SET identity_data = '{}'::jsonb, provider_id = $2, updated_at = now() WHERE id = $1",
+        identity_id,
+        obfuscated_provider_id
     )
-    .bind(identity_id)
-    .bind(obfuscated_provider_id)
     .execute(conn)
     .await?;
     Ok(())

@@ -29,17 +29,6 @@ impl OneTimeTokenKind {
             Self::PhoneChange => "phone_change_token",
         }
     }
-
-    /// The `users` column holding when this kind of code was last sent.
-    pub fn sent_column(self) -> &'static str {
-        match self {
-            Self::Confirmation => "confirmation_sent_at",
-            Self::Recovery => "recovery_sent_at",
-            Self::Reauthentication => "reauthentication_sent_at",
-            Self::EmailChangeNew | Self::EmailChangeCurrent => "email_change_sent_at",
-            Self::PhoneChange => "phone_change_sent_at",
-        }
-    }
 }
 
 /// Records the live token of one kind for a user (one per kind and user, newest wins).
@@ -50,17 +39,17 @@ pub async fn store(
     hash: &str,
     relates_to: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO one_time_tokens (id, user_id, token_type, token_hash, relates_to, created_at, updated_at) \
-         VALUES ($1, $2, $3::one_time_token_type, $4, lower($5), now(), now()) \
+         VALUES ($1, $2, $3::text::one_time_token_type, $4, lower($5), now(), now()) \
          ON CONFLICT (user_id, token_type) DO UPDATE \
          SET token_hash = EXCLUDED.token_hash, relates_to = EXCLUDED.relates_to, updated_at = now()",
+        Uuid::new_v4(),
+        user_id,
+        kind.as_sql(),
+        hash,
+        relates_to
     )
-    .bind(Uuid::new_v4())
-    .bind(user_id)
-    .bind(kind.as_sql())
-    .bind(hash)
-    .bind(relates_to)
     .execute(conn)
     .await?;
     Ok(())
@@ -68,8 +57,7 @@ pub async fn store(
 
 /// Forgets every live token of a user (a confirmation, a password change, too many wrong guesses).
 pub async fn delete_all(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1")
-        .bind(user_id)
+    sqlx::query!("DELETE FROM one_time_tokens WHERE user_id = $1", user_id)
         .execute(conn)
         .await?;
     Ok(())
@@ -77,10 +65,12 @@ pub async fn delete_all(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<
 
 /// Forgets a user's live token of one kind.
 pub async fn delete_kind(conn: &mut PgConnection, user_id: Uuid, kind: OneTimeTokenKind) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1 AND token_type = $2::one_time_token_type")
-        .bind(user_id)
-        .bind(kind.as_sql())
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM one_time_tokens WHERE user_id = $1 AND token_type = $2::text::one_time_token_type",
+        user_id,
+        kind.as_sql()
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }

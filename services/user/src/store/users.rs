@@ -32,8 +32,7 @@ pub async fn load(conn: &mut PgConnection, id: Uuid) -> Result<UserRecord, Servi
 /// The user, locked until the caller's transaction ends (concurrent changes of one user apply one
 /// after the other); `None` when there is no such user.
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRecord>, ServiceError> {
-    let locked: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-        .bind(id)
+    let locked: Option<Uuid> = sqlx::query_scalar!("SELECT id FROM users WHERE id = $1 FOR UPDATE", id)
         .fetch_optional(&mut *conn)
         .await?;
     match locked {
@@ -70,22 +69,22 @@ pub async fn insert(conn: &mut PgConnection, new: NewUser<'_>) -> Result<(), Ser
     };
     // GoTrue writes '' (not NULL) into its string token columns; GoTrue itself fails to read NULLs
     // there, so a database shared with it must keep that shape.
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO users (instance_id, id, aud, role, email, phone, encrypted_password, \
            raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_anonymous, is_sso_user, \
            confirmation_token, recovery_token, email_change_token_new, email_change) \
          VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), $9, false, \
            '', '', '', '')",
+        new.id,
+        new.aud,
+        new.role,
+        email,
+        phone,
+        new.password_hash.unwrap_or_default(),
+        sqlx::types::Json(app_metadata) as _,
+        sqlx::types::Json(Value::Object(new.user_metadata.clone())) as _,
+        new.anonymous
     )
-    .bind(new.id)
-    .bind(new.aud)
-    .bind(new.role)
-    .bind(email)
-    .bind(phone)
-    .bind(new.password_hash.unwrap_or_default())
-    .bind(sqlx::types::Json(app_metadata))
-    .bind(sqlx::types::Json(Value::Object(new.user_metadata.clone())))
-    .bind(new.anonymous)
     .execute(conn)
     .await
     .map_err(|e| match e.as_database_error().and_then(|d| d.constraint()) {
@@ -103,12 +102,12 @@ pub async fn insert(conn: &mut PgConnection, new: NewUser<'_>) -> Result<(), Ser
 /// GoTrue's `User.Confirm` on the row: confirmed now, `email_verified` in the metadata, the
 /// confirmation code spent. (The caller also forgets the user's one-time tokens.)
 pub async fn confirm_email(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET email_confirmed_at = now(), confirmation_token = '', updated_at = now(), \
          raw_user_meta_data = COALESCE(raw_user_meta_data, '{}'::jsonb) || '{\"email_verified\": true}'::jsonb \
          WHERE id = $1",
+        user_id
     )
-    .bind(user_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -116,8 +115,7 @@ pub async fn confirm_email(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Resu
 
 /// The user signed in now.
 pub async fn record_sign_in(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET last_sign_in_at = now() WHERE id = $1")
-        .bind(user_id)
+    sqlx::query!("UPDATE users SET last_sign_in_at = now() WHERE id = $1", user_id)
         .execute(conn)
         .await?;
     Ok(())
@@ -129,11 +127,13 @@ pub async fn set_user_metadata(
     user_id: Uuid,
     metadata: Map<String, Value>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET raw_user_meta_data = $2, updated_at = now() WHERE id = $1")
-        .bind(user_id)
-        .bind(sqlx::types::Json(Value::Object(metadata)))
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE users SET raw_user_meta_data = $2, updated_at = now() WHERE id = $1",
+        user_id,
+        sqlx::types::Json(Value::Object(metadata)) as _
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -143,18 +143,20 @@ pub async fn set_app_metadata(
     user_id: Uuid,
     metadata: Map<String, Value>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET raw_app_meta_data = $2, updated_at = now() WHERE id = $1")
-        .bind(user_id)
-        .bind(sqlx::types::Json(Value::Object(metadata)))
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE users SET raw_app_meta_data = $2, updated_at = now() WHERE id = $1",
+        user_id,
+        sqlx::types::Json(Value::Object(metadata)) as _
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// GoTrue's `UpdateAppMetaDataProviders`: `providers` lists the user's identity providers in the
 /// order they were linked, `provider` is the first.
 pub async fn refresh_providers(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET raw_app_meta_data = COALESCE(raw_app_meta_data, '{}'::jsonb) \
            || jsonb_build_object('providers', p.list) \
            || CASE WHEN jsonb_array_length(p.list) > 0 THEN jsonb_build_object('provider', p.list -> 0) \
@@ -163,8 +165,8 @@ pub async fn refresh_providers(conn: &mut PgConnection, user_id: Uuid) -> sqlx::
                FROM (SELECT provider, min(created_at) AS first_linked FROM identities \
                      WHERE user_id = $1 GROUP BY provider) linked) p \
          WHERE id = $1",
+        user_id
     )
-    .bind(user_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -172,8 +174,7 @@ pub async fn refresh_providers(conn: &mut PgConnection, user_id: Uuid) -> sqlx::
 
 /// The user was invited now.
 pub async fn mark_invited(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET invited_at = now() WHERE id = $1")
-        .bind(user_id)
+    sqlx::query!("UPDATE users SET invited_at = now() WHERE id = $1", user_id)
         .execute(conn)
         .await?;
     Ok(())
@@ -182,11 +183,11 @@ pub async fn mark_invited(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Resul
 /// Every pending code of the user dies (too many wrong guesses). The one-time token index is the
 /// caller's to clear too.
 pub async fn clear_pending_codes(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET confirmation_token = '', recovery_token = '', email_change_token_current = '', \
          email_change_token_new = '', phone_change_token = '', reauthentication_token = '' WHERE id = $1",
+        user_id
     )
-    .bind(user_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -211,7 +212,7 @@ pub struct AdminNewUser<'a> {
 
 /// Inserts an admin-made account. The unique-index error is the caller's to map.
 pub async fn insert_by_admin(conn: &mut PgConnection, new: AdminNewUser<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO users (instance_id, id, aud, role, email, phone, encrypted_password, \
            raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_anonymous, is_sso_user, \
            confirmation_token, recovery_token, email_change_token_new, email_change, \
@@ -219,39 +220,41 @@ pub async fn insert_by_admin(conn: &mut PgConnection, new: AdminNewUser<'_>) -> 
          VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), false, false, \
            '', '', '', '', CASE WHEN $9 THEN now() END, CASE WHEN $10 THEN now() END, \
            CASE WHEN $11::bigint > 0 THEN now() + make_interval(secs => $11::bigint / 1e9) END)",
+        new.id,
+        new.aud,
+        new.role,
+        new.email,
+        new.phone,
+        new.password_hash,
+        sqlx::types::Json(new.app_metadata) as _,
+        sqlx::types::Json(new.user_metadata) as _,
+        new.email_confirmed,
+        new.phone_confirmed,
+        new.ban_nanos
     )
-    .bind(new.id)
-    .bind(new.aud)
-    .bind(new.role)
-    .bind(new.email)
-    .bind(new.phone)
-    .bind(new.password_hash)
-    .bind(sqlx::types::Json(new.app_metadata))
-    .bind(sqlx::types::Json(new.user_metadata))
-    .bind(new.email_confirmed)
-    .bind(new.phone_confirmed)
-    .bind(new.ban_nanos)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 pub async fn set_role(conn: &mut PgConnection, user_id: Uuid, role: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET role = $2, updated_at = now() WHERE id = $1")
-        .bind(user_id)
-        .bind(role)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE users SET role = $2, updated_at = now() WHERE id = $1",
+        user_id,
+        role
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// The phone is confirmed by an admin; a pending phone change is dropped.
 pub async fn confirm_phone_by_admin(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET phone_confirmed_at = now(), phone_change = '', phone_change_token = '', updated_at = now() \
          WHERE id = $1",
+        user_id
     )
-    .bind(user_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -259,11 +262,13 @@ pub async fn confirm_phone_by_admin(conn: &mut PgConnection, user_id: Uuid) -> s
 
 /// A new password hash, nothing else touched (an admin's update, a recovery link's reset).
 pub async fn set_password_hash(conn: &mut PgConnection, user_id: Uuid, hash: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET encrypted_password = $2, updated_at = now() WHERE id = $1")
-        .bind(user_id)
-        .bind(hash)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE users SET encrypted_password = $2, updated_at = now() WHERE id = $1",
+        user_id,
+        hash
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -275,24 +280,26 @@ pub async fn upgrade_password_hash(
     upgraded: &str,
     verified: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET encrypted_password = $2 WHERE id = $1 AND encrypted_password = $3")
-        .bind(user_id)
-        .bind(upgraded)
-        .bind(verified)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE users SET encrypted_password = $2 WHERE id = $1 AND encrypted_password = $3",
+        user_id,
+        upgraded,
+        verified
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// An admin sets the email; a confirmed one makes an anonymous user permanent. The unique-index
 /// error is the caller's to map.
 pub async fn set_email(conn: &mut PgConnection, user_id: Uuid, email: &str, confirmed: bool) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET email = $2, updated_at = now(), is_anonymous = is_anonymous AND NOT $3 WHERE id = $1",
+        user_id,
+        email,
+        confirmed
     )
-    .bind(user_id)
-    .bind(email)
-    .bind(confirmed)
     .execute(conn)
     .await?;
     Ok(())
@@ -301,12 +308,12 @@ pub async fn set_email(conn: &mut PgConnection, user_id: Uuid, email: &str, conf
 /// An admin sets the phone; a confirmed one makes an anonymous user permanent. The unique-index
 /// error is the caller's to map.
 pub async fn set_phone(conn: &mut PgConnection, user_id: Uuid, phone: &str, confirmed: bool) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET phone = $2, updated_at = now(), is_anonymous = is_anonymous AND NOT $3 WHERE id = $1",
+        user_id,
+        phone,
+        confirmed
     )
-    .bind(user_id)
-    .bind(phone)
-    .bind(confirmed)
     .execute(conn)
     .await?;
     Ok(())
@@ -314,12 +321,8 @@ pub async fn set_phone(conn: &mut PgConnection, user_id: Uuid, phone: &str, conf
 
 /// Banned for `nanos` from now; 0 lifts the ban.
 pub async fn ban_for(conn: &mut PgConnection, user_id: Uuid, nanos: i64) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE users SET banned_until = CASE WHEN $2::bigint > 0 THEN now() + make_interval(secs => $2::bigint / 1e9) END, \
-         updated_at = now() WHERE id = $1",
-    )
-    .bind(user_id)
-    .bind(nanos)
+    sqlx::query!("UPDATE users SET banned_until = CASE WHEN $2::bigint > 0 THEN now() + make_interval(secs => $2::bigint / 1e9) END, \
+         updated_at = now() WHERE id = $1", user_id, nanos)
     .execute(conn)
     .await?;
     Ok(())
@@ -336,18 +339,18 @@ pub struct Obfuscated {
 /// GoTrue's `SoftDeleteUser` on the row: contact details replaced, password and every pending code
 /// cleared, metadata emptied, `deleted_at` set.
 pub async fn soft_delete(conn: &mut PgConnection, user_id: Uuid, obfuscated: &Obfuscated) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET email = $2, phone = $3, email_change = $4, phone_change = $5, encrypted_password = NULL, \
            confirmation_token = '', recovery_token = '', email_change_token_current = '', \
            email_change_token_new = '', phone_change_token = '', deleted_at = now(), \
            raw_user_meta_data = '{}'::jsonb, raw_app_meta_data = '{}'::jsonb, updated_at = now() \
          WHERE id = $1",
+        user_id,
+        &obfuscated.email,
+        &obfuscated.phone,
+        &obfuscated.email_change,
+        &obfuscated.phone_change
     )
-    .bind(user_id)
-    .bind(&obfuscated.email)
-    .bind(&obfuscated.phone)
-    .bind(&obfuscated.email_change)
-    .bind(&obfuscated.phone_change)
     .execute(conn)
     .await?;
     Ok(())
@@ -356,11 +359,11 @@ pub async fn soft_delete(conn: &mut PgConnection, user_id: Uuid, obfuscated: &Ob
 /// The phone is confirmed (a sign-up under SMS autoconfirm, or its code verified); the
 /// confirmation code is spent.
 pub async fn confirm_phone(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET phone_confirmed_at = now(), confirmation_token = '', is_anonymous = false, \
          updated_at = now() WHERE id = $1",
+        user_id
     )
-    .bind(user_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -369,15 +372,15 @@ pub async fn confirm_phone(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Resu
 /// GoTrue's `UpdatePassword`: the new hash, and every pending code dies with the old password.
 /// (The caller also forgets the user's one-time tokens.)
 pub async fn change_password(conn: &mut PgConnection, user_id: Uuid, hash: &str) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET encrypted_password = $2, updated_at = now(), \
          confirmation_token = '', confirmation_sent_at = NULL, recovery_token = '', recovery_sent_at = NULL, \
          email_change_token_current = '', email_change_token_new = '', email_change_sent_at = NULL, \
          phone_change_token = '', phone_change_sent_at = NULL, \
          reauthentication_token = '', reauthentication_sent_at = NULL WHERE id = $1",
+        user_id,
+        hash
     )
-    .bind(user_id)
-    .bind(hash)
     .execute(conn)
     .await?;
     Ok(())
@@ -392,14 +395,14 @@ pub async fn begin_email_change(
     new_address_hash: &str,
     current_address_hash: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET email_change = $2, email_change_token_new = $3, email_change_token_current = $4, \
          email_change_sent_at = now(), email_change_confirm_status = 0 WHERE id = $1",
+        user_id,
+        new_email,
+        new_address_hash,
+        current_address_hash
     )
-    .bind(user_id)
-    .bind(new_email)
-    .bind(new_address_hash)
-    .bind(current_address_hash)
     .execute(conn)
     .await?;
     Ok(())
@@ -411,24 +414,33 @@ pub async fn spend_one_email_change_code(
     user_id: Uuid,
     current_address: bool,
 ) -> sqlx::Result<()> {
-    let sql = if current_address {
-        "UPDATE users SET email_change_token_current = '', email_change_confirm_status = 1 WHERE id = $1"
+    if current_address {
+        sqlx::query!(
+            "UPDATE users SET email_change_token_current = '', email_change_confirm_status = 1 WHERE id = $1",
+            user_id
+        )
+        .execute(conn)
+        .await?;
     } else {
-        "UPDATE users SET email_change_token_new = '', email_change_confirm_status = 1 WHERE id = $1"
-    };
-    sqlx::query(sql).bind(user_id).execute(conn).await?;
+        sqlx::query!(
+            "UPDATE users SET email_change_token_new = '', email_change_confirm_status = 1 WHERE id = $1",
+            user_id
+        )
+        .execute(conn)
+        .await?;
+    }
     Ok(())
 }
 
 /// The email change is complete: the new address is the user's.
 pub async fn finish_email_change(conn: &mut PgConnection, user_id: Uuid, new_email: &str) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET email = $2, email_change = '', email_change_token_current = '', \
          email_change_token_new = '', email_change_confirm_status = 0, is_anonymous = false, updated_at = now() \
          WHERE id = $1",
+        user_id,
+        new_email
     )
-    .bind(user_id)
-    .bind(new_email)
     .execute(conn)
     .await?;
     Ok(())
@@ -436,12 +448,12 @@ pub async fn finish_email_change(conn: &mut PgConnection, user_id: Uuid, new_ema
 
 /// The phone change is complete: the new number is the user's, confirmed.
 pub async fn finish_phone_change(conn: &mut PgConnection, user_id: Uuid, new_phone: &str) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET phone = $2, phone_change = '', phone_change_token = '', phone_confirmed_at = now(), \
          is_anonymous = false, updated_at = now() WHERE id = $1",
+        user_id,
+        new_phone
     )
-    .bind(user_id)
-    .bind(new_phone)
     .execute(conn)
     .await?;
     Ok(())
@@ -456,31 +468,41 @@ pub async fn adopt_contact(
     address: &str,
     app_metadata_patch: Value,
 ) -> sqlx::Result<()> {
-    let sql = match provider {
+    match provider {
         Provider::Email => {
-            "UPDATE users SET email = $2, email_confirmed_at = now(), is_anonymous = false, email_change = '', \
-             updated_at = now(), raw_app_meta_data = COALESCE(raw_app_meta_data, '{}'::jsonb) || $3 WHERE id = $1"
+            sqlx::query!(
+                "UPDATE users SET email = $2, email_confirmed_at = now(), is_anonymous = false, email_change = '', \
+             updated_at = now(), raw_app_meta_data = COALESCE(raw_app_meta_data, '{}'::jsonb) || $3 WHERE id = $1",
+                user_id,
+                address,
+                app_metadata_patch
+            )
+            .execute(conn)
+            .await?
         }
         Provider::Phone => {
-            "UPDATE users SET phone = $2, phone_confirmed_at = now(), is_anonymous = false, phone_change = '', \
-             updated_at = now(), raw_app_meta_data = COALESCE(raw_app_meta_data, '{}'::jsonb) || $3 WHERE id = $1"
+            sqlx::query!(
+                "UPDATE users SET phone = $2, phone_confirmed_at = now(), is_anonymous = false, phone_change = '', \
+             updated_at = now(), raw_app_meta_data = COALESCE(raw_app_meta_data, '{}'::jsonb) || $3 WHERE id = $1",
+                user_id,
+                address,
+                app_metadata_patch
+            )
+            .execute(conn)
+            .await?
         }
     };
-    sqlx::query(sql)
-        .bind(user_id)
-        .bind(address)
-        .bind(sqlx::types::Json(app_metadata_patch))
-        .execute(conn)
-        .await?;
     Ok(())
 }
 
 /// The recovery code was used.
 pub async fn spend_recovery_code(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET recovery_token = '', updated_at = now() WHERE id = $1")
-        .bind(user_id)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE users SET recovery_token = '', updated_at = now() WHERE id = $1",
+        user_id
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -496,24 +518,37 @@ pub async fn store_code_if_due(
     phone_change: Option<&str>,
     interval: std::time::Duration,
 ) -> sqlx::Result<bool> {
-    let (token_column, sent_column) = (kind.as_sql(), kind.sent_column());
-    let set_phone_change = if phone_change.is_some() {
-        ", phone_change = $4"
-    } else {
-        ""
-    };
-    // The column names come from the enum above, never from input.
-    let sql = format!(
-        "UPDATE users SET {token_column} = $2, {sent_column} = now(), updated_at = now(){set_phone_change} \
-         WHERE id = $1 AND ({sent_column} IS NULL OR {sent_column} + make_interval(secs => $3) <= now())"
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user_id)
-        .bind(hash)
-        .bind(interval.as_secs_f64());
-    if let Some(phone) = phone_change {
-        query = query.bind(phone);
+    // One statement per column pair, so the compiler checks each; `$4` (the new number) is only
+    // written for a phone change.
+    macro_rules! store_if_due {
+        ($token:tt, $sent:tt) => {
+            sqlx::query!(
+                "UPDATE users SET "
+                    + $token
+                    + " = $2, "
+                    + $sent
+                    + " = now(), updated_at = now(), \
+                   phone_change = CASE WHEN $4::text IS NULL THEN phone_change ELSE $4 END \
+                 WHERE id = $1 AND ("
+                    + $sent
+                    + " IS NULL OR "
+                    + $sent
+                    + " + make_interval(secs => $3) <= now())",
+                user_id,
+                hash,
+                interval.as_secs_f64(),
+                phone_change
+            )
+        };
     }
+    let query = match kind {
+        OneTimeTokenKind::Confirmation => store_if_due!("confirmation_token", "confirmation_sent_at"),
+        OneTimeTokenKind::Recovery => store_if_due!("recovery_token", "recovery_sent_at"),
+        OneTimeTokenKind::Reauthentication => store_if_due!("reauthentication_token", "reauthentication_sent_at"),
+        OneTimeTokenKind::EmailChangeNew => store_if_due!("email_change_token_new", "email_change_sent_at"),
+        OneTimeTokenKind::EmailChangeCurrent => store_if_due!("email_change_token_current", "email_change_sent_at"),
+        OneTimeTokenKind::PhoneChange => store_if_due!("phone_change_token", "phone_change_sent_at"),
+    };
     Ok(query.execute(conn).await?.rows_affected() > 0)
 }
 
@@ -525,14 +560,24 @@ pub async fn store_code(
     kind: OneTimeTokenKind,
     hash: &str,
 ) -> sqlx::Result<()> {
-    let (token_column, sent_column) = (kind.as_sql(), kind.sent_column());
-    // The column names come from the enum, never from input.
-    let sql = format!("UPDATE users SET {token_column} = $2, {sent_column} = now(), updated_at = now() WHERE id = $1");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user_id)
-        .bind(hash)
-        .execute(conn)
-        .await?;
+    macro_rules! store {
+        ($token:tt, $sent:tt) => {
+            sqlx::query!(
+                "UPDATE users SET " + $token + " = $2, " + $sent + " = now(), updated_at = now() WHERE id = $1",
+                user_id,
+                hash
+            )
+        };
+    }
+    let query = match kind {
+        OneTimeTokenKind::Confirmation => store!("confirmation_token", "confirmation_sent_at"),
+        OneTimeTokenKind::Recovery => store!("recovery_token", "recovery_sent_at"),
+        OneTimeTokenKind::Reauthentication => store!("reauthentication_token", "reauthentication_sent_at"),
+        OneTimeTokenKind::EmailChangeNew => store!("email_change_token_new", "email_change_sent_at"),
+        OneTimeTokenKind::EmailChangeCurrent => store!("email_change_token_current", "email_change_sent_at"),
+        OneTimeTokenKind::PhoneChange => store!("phone_change_token", "phone_change_sent_at"),
+    };
+    query.execute(conn).await?;
     Ok(())
 }
 
@@ -545,18 +590,26 @@ pub async fn store_email_change_code(
     hash: &str,
     new_email: &str,
 ) -> sqlx::Result<()> {
-    let sql = if current_address {
-        "UPDATE users SET email_change_token_current = $2, email_change = $3, email_change_sent_at = now(), \
-         email_change_confirm_status = 0, updated_at = now() WHERE id = $1"
-    } else {
-        "UPDATE users SET email_change_token_new = $2, email_change = $3, email_change_sent_at = now(), \
-         email_change_confirm_status = 0, updated_at = now() WHERE id = $1"
-    };
-    sqlx::query(sql)
-        .bind(user_id)
-        .bind(hash)
-        .bind(new_email)
+    if current_address {
+        sqlx::query!(
+            "UPDATE users SET email_change_token_current = $2, email_change = $3, email_change_sent_at = now(), \
+             email_change_confirm_status = 0, updated_at = now() WHERE id = $1",
+            user_id,
+            hash,
+            new_email
+        )
         .execute(conn)
         .await?;
+    } else {
+        sqlx::query!(
+            "UPDATE users SET email_change_token_new = $2, email_change = $3, email_change_sent_at = now(), \
+             email_change_confirm_status = 0, updated_at = now() WHERE id = $1",
+            user_id,
+            hash,
+            new_email
+        )
+        .execute(conn)
+        .await?;
+    }
     Ok(())
 }
