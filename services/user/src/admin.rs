@@ -91,6 +91,18 @@ fn obfuscate_phone(id: Uuid, value: &str) -> String {
     obfuscate(id, value)[..15].to_string()
 }
 
+/// A user id the admin chose (`""` for a new one): a UUID, not the nil one.
+fn requested_user_id(text: &str) -> Result<Uuid, ServiceError> {
+    if text.is_empty() {
+        return Ok(Uuid::new_v4());
+    }
+    let id = Uuid::parse_str(text).map_err(|_| invalid("ID must conform to the uuid v4 format"))?;
+    if id.is_nil() {
+        return Err(invalid("ID cannot be a nil uuid"));
+    }
+    Ok(id)
+}
+
 /// `SELECT u.id FROM users u WHERE <the audience, and GoTrue's filter>`, to be ordered and cut by
 /// the caller. GoTrue's filter: email LIKE or user_metadata.full_name ILIKE, both unescaped
 /// (trigram indexes serve it). Without a filter the statement names no pattern, so the planner
@@ -257,23 +269,7 @@ impl UserState {
             Some(aud) if !aud.is_empty() => aud.to_string(),
             _ => self.request_aud(request.context.as_ref()),
         };
-        let email = request.email.as_deref().unwrap_or_default();
-        let phone = request.phone.as_deref().unwrap_or_default();
-        if email.is_empty() && phone.is_empty() {
-            return Err(invalid("Cannot create a user without either an email or phone"));
-        }
-        let email = (!email.is_empty()).then(|| validate::email(email)).transpose()?;
-        let phone = (!phone.is_empty()).then(|| validate::phone(phone)).transpose()?;
-        if let Some(email) = &email
-            && users::find_by_email(&self.db, email, &aud).await?.is_some()
-        {
-            return Err(ServiceError::unprocessable(ErrorCode::EmailExists, DUPLICATE_EMAIL));
-        }
-        if let Some(phone) = &phone
-            && users::find_by_phone(&self.db, phone, &aud).await?.is_some()
-        {
-            return Err(ServiceError::unprocessable(ErrorCode::PhoneExists, DUPLICATE_PHONE));
-        }
+        let (email, phone) = self.new_contacts(&request, &aud).await?;
         let password = request.password.as_deref().filter(|p| !p.is_empty());
         let imported_hash = request.password_hash.as_deref().filter(|h| !h.is_empty());
         if request.password.is_some() && imported_hash.is_some() {
@@ -283,16 +279,7 @@ impl UserState {
         if let Some(hash) = imported_hash {
             check_importable_hash(hash).map_err(|e| invalid(format!("Invalid password hash: {e}")))?;
         }
-        let id = match request.user_id.as_str() {
-            "" => Uuid::new_v4(),
-            text => {
-                let id = Uuid::parse_str(text).map_err(|_| invalid("ID must conform to the uuid v4 format"))?;
-                if id.is_nil() {
-                    return Err(invalid("ID cannot be a nil uuid"));
-                }
-                id
-            }
-        };
+        let id = requested_user_id(&request.user_id)?;
         let ban = ban_duration(request.ban_duration.as_deref())?;
         let user_metadata = match request.user_metadata_json.as_deref() {
             Some(json) if !json.is_empty() => parse_object(json, "user_metadata")?,
@@ -304,20 +291,8 @@ impl UserState {
         };
         let hash = match imported_hash {
             Some(hash) => hash.to_string(),
-            None => {
-                // No password: GoTrue gives the account a random one nobody knows.
-                let random;
-                let password = match password {
-                    Some(password) => password,
-                    None => {
-                        random = crate::send::random_password(&self.config.password.required_characters, 64);
-                        &random
-                    }
-                };
-                self.hasher.hash(password).await.map_err(ServiceError::internal)?
-            }
+            None => self.admin_password_hash(password).await?,
         };
-
         let providers: Vec<&str> = [email.as_ref().map(|_| "email"), phone.as_ref().map(|_| "phone")]
             .into_iter()
             .flatten()
@@ -351,23 +326,12 @@ impl UserState {
         store::users::insert_by_admin(&mut tx, new_user)
             .await
             .map_err(unique_violation)?;
-        if let Some(email) = &email {
-            store::identities::insert(
-                &mut tx,
-                id,
-                "email",
-                json!({"sub": id.to_string(), "email": email, "email_verified": false, "phone_verified": false}),
-            )
-            .await?;
-        }
-        if let Some(phone) = &phone {
-            store::identities::insert(
-                &mut tx,
-                id,
-                "phone",
-                json!({"sub": id.to_string(), "phone": phone, "email_verified": false, "phone_verified": false}),
-            )
-            .await?;
+        for (provider, address) in [("email", &email), ("phone", &phone)] {
+            if let Some(address) = address {
+                let data =
+                    json!({"sub": id.to_string(), provider: address, "email_verified": false, "phone_verified": false});
+                store::identities::insert(&mut tx, id, provider, data).await?;
+            }
         }
         if request.email_confirm && email.is_some() {
             store::users::confirm_email(&mut tx, id).await?;
@@ -383,6 +347,46 @@ impl UserState {
         let user = store::users::load(&mut tx, id).await?;
         tx.commit().await?;
         Ok(user.to_proto())
+    }
+
+    /// `POST /admin/users`' email and phone: at least one, each valid and not taken in `aud`.
+    async fn new_contacts(
+        &self,
+        request: &AdminUserAttributes,
+        aud: &str,
+    ) -> Result<(Option<String>, Option<String>), ServiceError> {
+        let email = request.email.as_deref().unwrap_or_default();
+        let phone = request.phone.as_deref().unwrap_or_default();
+        if email.is_empty() && phone.is_empty() {
+            return Err(invalid("Cannot create a user without either an email or phone"));
+        }
+        let email = (!email.is_empty()).then(|| validate::email(email)).transpose()?;
+        let phone = (!phone.is_empty()).then(|| validate::phone(phone)).transpose()?;
+        if let Some(email) = &email
+            && users::find_by_email(&self.db, email, aud).await?.is_some()
+        {
+            return Err(ServiceError::unprocessable(ErrorCode::EmailExists, DUPLICATE_EMAIL));
+        }
+        if let Some(phone) = &phone
+            && users::find_by_phone(&self.db, phone, aud).await?.is_some()
+        {
+            return Err(ServiceError::unprocessable(ErrorCode::PhoneExists, DUPLICATE_PHONE));
+        }
+        Ok((email, phone))
+    }
+
+    /// The hash of the admin's password, or of a random one nobody knows (GoTrue's choice when no
+    /// password is given).
+    async fn admin_password_hash(&self, password: Option<&str>) -> Result<String, ServiceError> {
+        let random;
+        let password = match password {
+            Some(password) => password,
+            None => {
+                random = crate::send::random_password(&self.config.password.required_characters, 64);
+                &random
+            }
+        };
+        self.hasher.hash(password).await.map_err(ServiceError::internal)
     }
 
     /// `PUT /admin/users/{id}`.

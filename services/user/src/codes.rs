@@ -10,104 +10,17 @@
 use auth_account::audit::{self, AuditAction};
 use auth_account::users::UserRecord;
 use auth_core::{ErrorCode, ServiceError};
-use auth_proto::notification::v1::EmailKind;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::code_purpose::{EmailCode, PhoneCode};
 use crate::outbox::{self, EmailContent};
 use crate::send_budget::{self, Budget};
 use crate::state::UserState;
 use crate::store;
-use crate::store::one_time_tokens::{self, OneTimeTokenKind};
-
-/// The emails that carry a code for the user's own address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailCode {
-    /// Sign-up confirmation (also what an unconfirmed user gets for a magic link).
-    Confirmation,
-    Recovery,
-    MagicLink,
-    Reauthentication,
-    /// An admin's invitation (`/invite`): the confirmation code, sent whenever the admin asks.
-    Invite,
-}
-
-impl EmailCode {
-    fn token_kind(self) -> OneTimeTokenKind {
-        match self {
-            Self::Confirmation | Self::Invite => OneTimeTokenKind::Confirmation,
-            Self::Recovery | Self::MagicLink => OneTimeTokenKind::Recovery,
-            Self::Reauthentication => OneTimeTokenKind::Reauthentication,
-        }
-    }
-
-    fn email_kind(self) -> EmailKind {
-        match self {
-            Self::Confirmation => EmailKind::Confirmation,
-            Self::Recovery => EmailKind::Recovery,
-            Self::MagicLink => EmailKind::MagicLink,
-            Self::Reauthentication => EmailKind::Reauthentication,
-            Self::Invite => EmailKind::Invite,
-        }
-    }
-
-    /// The `type` of the emailed link.
-    fn link_type(self) -> &'static str {
-        match self {
-            Self::Confirmation => "signup",
-            Self::Recovery => "recovery",
-            Self::MagicLink => "magiclink",
-            Self::Reauthentication => "reauthenticate",
-            Self::Invite => "invite",
-        }
-    }
-
-    fn last_sent(self, user: &UserRecord) -> Option<DateTime<Utc>> {
-        match self {
-            Self::Confirmation | Self::Invite => user.confirmation_sent_at,
-            Self::Recovery | Self::MagicLink => user.recovery_sent_at,
-            Self::Reauthentication => user.reauthentication_sent_at,
-        }
-    }
-
-    /// The shortest time between two of these emails to one user (GoTrue does not limit invitations).
-    fn interval(self, max_frequency: std::time::Duration) -> std::time::Duration {
-        match self {
-            Self::Invite => std::time::Duration::ZERO,
-            _ => max_frequency,
-        }
-    }
-}
-
-/// The SMS codes, by where their hash is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PhoneCode {
-    /// Sign-up confirmation and SMS sign-in (`/otp`).
-    Confirmation,
-    /// A new number (`PUT /user {phone}`); the number is recorded as `phone_change`.
-    PhoneChange,
-    Reauthentication,
-}
-
-impl PhoneCode {
-    fn token_kind(self) -> OneTimeTokenKind {
-        match self {
-            Self::Confirmation => OneTimeTokenKind::Confirmation,
-            Self::PhoneChange => OneTimeTokenKind::PhoneChange,
-            Self::Reauthentication => OneTimeTokenKind::Reauthentication,
-        }
-    }
-
-    fn last_sent(self, user: &UserRecord) -> Option<DateTime<Utc>> {
-        match self {
-            Self::Confirmation => user.confirmation_sent_at,
-            Self::PhoneChange => user.phone_change_sent_at,
-            Self::Reauthentication => user.reauthentication_sent_at,
-        }
-    }
-}
+use crate::store::one_time_tokens;
 
 /// Where a code goes.
 pub enum Delivery<'a> {

@@ -14,6 +14,7 @@ use rand::distr::Alphanumeric;
 use serde_json::json;
 use sqlx::PgConnection;
 
+use crate::code_purpose::LinkType;
 use crate::invite::create_email_user;
 use crate::outbox;
 use crate::state::UserState;
@@ -23,55 +24,6 @@ use crate::update::merge;
 use crate::validate;
 
 const DUPLICATE_EMAIL: &str = "A user with this email address has already been registered";
-
-/// The link types GoTrue generates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LinkType {
-    Signup,
-    Invite,
-    MagicLink,
-    Recovery,
-    EmailChangeCurrent,
-    EmailChangeNew,
-}
-
-impl LinkType {
-    fn parse(text: &str) -> Result<Self, ServiceError> {
-        Ok(match text {
-            "signup" => Self::Signup,
-            "invite" => Self::Invite,
-            "magiclink" => Self::MagicLink,
-            "recovery" => Self::Recovery,
-            "email_change_current" => Self::EmailChangeCurrent,
-            "email_change_new" => Self::EmailChangeNew,
-            other => {
-                return Err(ServiceError::bad_request(
-                    ErrorCode::ValidationFailed,
-                    format!("Invalid email action link type requested: {other}"),
-                ));
-            }
-        })
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Signup => "signup",
-            Self::Invite => "invite",
-            Self::MagicLink => "magiclink",
-            Self::Recovery => "recovery",
-            Self::EmailChangeCurrent => "email_change_current",
-            Self::EmailChangeNew => "email_change_new",
-        }
-    }
-
-    /// The `type` the link carries to `/verify`.
-    fn verify_type(self) -> &'static str {
-        match self {
-            Self::EmailChangeCurrent | Self::EmailChangeNew => "email_change",
-            other => other.as_str(),
-        }
-    }
-}
 
 impl UserState {
     pub async fn generate_link(

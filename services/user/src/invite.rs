@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::codes::EmailCode;
+use crate::code_purpose::EmailCode;
 use crate::state::UserState;
 use crate::store;
 use crate::store::identities::Provider;

@@ -6,6 +6,7 @@
 mod account_cache;
 mod admin;
 mod audit_log;
+mod code_purpose;
 mod codes;
 mod compensate;
 mod generate_link;

@@ -16,7 +16,8 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use serde_json::json;
 
-use crate::codes::{Delivery, EmailCode, PhoneCode, Pkce};
+use crate::code_purpose::{EmailCode, PhoneCode};
+use crate::codes::{Delivery, Pkce};
 use crate::state::UserState;
 use crate::validate;
 
@@ -232,7 +233,6 @@ impl UserState {
 
     /// `POST /resend`.
     pub async fn resend(&self, request: ResendRequest) -> Result<SendResponse, ServiceError> {
-        let config = &self.config;
         let kind = request.r#type.as_str();
         match kind {
             "signup" | "email_change" => validate::pkce(&request.code_challenge_method, &request.code_challenge)?,
@@ -244,54 +244,7 @@ impl UserState {
                 ));
             }
         }
-        if request.email.is_empty() && kind == "signup" {
-            return Err(ServiceError::bad_request(
-                ErrorCode::ValidationFailed,
-                "Type provided requires an email address",
-            ));
-        }
-        if request.phone.is_empty() && kind == "sms" {
-            return Err(ServiceError::bad_request(
-                ErrorCode::ValidationFailed,
-                "Type provided requires a phone number",
-            ));
-        }
-        let aud = self.request_aud(request.context.as_ref());
-        let user = match (request.email.is_empty(), request.phone.is_empty()) {
-            (false, false) => {
-                return Err(ServiceError::bad_request(
-                    ErrorCode::ValidationFailed,
-                    "Only an email address or phone number should be provided.",
-                ));
-            }
-            (false, true) => {
-                if !config.external.email_enabled {
-                    return Err(ServiceError::bad_request(
-                        ErrorCode::EmailProviderDisabled,
-                        "Email logins are disabled",
-                    ));
-                }
-                let email = validate::email(&request.email)?;
-                users::find_by_email(&self.db, &email, &aud).await?
-            }
-            (true, false) => {
-                if !config.external.phone_enabled {
-                    return Err(ServiceError::bad_request(
-                        ErrorCode::PhoneProviderDisabled,
-                        "Phone logins are disabled",
-                    ));
-                }
-                let phone = validate::phone(&request.phone)?;
-                users::find_by_phone(&self.db, &phone, &aud).await?
-            }
-            (true, true) => {
-                return Err(ServiceError::bad_request(
-                    ErrorCode::ValidationFailed,
-                    "Missing email address or phone number",
-                ));
-            }
-        };
-        let Some(user) = user else {
+        let Some(user) = self.resend_addressee(&request, kind).await? else {
             return Ok(nothing_sent());
         };
         let pending = match kind {
@@ -344,6 +297,58 @@ impl UserState {
         tx.commit().await?;
         self.relay.nudge();
         Ok(sent(message_id))
+    }
+
+    /// The user a resend is for, named by exactly one of email and phone (`None`: unknown, and
+    /// nothing is sent, as GoTrue answers).
+    async fn resend_addressee(&self, request: &ResendRequest, kind: &str) -> Result<Option<UserRecord>, ServiceError> {
+        if request.email.is_empty() && kind == "signup" {
+            return Err(ServiceError::bad_request(
+                ErrorCode::ValidationFailed,
+                "Type provided requires an email address",
+            ));
+        }
+        if request.phone.is_empty() && kind == "sms" {
+            return Err(ServiceError::bad_request(
+                ErrorCode::ValidationFailed,
+                "Type provided requires a phone number",
+            ));
+        }
+        let aud = self.request_aud(request.context.as_ref());
+        Ok(match (request.email.is_empty(), request.phone.is_empty()) {
+            (false, false) => {
+                return Err(ServiceError::bad_request(
+                    ErrorCode::ValidationFailed,
+                    "Only an email address or phone number should be provided.",
+                ));
+            }
+            (false, true) => {
+                if !self.config.external.email_enabled {
+                    return Err(ServiceError::bad_request(
+                        ErrorCode::EmailProviderDisabled,
+                        "Email logins are disabled",
+                    ));
+                }
+                let email = validate::email(&request.email)?;
+                users::find_by_email(&self.db, &email, &aud).await?
+            }
+            (true, false) => {
+                if !self.config.external.phone_enabled {
+                    return Err(ServiceError::bad_request(
+                        ErrorCode::PhoneProviderDisabled,
+                        "Phone logins are disabled",
+                    ));
+                }
+                let phone = validate::phone(&request.phone)?;
+                users::find_by_phone(&self.db, &phone, &aud).await?
+            }
+            (true, true) => {
+                return Err(ServiceError::bad_request(
+                    ErrorCode::ValidationFailed,
+                    "Missing email address or phone number",
+                ));
+            }
+        })
     }
 
     /// `GET /reauthenticate`: a code to the confirmed email (or phone) of the signed-in user, for

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::codes::{EmailCode, PhoneCode};
+use crate::code_purpose::{EmailCode, PhoneCode};
 use crate::compensate;
 use crate::state::UserState;
 use crate::store;

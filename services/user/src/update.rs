@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 use subtle::ConstantTimeEq;
 
-use crate::codes::{PhoneCode, check_frequency};
+use crate::code_purpose::PhoneCode;
+use crate::codes::check_frequency;
 use crate::notifications;
 use crate::outbox::{self, EmailContent};
 use crate::state::UserState;

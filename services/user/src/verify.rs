@@ -14,12 +14,12 @@ use sqlx::PgConnection;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::code_purpose::{OneTimeTokenKind, VerifyType};
 use crate::notifications;
 use crate::otp_failures;
 use crate::outbox;
 use crate::state::UserState;
 use crate::store;
-use crate::store::one_time_tokens::OneTimeTokenKind;
 use crate::validate;
 
 const LINK_INVALID: &str = "Email link is invalid or has expired";
@@ -27,72 +27,6 @@ const CODE_INVALID: &str = "Token has expired or is invalid";
 /// Secure email change: the answer to the first of the two confirmations.
 pub const SINGLE_CONFIRMATION_ACCEPTED: &str =
     "Confirmation link accepted. Please proceed to confirm link sent to the other email";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum VerifyType {
-    Signup,
-    Invite,
-    Recovery,
-    MagicLink,
-    /// An emailed code of either kind: the sign-up confirmation or the magic link.
-    Email,
-    EmailChange,
-    Sms,
-    PhoneChange,
-}
-
-impl VerifyType {
-    fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "signup" => Self::Signup,
-            "invite" => Self::Invite,
-            "recovery" => Self::Recovery,
-            "magiclink" => Self::MagicLink,
-            "email" => Self::Email,
-            "email_change" => Self::EmailChange,
-            "sms" => Self::Sms,
-            "phone_change" => Self::PhoneChange,
-            _ => return None,
-        })
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Signup => "signup",
-            Self::Invite => "invite",
-            Self::Recovery => "recovery",
-            Self::MagicLink => "magiclink",
-            Self::Email => "email",
-            Self::EmailChange => "email_change",
-            Self::Sms => "sms",
-            Self::PhoneChange => "phone_change",
-        }
-    }
-
-    /// The `one_time_tokens` kinds a link of this type may name; `None` for SMS types, which have
-    /// no links.
-    fn link_token_kinds(self) -> Option<&'static [&'static str]> {
-        Some(match self {
-            Self::Email => &["confirmation_token", "recovery_token"],
-            Self::Signup | Self::Invite => &["confirmation_token"],
-            Self::Recovery | Self::MagicLink => &["recovery_token"],
-            Self::EmailChange => &["email_change_token_current", "email_change_token_new"],
-            Self::Sms | Self::PhoneChange => return None,
-        })
-    }
-
-    /// GoTrue's authentication method for a PKCE flow of this type (`ParseAuthenticationMethod`).
-    fn flow_method(self) -> &'static str {
-        match self {
-            Self::Signup | Self::Email => "email/signup",
-            Self::Invite => "invite",
-            Self::Recovery => "recovery",
-            Self::MagicLink => "magiclink",
-            Self::EmailChange => "email_change",
-            Self::Sms | Self::PhoneChange => "otp",
-        }
-    }
-}
 
 /// The user columns a verification reads: the pending codes and when each was sent.
 #[derive(Debug, sqlx::FromRow)]
@@ -353,12 +287,12 @@ impl UserState {
         token_hash: &str,
         verify_type: VerifyType,
     ) -> Result<(PendingCodes, VerifyType), ServiceError> {
-        let kinds = verify_type.link_token_kinds().unwrap_or_default();
+        let kinds = token_type_names(verify_type.link_token_kinds());
         let user_id: Uuid = sqlx::query_scalar!(
             "SELECT user_id FROM one_time_tokens WHERE token_hash = $1 \
              AND token_type::text = ANY($2) LIMIT 1 FOR UPDATE",
             token_hash,
-            kinds as _
+            &kinds as _
         )
         .fetch_optional(&mut *conn)
         .await?
@@ -396,11 +330,11 @@ impl UserState {
         token_hash: &str,
         verify_type: Option<VerifyType>,
     ) -> Result<Option<Uuid>, ServiceError> {
-        let kinds = verify_type.and_then(VerifyType::link_token_kinds).unwrap_or_default();
+        let kinds = token_type_names(verify_type.and_then(VerifyType::link_token_kinds));
         Ok(sqlx::query_scalar!(
             "SELECT user_id FROM one_time_tokens WHERE token_hash = $1 AND token_type::text = ANY($2) LIMIT 1",
             token_hash,
-            kinds as _
+            &kinds as _
         )
         .fetch_optional(&self.db)
         .await?)
@@ -668,6 +602,11 @@ impl UserState {
         store::one_time_tokens::delete_all(conn, user.id).await?;
         Ok(Verified::User(user.id))
     }
+}
+
+/// The `one_time_tokens.token_type` values of `kinds` (none: matches nothing).
+fn token_type_names(kinds: Option<&[OneTimeTokenKind]>) -> Vec<&'static str> {
+    kinds.unwrap_or_default().iter().map(|kind| kind.as_sql()).collect()
 }
 
 async fn lock_user(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<PendingCodes>> {
