@@ -49,6 +49,8 @@ pub enum Limiter {
     Resend,
     MagicLink,
     Otp,
+    FactorChallenge,
+    FactorVerify,
 }
 
 impl Limiter {
@@ -63,6 +65,8 @@ impl Limiter {
             Limiter::Resend => "resend",
             Limiter::MagicLink => "magiclink",
             Limiter::Otp => "otp",
+            Limiter::FactorChallenge => "factor_challenge",
+            Limiter::FactorVerify => "factor_verify",
         }
     }
 }

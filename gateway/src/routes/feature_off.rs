@@ -1,16 +1,15 @@
 //! GoTrue's answers for features that are switched off: SAML (`/sso`, `/sso/saml/*`), manual identity
-//! linking (`/user/identities/*`), Web3 and `id_token` sign-in for providers that are not enabled,
-//! and the authentication every `/factors` route asks for first.
+//! linking (`/user/identities/*`), Web3 and `id_token` sign-in for providers that are not enabled.
 //!
 //! Clients (and the official test suites) probe these answers, so they must be GoTrue's even where
 //! the suite does not serve the feature yet. Where a feature is switched on but not built here (SAML,
-//! manual linking, MFA enrolment, id_token and Web3 sign-in with an enabled provider), the answer
-//! says so plainly instead of pretending it is off. The SSO and MFA issues replace those answers.
+//! manual linking, id_token and Web3 sign-in with an enabled provider), the answer
+//! says so plainly instead of pretending it is off. The SSO issue replaces those answers.
 
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
+use axum::routing::{delete, get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, StatusCode};
@@ -31,8 +30,6 @@ pub fn router() -> Router<AppState> {
         .route("/sso/saml/acs", post(saml_route))
         .route("/user/identities/authorize", get(manual_linking_route))
         .route("/user/identities/{identity_id}", delete(manual_linking_route))
-        .route("/factors", any(factors_route))
-        .route("/factors/{*rest}", any(factors_route))
 }
 
 /// Not built yet, although the operator switched it on.
@@ -70,12 +67,6 @@ async fn manual_linking_route(State(state): State<AppState>, headers: HeaderMap)
             "Manual linking is disabled",
         )
     })
-}
-
-/// Every `/factors` route authenticates first (401 `no_authorization` without a token).
-async fn factors_route(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    require_authentication(&state, &headers).await?;
-    Err(not_served("Multi-factor authentication (/factors)"))
 }
 
 async fn require_authentication(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {

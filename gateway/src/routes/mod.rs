@@ -4,6 +4,7 @@
 mod admin;
 mod admin_audit;
 mod admin_factors;
+mod factors;
 mod feature_off;
 pub mod general;
 mod generate_link;
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .merge(admin::router())
         .merge(admin_audit::router())
         .merge(admin_factors::router())
+        .merge(factors::router())
         .merge(generate_link::router())
         .merge(well_known::router())
         .merge(signup::router())
@@ -93,6 +95,7 @@ async fn rate_limit(state: &AppState, headers: &HeaderMap, limiter: Limiter) -> 
         Limiter::Token => limits.token,
         Limiter::AnonymousSignup => limits.anonymous_users,
         Limiter::Verify => limits.verify,
+        Limiter::FactorChallenge | Limiter::FactorVerify => limits.mfa_challenge_and_verify,
         Limiter::Signup
         | Limiter::UserUpdate
         | Limiter::Recover

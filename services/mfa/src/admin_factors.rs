@@ -21,16 +21,8 @@ use auth_proto::mfa::v1::{
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::factors::amr_method;
 use crate::state::MfaState;
-
-/// The `amr` method a factor steps a session up with (GoTrue's `amrMethodForFactorType`).
-fn amr_method(factor_type: &str) -> &'static str {
-    match factor_type {
-        "phone" => "mfa/phone",
-        "webauthn" => "mfa/webauthn",
-        _ => "totp",
-    }
-}
 
 fn parse_id(text: &str, name: &str) -> Result<Uuid, ServiceError> {
     Uuid::parse_str(text)

@@ -1,10 +1,11 @@
 //! gRPC handlers: authenticate, call the domain, encode. No logic lives here.
 
-use auth_proto::common::v1::Factor;
+use auth_proto::common::v1::{Factor, SessionTokens};
 use auth_proto::mfa::v1::mfa_service_server::MfaService;
 use auth_proto::mfa::v1::{
     AdminFactorRequest, AdminListFactorsRequest, AdminListFactorsResponse, AdminUpdateFactorRequest,
-    DeleteUserFactorsRequest, DeleteUserFactorsResponse,
+    ChallengeFactorRequest, ChallengeFactorResponse, DeleteUserFactorsRequest, DeleteUserFactorsResponse,
+    EnrollFactorRequest, EnrollFactorResponse, UnenrollFactorRequest, UnenrollFactorResponse, VerifyFactorRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -16,6 +17,44 @@ pub struct MfaGrpc {
 
 #[tonic::async_trait]
 impl MfaService for MfaGrpc {
+    #[tracing::instrument(skip_all)]
+    async fn enroll(&self, request: Request<EnrollFactorRequest>) -> Result<Response<EnrollFactorResponse>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.enroll(&principal, request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn challenge(
+        &self,
+        request: Request<ChallengeFactorRequest>,
+    ) -> Result<Response<ChallengeFactorResponse>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.challenge(&principal, request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn verify(&self, request: Request<VerifyFactorRequest>) -> Result<Response<SessionTokens>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.verify(&principal, request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn unenroll(
+        &self,
+        request: Request<UnenrollFactorRequest>,
+    ) -> Result<Response<UnenrollFactorResponse>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(
+            self.state.unenroll(&principal, request.into_inner()).await?,
+        ))
+    }
+
     #[tracing::instrument(skip_all)]
     async fn admin_list_factors(
         &self,

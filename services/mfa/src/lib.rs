@@ -1,10 +1,13 @@
-//! The MFA service: TOTP, phone and WebAuthn factors. It owns `mfa_factors` and `mfa_challenges`.
-//! Today it serves the admin factor API; enrolment, challenges and verification arrive with the
-//! MFA flows. Sessions are the token service's: removing a factor asks it to downgrade them.
+//! The MFA service: TOTP, phone and WebAuthn factors. It owns `mfa_factors`, `mfa_challenges` and
+//! `suite_totp_accepted_steps`. It serves a user's own factors (`factors.rs`) and the admin factor
+//! API (`admin_factors.rs`). Sessions are the token service's: a verification asks it to step the
+//! session up, removing a factor asks it to downgrade them.
 
 mod admin_factors;
+mod factors;
 mod grpc;
 mod state;
+mod totp;
 
 use auth_core::runtime::ServiceContext;
 use auth_proto::mfa::v1::mfa_service_server::MfaServiceServer;

@@ -6,8 +6,9 @@ use auth_account::jwt::JwtKeys;
 use auth_account::principal::{self, Principal};
 use auth_core::grpc::TracedChannel;
 use auth_core::{Config, ServiceError};
-use auth_proto::token::v1::DowngradeFactorSessionsRequest;
+use auth_proto::common::v1 as pb;
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
+use auth_proto::token::v1::{DowngradeFactorSessionsRequest, StepUpSessionRequest};
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
@@ -59,5 +60,33 @@ impl MfaState {
             .await
             .map_err(ServiceError::forwarded)?;
         Ok(response.into_inner().downgraded)
+    }
+
+    /// Asks the token service to step the caller's session up with a factor just verified.
+    pub async fn step_up_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        factor_id: Uuid,
+        authentication_method: &str,
+    ) -> Result<pb::SessionTokens, ServiceError> {
+        let token = principal::service_token(&self.keys, &self.config).map_err(ServiceError::internal)?;
+        let request = principal::with_bearer(
+            tonic::Request::new(StepUpSessionRequest {
+                user_id: user_id.to_string(),
+                session_id: session_id.to_string(),
+                factor_id: factor_id.to_string(),
+                authentication_method: authentication_method.to_string(),
+                context: None,
+            }),
+            &token,
+        );
+        let response = self
+            .token
+            .clone()
+            .step_up_session(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
+        Ok(response.into_inner())
     }
 }

@@ -10,7 +10,8 @@ use auth_proto::token::v1::{
     CreateFlowStateRequest, CreateFlowStateResponse, DowngradeFactorSessionsRequest, DowngradeFactorSessionsResponse,
     ExchangeAuthCodeRequest, GetJwksRequest, GetJwksResponse, IssueAuthCodeRequest, IssueAuthCodeResponse,
     IssueSessionRequest, LogoutRequest, LogoutResponse, RefreshSessionRequest, RevokeSessionsRequest,
-    RevokeSessionsResponse, VerifyAccessTokenRequest, VerifyAccessTokenResponse, token_service_server::TokenService,
+    RevokeSessionsResponse, StepUpSessionRequest, VerifyAccessTokenRequest, VerifyAccessTokenResponse,
+    token_service_server::TokenService,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -152,6 +153,22 @@ impl TokenService for TokenGrpc {
             .downgrade_factor_sessions(user_id, factor_id, &body.authentication_method)
             .await?;
         Ok(Response::new(DowngradeFactorSessionsResponse { downgraded }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn step_up_session(&self, request: Request<StepUpSessionRequest>) -> Result<Response<SessionTokens>, Status> {
+        self.authenticate(&request).await?.require_admin()?;
+        let body = request.into_inner();
+        let tokens = self
+            .state
+            .step_up_session(
+                parse_uuid(&body.user_id, "user_id")?,
+                parse_uuid(&body.session_id, "session_id")?,
+                parse_uuid(&body.factor_id, "factor_id")?,
+                &body.authentication_method,
+            )
+            .await?;
+        Ok(Response::new(tokens))
     }
 
     #[tracing::instrument(skip_all)]

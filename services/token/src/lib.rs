@@ -7,6 +7,7 @@ pub mod jwks;
 mod refresh;
 pub mod refresh_token;
 mod session;
+mod step_up;
 
 use auth_core::runtime::ServiceContext;
 use auth_proto::token::v1::token_service_server::TokenServiceServer;

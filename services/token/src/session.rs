@@ -178,7 +178,10 @@ impl TokenState {
             [only] => only.provider.strip_prefix("sso:").map(str::to_string),
             _ => None,
         };
-        let mut amr: Vec<AmrEntry> = rows
+        // Newest first; claims made within one second keep their true order.
+        let mut rows = rows;
+        rows.sort_by_key(|claim| std::cmp::Reverse(claim.at));
+        let amr: Vec<AmrEntry> = rows
             .into_iter()
             .map(|claim| AmrEntry {
                 provider: (claim.method == "sso/saml").then(|| sso_provider.clone()).flatten(),
@@ -186,7 +189,6 @@ impl TokenState {
                 timestamp: claim.at.map_or(0, |t| t.timestamp()),
             })
             .collect();
-        amr.sort_by_key(|entry| std::cmp::Reverse(entry.timestamp));
 
         let now = Utc::now();
         let mut expires_at = now.timestamp() + i64::try_from(self.config.jwt.exp).unwrap_or(i64::MAX / 2);

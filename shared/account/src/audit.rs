@@ -30,6 +30,12 @@ pub enum AuditAction {
     TokenRefreshed,
     FactorDeleted,
     FactorUpdated,
+    /// GoTrue's `EnrollFactorAction`
+    FactorInProgress,
+    FactorUnenrolled,
+    ChallengeCreated,
+    /// GoTrue's `VerifyFactorAction` (written for successful verifications)
+    VerificationAttempted,
 }
 
 impl AuditAction {
@@ -50,6 +56,10 @@ impl AuditAction {
             Self::TokenRefreshed => "token_refreshed",
             Self::FactorDeleted => "factor_deleted",
             Self::FactorUpdated => "factor_updated",
+            Self::FactorInProgress => "factor_in_progress",
+            Self::FactorUnenrolled => "factor_unenrolled",
+            Self::ChallengeCreated => "challenge_created",
+            Self::VerificationAttempted => "verification_attempted",
         }
     }
 
@@ -59,14 +69,19 @@ impl AuditAction {
             Self::Login | Self::Logout => "account",
             Self::UserSignedUp | Self::UserDeleted | Self::UserInvited => "team",
             Self::TokenRevoked | Self::TokenRefreshed => "token",
-            Self::FactorDeleted | Self::FactorUpdated => "factor",
+            Self::FactorDeleted
+            | Self::FactorUpdated
+            | Self::FactorInProgress
+            | Self::FactorUnenrolled
+            | Self::ChallengeCreated
+            | Self::VerificationAttempted => "factor",
             _ => "user",
         }
     }
 }
 
 /// GoTrue's audit payload for `action` by `actor`, as JSON text. For callers that write the entry
-/// as part of a larger statement (see [`INSERT_ENTRY`]).
+/// as part of a larger statement (the sign-in).
 pub fn payload(actor: &UserRecord, action: AuditAction, traits: Option<Value>) -> String {
     let actor = Actor {
         id: actor.id,

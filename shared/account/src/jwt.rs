@@ -74,6 +74,11 @@ impl VerifiedClaims {
         self.str("session_id").filter(|s| !s.is_empty())
     }
 
+    /// GoTrue's `is_anonymous` claim.
+    pub fn is_anonymous(&self) -> bool {
+        self.raw.get("is_anonymous").and_then(Value::as_bool).unwrap_or(false)
+    }
+
     pub fn aal(&self) -> &str {
         self.str("aal").unwrap_or("aal1")
     }

@@ -129,6 +129,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// `GOTRUE_PASSKEY_ENABLED`
     pub passkey_enabled: bool,
+    pub mfa: MfaConfig,
     pub log: LogConfig,
     pub tracing: TracingConfig,
     pub metrics: MetricsConfig,
@@ -459,6 +460,33 @@ pub struct SecurityConfig {
     pub manual_linking_enabled: bool,
 }
 
+/// `GOTRUE_MFA_*`: multi-factor authentication (GoTrue's `MFAConfiguration`).
+#[derive(Debug, Clone)]
+pub struct MfaConfig {
+    /// `GOTRUE_MFA_CHALLENGE_EXPIRY_DURATION` (seconds; at least and by default 300)
+    pub challenge_expiry: Duration,
+    /// `GOTRUE_MFA_FACTOR_EXPIRY_DURATION` (at least and by default 300 s): unverified factors
+    /// without a challenge that old are removed at the next enrolment.
+    pub factor_expiry: Duration,
+    /// `GOTRUE_MFA_MAX_ENROLLED_FACTORS` (10)
+    pub max_enrolled_factors: u32,
+    /// `GOTRUE_MFA_MAX_VERIFIED_FACTORS` (10)
+    pub max_verified_factors: u32,
+    /// `GOTRUE_MFA_TOTP_{ENROLL,VERIFY}_ENABLED` (both on by default)
+    pub totp: FactorSwitches,
+    /// `GOTRUE_MFA_PHONE_{ENROLL,VERIFY}_ENABLED` (off by default)
+    pub phone: FactorSwitches,
+    /// `GOTRUE_MFA_WEB_AUTHN_{ENROLL,VERIFY}_ENABLED` (off by default)
+    pub web_authn: FactorSwitches,
+}
+
+/// Whether one factor type may be enrolled and challenged/verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactorSwitches {
+    pub enroll: bool,
+    pub verify: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionsConfig {
     /// `GOTRUE_SESSIONS_TIMEBOX`: sessions end this long after they began.
@@ -494,6 +522,9 @@ pub struct RateLimitConfig {
     pub anonymous_users: IpRateLimit,
     /// `GOTRUE_RATE_LIMIT_VERIFY` (30 per 5 min, burst 30): `/verify`
     pub verify: IpRateLimit,
+    /// `GOTRUE_MFA_RATE_LIMIT_CHALLENGE_AND_VERIFY` (15 per minute, burst 30): each of
+    /// `/factors/{id}/challenge` and `/factors/{id}/verify`
+    pub mfa_challenge_and_verify: IpRateLimit,
     /// `GOTRUE_RATE_LIMIT_EMAIL_SENT` (30 per hour): emails the whole project may send.
     pub email_sent: SendRate,
     /// `GOTRUE_RATE_LIMIT_SMS_SENT` (30 per hour): SMS the whole project may send.
@@ -881,6 +912,12 @@ impl Config {
                 otp: r.ip_rate(&["GOTRUE_RATE_LIMIT_OTP"], 30.0, FIVE_MINUTES, Some(30.0)),
                 anonymous_users: r.ip_rate(&["GOTRUE_RATE_LIMIT_ANONYMOUS_USERS"], 30.0, ONE_HOUR, None),
                 verify: r.ip_rate(&["GOTRUE_RATE_LIMIT_VERIFY"], 30.0, FIVE_MINUTES, Some(30.0)),
+                mfa_challenge_and_verify: r.ip_rate(
+                    &["GOTRUE_MFA_RATE_LIMIT_CHALLENGE_AND_VERIFY"],
+                    15.0,
+                    Duration::from_secs(60),
+                    Some(30.0),
+                ),
                 email_sent: r.send_rate(&["GOTRUE_RATE_LIMIT_EMAIL_SENT"]),
                 sms_sent: r.send_rate(&["GOTRUE_RATE_LIMIT_SMS_SENT"]),
             },
@@ -889,6 +926,30 @@ impl Config {
                 private_key_next_configured: r.optional(&["GOTRUE_SAML_PRIVATE_KEY_NEXT"]).is_some(),
             },
             passkey_enabled: r.bool(&["GOTRUE_PASSKEY_ENABLED"], false),
+            mfa: MfaConfig {
+                // GoTrue raises values below its defaults to them.
+                challenge_expiry: Duration::from_secs_f64(
+                    r.parse::<f64>(&["GOTRUE_MFA_CHALLENGE_EXPIRY_DURATION"], 300.0)
+                        .clamp(300.0, 1e9),
+                ),
+                factor_expiry: r
+                    .duration(&["GOTRUE_MFA_FACTOR_EXPIRY_DURATION"], Duration::from_secs(300))
+                    .max(Duration::from_secs(300)),
+                max_enrolled_factors: r.parse(&["GOTRUE_MFA_MAX_ENROLLED_FACTORS"], 10),
+                max_verified_factors: r.parse(&["GOTRUE_MFA_MAX_VERIFIED_FACTORS"], 10),
+                totp: FactorSwitches {
+                    enroll: r.bool(&["GOTRUE_MFA_TOTP_ENROLL_ENABLED"], true),
+                    verify: r.bool(&["GOTRUE_MFA_TOTP_VERIFY_ENABLED"], true),
+                },
+                phone: FactorSwitches {
+                    enroll: r.bool(&["GOTRUE_MFA_PHONE_ENROLL_ENABLED"], false),
+                    verify: r.bool(&["GOTRUE_MFA_PHONE_VERIFY_ENABLED"], false),
+                },
+                web_authn: FactorSwitches {
+                    enroll: r.bool(&["GOTRUE_MFA_WEB_AUTHN_ENROLL_ENABLED"], false),
+                    verify: r.bool(&["GOTRUE_MFA_WEB_AUTHN_VERIFY_ENABLED"], false),
+                },
+            },
             log: LogConfig {
                 level: r.string(&["GOTRUE_LOG_LEVEL"], "info"),
                 format: log_format,
@@ -1380,6 +1441,24 @@ mod tests {
         assert_eq!(config.rate_limit.token.per_window, 150.0);
         assert_eq!(config.rate_limit.token.burst, 30.0);
         assert_eq!(config.rate_limit.anonymous_users.burst, 30.0);
+        let mfa = &config.mfa;
+        assert_eq!(mfa.challenge_expiry, Duration::from_secs(300));
+        assert_eq!(mfa.factor_expiry, Duration::from_secs(300));
+        assert_eq!((mfa.max_enrolled_factors, mfa.max_verified_factors), (10, 10));
+        assert_eq!((mfa.totp.enroll, mfa.totp.verify), (true, true));
+        assert_eq!((mfa.phone.enroll, mfa.web_authn.verify), (false, false));
+        assert_eq!(config.rate_limit.mfa_challenge_and_verify.per_window, 15.0);
+        assert_eq!(config.rate_limit.mfa_challenge_and_verify.burst, 30.0);
+    }
+
+    #[test]
+    fn mfa_expiries_are_raised_to_gotrues_minimum() {
+        let mut pairs = minimal();
+        pairs.push(("GOTRUE_MFA_CHALLENGE_EXPIRY_DURATION", "10"));
+        pairs.push(("GOTRUE_MFA_FACTOR_EXPIRY_DURATION", "1m"));
+        let config = Config::from_pairs(pairs).expect("valid");
+        assert_eq!(config.mfa.challenge_expiry, Duration::from_secs(300));
+        assert_eq!(config.mfa.factor_expiry, Duration::from_secs(300));
     }
 
     #[test]

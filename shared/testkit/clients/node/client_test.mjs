@@ -3,6 +3,20 @@
 // The suite must autoconfirm emails, allow anonymous sign-ins and sign with an asymmetric key.
 import assert from 'node:assert/strict'
 import { AuthClient } from '@supabase/auth-js'
+import { createHmac } from 'node:crypto'
+
+// RFC 6238 with GoTrue's settings (SHA-1, 6 digits, 30 s), as an authenticator app computes it.
+const totp = (base32Secret, offsetSeconds = 0) => {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+  let bits = ''
+  for (const char of base32Secret.replace(/=+$/, '')) bits += alphabet.indexOf(char).toString(2).padStart(5, '0')
+  const key = Buffer.from(bits.match(/.{8}/g).map((byte) => parseInt(byte, 2)))
+  const counter = Buffer.alloc(8)
+  counter.writeBigUInt64BE(BigInt(Math.floor((Date.now() / 1000 + offsetSeconds) / 30)))
+  const mac = createHmac('sha1', key).update(counter).digest()
+  const offset = mac[mac.length - 1] & 0xf
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1e6).padStart(6, '0')
+}
 
 const url = process.argv[2]
 assert.ok(url, 'usage: node client_test.mjs <gateway url>')
@@ -87,13 +101,52 @@ assert.equal(error, null, `refreshSession: ${error?.message}`)
 assert.notEqual(data.session.refresh_token, firstSession.refresh_token)
 assert.equal(data.user.id, userId)
 
+// MFA: a TOTP factor enrolled, challenged and verified with a code computed from its secret
+;({ data, error } = await auth.mfa.getAuthenticatorAssuranceLevel())
+assert.equal(error, null, `getAuthenticatorAssuranceLevel: ${error?.message}`)
+assert.equal(data.currentLevel, 'aal1')
+assert.equal(data.nextLevel, 'aal1')
+;({ data, error } = await auth.mfa.enroll({ factorType: 'totp', friendlyName: 'node app' }))
+assert.equal(error, null, `mfa.enroll: ${error?.message}`)
+assert.equal(data.type, 'totp')
+assert.equal(data.friendly_name, 'node app')
+assert.ok(data.totp.qr_code.startsWith('data:image/svg+xml;utf-8,') && data.totp.qr_code.includes('<svg'), data.totp.qr_code.slice(0, 40))
+assert.ok(data.totp.uri.startsWith('otpauth://totp/'))
+const factorId = data.id
+const secret = data.totp.secret
+;({ data, error } = await auth.mfa.challenge({ factorId }))
+assert.equal(error, null, `mfa.challenge: ${error?.message}`)
+const challengeId = data.id
+assert.ok(data.expires_at > Date.now() / 1000)
+;({ data, error } = await auth.mfa.verify({ factorId, challengeId, code: '000000' }))
+assert.equal(error?.status, 422)
+assert.equal(error?.code, 'mfa_verification_failed')
+;({ data, error } = await auth.mfa.verify({ factorId, challengeId, code: totp(secret) }))
+assert.equal(error, null, `mfa.verify: ${error?.message}`)
+assert.ok(data.access_token)
+;({ data, error } = await auth.mfa.getAuthenticatorAssuranceLevel())
+assert.equal(error, null)
+assert.equal(data.currentLevel, 'aal2')
+assert.equal(data.nextLevel, 'aal2')
+assert.ok(data.currentAuthenticationMethods.some((m) => m.method === 'totp'), JSON.stringify(data))
+;({ data, error } = await auth.mfa.listFactors())
+assert.equal(error, null, `mfa.listFactors: ${error?.message}`)
+assert.equal(data.totp.length, 1)
+assert.equal(data.totp[0].status, 'verified')
+// a code is accepted once: the next verification uses the next step's code
+;({ data, error } = await auth.mfa.challengeAndVerify({ factorId, code: totp(secret, 30) }))
+assert.equal(error, null, `mfa.challengeAndVerify: ${error?.message}`)
+;({ data, error } = await auth.mfa.unenroll({ factorId }))
+assert.equal(error, null, `mfa.unenroll: ${error?.message}`)
+assert.equal(data.id, factorId)
+
 // JWKS
 const jwks = await (await fetch(`${url}/.well-known/jwks.json`)).json()
 assert.equal(jwks.keys.length, 1)
 assert.equal(jwks.keys[0].d, undefined)
 
 // sign-out ends the session: its access token no longer works
-const lastToken = data.session.access_token
+const lastToken = (await auth.getSession()).data.session.access_token
 ;({ error } = await auth.signOut())
 assert.equal(error, null, `signOut: ${error?.message}`)
 ;({ data, error } = await auth.getUser(lastToken))

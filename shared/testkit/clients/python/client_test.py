@@ -2,7 +2,11 @@
 mismatch with what GoTrue would answer. Usage: python client_test.py <gateway url>
 The suite must autoconfirm emails, allow anonymous sign-ins and sign with an asymmetric key."""
 
+import base64
+import hashlib
+import hmac
 import random
+import struct
 import sys
 import time
 
@@ -25,6 +29,15 @@ def expect_error(call, status: int, code: str) -> AuthError:
         assert error.code == code, f"code {error.code} != {code}"
         return error
     raise AssertionError(f"expected {status} {code}")
+
+
+def totp(secret: str, offset_seconds: int = 0) -> str:
+    """RFC 6238 with GoTrue's settings (SHA-1, 6 digits, 30 s), as an authenticator app computes it."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    counter = struct.pack(">Q", int((time.time() + offset_seconds) // 30))
+    mac = hmac.new(key, counter, hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return f"{(struct.unpack('>I', mac[offset:offset + 4])[0] & 0x7FFFFFFF) % 10**6:06d}"
 
 
 auth = client()
@@ -62,6 +75,29 @@ expect_error(lambda: auth.update_user({"password": "123"}), 422, "weak_password"
 refreshed = auth.refresh_session()
 assert refreshed.session.refresh_token != first_refresh
 assert refreshed.user.id == user_id
+
+# MFA: a TOTP factor enrolled, challenged and verified with a code computed from its secret
+level = auth.mfa.get_authenticator_assurance_level()
+assert (level.current_level, level.next_level) == ("aal1", "aal1"), level
+enrolled = auth.mfa.enroll({"factor_type": "totp", "friendly_name": "py app"})
+assert enrolled.type == "totp"
+assert enrolled.totp.qr_code.startswith("data:image/svg+xml;utf-8,") and "<svg" in enrolled.totp.qr_code
+factor_id = enrolled.id
+challenge = auth.mfa.challenge({"factor_id": factor_id})
+expect_error(
+    lambda: auth.mfa.verify({"factor_id": factor_id, "challenge_id": challenge.id, "code": "000000"}),
+    422,
+    "mfa_verification_failed",
+)
+verified = auth.mfa.verify({"factor_id": factor_id, "challenge_id": challenge.id, "code": totp(enrolled.totp.secret)})
+assert verified.access_token
+level = auth.mfa.get_authenticator_assurance_level()
+assert (level.current_level, level.next_level) == ("aal2", "aal2"), level
+factors = auth.mfa.list_factors()
+assert len(factors.totp) == 1 and factors.totp[0].status == "verified"
+# a code is accepted once: the next verification uses the next step's code
+auth.mfa.challenge_and_verify({"factor_id": factor_id, "code": totp(enrolled.totp.secret, 30)})
+assert auth.mfa.unenroll({"factor_id": factor_id}).id == factor_id
 
 jwks = httpx.get(f"{url}/.well-known/jwks.json").json()
 assert len(jwks["keys"]) == 1 and "d" not in jwks["keys"][0]

@@ -17,6 +17,7 @@ mod compat_links;
 mod deploy_files;
 mod general;
 mod hardening;
+mod mfa;
 mod outbox;
 mod resilience;
 mod schema;

@@ -34,7 +34,8 @@ SELECT fact FROM (
     FROM pg_class r
     WHERE r.relnamespace = $1::regnamespace AND r.relkind = 'r'
 ) facts
--- the suite's own objects: its tables, and its indexes and functions (named suite_*)
-WHERE tbl NOT IN ('outbox_messages', 'notification_deliveries', 'send_rate_limits', 'suite_user_counts', 'suite_otp_failures', '_sqlx_migrations')
+-- the suite's own objects: its first tables, and every table, index and function named suite_*
+WHERE tbl NOT IN ('outbox_messages', 'notification_deliveries', 'send_rate_limits', '_sqlx_migrations')
+  AND tbl NOT LIKE 'suite\_%'
   AND fact NOT LIKE 'index suite\_%' AND fact NOT LIKE 'function suite\_%'
 ORDER BY fact
