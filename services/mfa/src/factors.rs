@@ -46,36 +46,62 @@ impl FactorType {
         }
     }
 
-    /// GoTrue's `ErrorCodeMFA*EnrollDisabled` answers.
-    fn enroll_disabled(self) -> ServiceError {
-        let (code, name) = match self {
-            Self::Totp => (ErrorCode::MfaTotpEnrollNotEnabled, "TOTP"),
-            Self::Phone => (ErrorCode::MfaPhoneEnrollNotEnabled, "Phone"),
-            Self::WebAuthn => (ErrorCode::MfaWebAuthnEnrollNotEnabled, "WebAuthn"),
-        };
-        ServiceError::unprocessable(code, format!("MFA enroll is disabled for {name}"))
+    /// How GoTrue's messages name the type.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Totp => "TOTP",
+            Self::Phone => "Phone",
+            Self::WebAuthn => "WebAuthn",
+        }
     }
 
+    fn enroll_code(self) -> ErrorCode {
+        match self {
+            Self::Totp => ErrorCode::MfaTotpEnrollNotEnabled,
+            Self::Phone => ErrorCode::MfaPhoneEnrollNotEnabled,
+            Self::WebAuthn => ErrorCode::MfaWebAuthnEnrollNotEnabled,
+        }
+    }
+
+    fn verify_code(self) -> ErrorCode {
+        match self {
+            Self::Totp => ErrorCode::MfaTotpVerifyNotEnabled,
+            Self::Phone => ErrorCode::MfaPhoneVerifyNotEnabled,
+            Self::WebAuthn => ErrorCode::MfaWebAuthnVerifyNotEnabled,
+        }
+    }
+
+    /// GoTrue's `ErrorCodeMFA*EnrollDisabled` answer.
+    fn enroll_disabled(self) -> ServiceError {
+        ServiceError::unprocessable(
+            self.enroll_code(),
+            format!("MFA enroll is disabled for {}", self.label()),
+        )
+    }
+
+    /// GoTrue's `ErrorCodeMFA*VerifyDisabled` answer.
     fn verify_disabled(self) -> ServiceError {
-        let (code, name) = match self {
-            Self::Totp => (ErrorCode::MfaTotpVerifyNotEnabled, "TOTP"),
-            Self::Phone => (ErrorCode::MfaPhoneVerifyNotEnabled, "Phone"),
-            Self::WebAuthn => (ErrorCode::MfaWebAuthnVerifyNotEnabled, "WebAuthn"),
-        };
-        ServiceError::unprocessable(code, format!("MFA verification is disabled for {name}"))
+        ServiceError::unprocessable(
+            self.verify_code(),
+            format!("MFA verification is disabled for {}", self.label()),
+        )
     }
 
     /// Switched on, but not served by this release yet.
     fn not_available(self) -> ServiceError {
-        let (code, name) = match self {
-            Self::Totp => (ErrorCode::MfaTotpEnrollNotEnabled, "TOTP"),
-            Self::Phone => (ErrorCode::MfaPhoneEnrollNotEnabled, "Phone"),
-            Self::WebAuthn => (ErrorCode::MfaWebAuthnEnrollNotEnabled, "WebAuthn"),
-        };
         ServiceError::unprocessable(
-            code,
-            format!("MFA with {name} factors is not available in this release yet"),
+            self.enroll_code(),
+            format!("MFA with {} factors is not available in this release yet", self.label()),
         )
+    }
+
+    /// The configured switches of this type.
+    fn switches(self, mfa: &auth_core::config::MfaConfig) -> auth_core::config::FactorSwitches {
+        match self {
+            Self::Totp => mfa.totp,
+            Self::Phone => mfa.phone,
+            Self::WebAuthn => mfa.web_authn,
+        }
     }
 }
 
@@ -121,12 +147,7 @@ impl MfaState {
     ) -> Result<EnrollFactorResponse, ServiceError> {
         let (user, _, aal2) = signed_in(principal)?;
         let factor_type = FactorType::parse(&request.factor_type).ok_or_else(invalid_factor_type)?;
-        let switches = match factor_type {
-            FactorType::Totp => self.config.mfa.totp,
-            FactorType::Phone => self.config.mfa.phone,
-            FactorType::WebAuthn => self.config.mfa.web_authn,
-        };
-        if !switches.enroll {
+        if !factor_type.switches(&self.config.mfa).enroll {
             return Err(factor_type.enroll_disabled());
         }
         if factor_type != FactorType::Totp {
@@ -280,12 +301,7 @@ impl MfaState {
     /// The factor's type, when its verification is switched on and served.
     fn verifiable(&self, factor: &OwnFactor) -> Result<FactorType, ServiceError> {
         let factor_type = FactorType::parse(&factor.factor_type).ok_or_else(invalid_factor_type)?;
-        let switches = match factor_type {
-            FactorType::Totp => self.config.mfa.totp,
-            FactorType::Phone => self.config.mfa.phone,
-            FactorType::WebAuthn => self.config.mfa.web_authn,
-        };
-        if !switches.verify {
+        if !factor_type.switches(&self.config.mfa).verify {
             return Err(factor_type.verify_disabled());
         }
         if factor_type != FactorType::Totp {

@@ -37,6 +37,12 @@ impl MfaState {
         principal::authenticate(metadata, &self.keys, &self.config, &self.db).await
     }
 
+    /// A call to the token service carrying this service's own short-lived `service_role` token.
+    fn as_service<T>(&self, body: T) -> Result<tonic::Request<T>, ServiceError> {
+        let token = principal::service_token(&self.keys, &self.config).map_err(ServiceError::internal)?;
+        Ok(principal::with_bearer(tonic::Request::new(body), &token))
+    }
+
     /// Asks the token service (the sessions' owner) to drop a removed factor's step-up.
     pub async fn downgrade_factor_sessions(
         &self,
@@ -44,15 +50,11 @@ impl MfaState {
         factor_id: Uuid,
         authentication_method: &str,
     ) -> Result<u64, ServiceError> {
-        let token = principal::service_token(&self.keys, &self.config).map_err(ServiceError::internal)?;
-        let request = principal::with_bearer(
-            tonic::Request::new(DowngradeFactorSessionsRequest {
-                user_id: user_id.to_string(),
-                factor_id: factor_id.to_string(),
-                authentication_method: authentication_method.to_string(),
-            }),
-            &token,
-        );
+        let request = self.as_service(DowngradeFactorSessionsRequest {
+            user_id: user_id.to_string(),
+            factor_id: factor_id.to_string(),
+            authentication_method: authentication_method.to_string(),
+        })?;
         let response = self
             .token
             .clone()
@@ -70,17 +72,13 @@ impl MfaState {
         factor_id: Uuid,
         authentication_method: &str,
     ) -> Result<pb::SessionTokens, ServiceError> {
-        let token = principal::service_token(&self.keys, &self.config).map_err(ServiceError::internal)?;
-        let request = principal::with_bearer(
-            tonic::Request::new(StepUpSessionRequest {
-                user_id: user_id.to_string(),
-                session_id: session_id.to_string(),
-                factor_id: factor_id.to_string(),
-                authentication_method: authentication_method.to_string(),
-                context: None,
-            }),
-            &token,
-        );
+        let request = self.as_service(StepUpSessionRequest {
+            user_id: user_id.to_string(),
+            session_id: session_id.to_string(),
+            factor_id: factor_id.to_string(),
+            authentication_method: authentication_method.to_string(),
+            context: None,
+        })?;
         let response = self
             .token
             .clone()

@@ -17,6 +17,24 @@ pub enum OneTimeTokenKind {
     PhoneChange,
 }
 
+/// `$statement!(token_column, sent_column)` for `$kind`'s pair of `users` columns, so a statement
+/// written once becomes one compile-time checked statement per kind (a column name cannot be a bound
+/// parameter). The one place that maps a kind to its columns.
+macro_rules! per_code_columns {
+    ($kind:expr, $statement:ident) => {{
+        use $crate::store::one_time_tokens::OneTimeTokenKind as Kind;
+        match $kind {
+            Kind::Confirmation => $statement!("confirmation_token", "confirmation_sent_at"),
+            Kind::Recovery => $statement!("recovery_token", "recovery_sent_at"),
+            Kind::Reauthentication => $statement!("reauthentication_token", "reauthentication_sent_at"),
+            Kind::EmailChangeNew => $statement!("email_change_token_new", "email_change_sent_at"),
+            Kind::EmailChangeCurrent => $statement!("email_change_token_current", "email_change_sent_at"),
+            Kind::PhoneChange => $statement!("phone_change_token", "phone_change_sent_at"),
+        }
+    }};
+}
+pub(crate) use per_code_columns;
+
 impl OneTimeTokenKind {
     /// The `one_time_token_type` value, which is also the `users` column holding the hash.
     pub fn as_sql(self) -> &'static str {

@@ -20,7 +20,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::identities::Provider;
-use super::one_time_tokens::OneTimeTokenKind;
+use super::one_time_tokens::{OneTimeTokenKind, per_code_columns};
 
 /// The user as it stands inside the caller's transaction (it must exist: the caller found or made it).
 pub async fn load(conn: &mut PgConnection, id: Uuid) -> Result<UserRecord, ServiceError> {
@@ -518,8 +518,7 @@ pub async fn store_code_if_due(
     phone_change: Option<&str>,
     interval: std::time::Duration,
 ) -> sqlx::Result<bool> {
-    // One statement per column pair, so the compiler checks each; `$4` (the new number) is only
-    // written for a phone change.
+    // `$4` (the new number) is only written for a phone change.
     macro_rules! store_if_due {
         ($token:tt, $sent:tt) => {
             sqlx::query!(
@@ -541,14 +540,7 @@ pub async fn store_code_if_due(
             )
         };
     }
-    let query = match kind {
-        OneTimeTokenKind::Confirmation => store_if_due!("confirmation_token", "confirmation_sent_at"),
-        OneTimeTokenKind::Recovery => store_if_due!("recovery_token", "recovery_sent_at"),
-        OneTimeTokenKind::Reauthentication => store_if_due!("reauthentication_token", "reauthentication_sent_at"),
-        OneTimeTokenKind::EmailChangeNew => store_if_due!("email_change_token_new", "email_change_sent_at"),
-        OneTimeTokenKind::EmailChangeCurrent => store_if_due!("email_change_token_current", "email_change_sent_at"),
-        OneTimeTokenKind::PhoneChange => store_if_due!("phone_change_token", "phone_change_sent_at"),
-    };
+    let query = per_code_columns!(kind, store_if_due);
     Ok(query.execute(conn).await?.rows_affected() > 0)
 }
 
@@ -569,14 +561,7 @@ pub async fn store_code(
             )
         };
     }
-    let query = match kind {
-        OneTimeTokenKind::Confirmation => store!("confirmation_token", "confirmation_sent_at"),
-        OneTimeTokenKind::Recovery => store!("recovery_token", "recovery_sent_at"),
-        OneTimeTokenKind::Reauthentication => store!("reauthentication_token", "reauthentication_sent_at"),
-        OneTimeTokenKind::EmailChangeNew => store!("email_change_token_new", "email_change_sent_at"),
-        OneTimeTokenKind::EmailChangeCurrent => store!("email_change_token_current", "email_change_sent_at"),
-        OneTimeTokenKind::PhoneChange => store!("phone_change_token", "phone_change_sent_at"),
-    };
+    let query = per_code_columns!(kind, store);
     query.execute(conn).await?;
     Ok(())
 }
