@@ -1,6 +1,6 @@
 //! `auth-bench sessions`: the request path. Reports, in one run: password sign-ins/s next to the hash-bound limit measured on this machine in
-//! the same run (cores ÷ the time of one argon2id verification), refreshes/s and `GET /user`/s, each
-//! with p50/p95/p99 latency, the CPU time each process (and Postgres, NATS and the load generator
+//! the same run (cores ÷ the time of one argon2id verification), refreshes/s, `GET /user`/s and TOTP
+//! step-ups/s (`/factors/{id}/challenge` + `/verify`), each with p50/p95/p99 latency, the CPU time each process (and Postgres, NATS and the load generator
 //! itself) spent per request in each phase, and the peak memory (VmHWM) of every process.
 
 use std::collections::BTreeMap;
@@ -17,6 +17,11 @@ pub(crate) const PASSWORD: &str = "bench-password-123";
 pub(crate) const SIGN_IN_CLIENTS: usize = 8;
 pub(crate) const CLIENTS: usize = 50;
 pub(crate) const USERS: usize = 50;
+/// TOTP step-ups run by this many clients, each over its own users.
+const TOTP_CLIENTS: usize = 20;
+/// A factor accepts each time step once, and at most three steps are valid at a time (±1), so
+/// every seeded factor serves three verifications; this many users per second of the phase.
+const TOTP_USERS_PER_SECOND: u64 = 150;
 
 pub(crate) struct Phase {
     pub(crate) name: &'static str,
@@ -282,6 +287,102 @@ pub(crate) async fn get_user_phase(
     .await
 }
 
+/// A user with a TOTP factor enrolled: its access token, factor and secret, and how many of the
+/// three codes valid at a time it has used.
+struct TotpUser {
+    token: String,
+    factor_id: String,
+    secret: totp_rs::Totp,
+    used: u64,
+}
+
+/// Signs up `count` users and enrols a TOTP factor for each.
+async fn seed_totp_users(http: &reqwest::Client, base: &str, count: u64, tag: &str) -> anyhow::Result<Vec<TotpUser>> {
+    let mut users = Vec::new();
+    for i in 0..count {
+        let session: Value = http
+            .post(format!("{base}/signup"))
+            .json(&json!({"email": format!("totp-{i}-{tag}@example.com"), "password": PASSWORD}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = session["access_token"].as_str().unwrap_or_default().to_string();
+        let factor: Value = http
+            .post(format!("{base}/factors"))
+            .bearer_auth(&token)
+            .json(&json!({"factor_type": "totp"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let secret = totp_rs::Secret::try_from_base32(factor["totp"]["secret"].as_str().unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!("enrolment answered no secret: {e:?} {factor}"))?;
+        users.push(TotpUser {
+            token,
+            factor_id: factor["id"].as_str().unwrap_or_default().to_string(),
+            secret: totp_rs::Builder::new().with_secret(secret).build_noncompliant(),
+            used: 0,
+        });
+    }
+    Ok(users)
+}
+
+/// TOTP step-ups by [`TOTP_CLIENTS`] clients: a challenge, then its verification with the code for
+/// the next unused step of the client's next user (the step-up and its new tokens included).
+async fn totp_phase(http: &reqwest::Client, base: &str, users: Vec<TotpUser>, duration: Duration) -> Phase {
+    let (http, base) = (http.clone(), base.to_string());
+    let mut shares: Vec<(Vec<TotpUser>, usize)> = (0..TOTP_CLIENTS).map(|_| (Vec::new(), 0)).collect();
+    for (i, user) in users.into_iter().enumerate() {
+        shares[i % TOTP_CLIENTS].0.push(user);
+    }
+    run_phase(
+        "TOTP challenge + verify",
+        TOTP_CLIENTS,
+        duration,
+        shares,
+        move |(mut users, cursor)| {
+            let (http, base) = (http.clone(), base.clone());
+            async move {
+                let Some(index) = (0..users.len())
+                    .map(|k| (cursor + k) % users.len())
+                    .find(|&k| users[k].used < 3)
+                else {
+                    return ((users, cursor), false);
+                };
+                let user = &mut users[index];
+                let challenge = http
+                    .post(format!("{base}/factors/{}/challenge", user.factor_id))
+                    .bearer_auth(&user.token)
+                    .send()
+                    .await;
+                let challenge_id = match challenge {
+                    Ok(r) if r.status() == 200 => r.json::<Value>().await.ok().map(|c| c["id"].clone()),
+                    _ => None,
+                };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                // Codes for the previous, current and next step, in that order: each newer than the last.
+                let code = user.secret.generate(now + user.used * 30 - 30).to_string();
+                user.used += 1;
+                let ok = match challenge_id {
+                    Some(challenge_id) => http
+                        .post(format!("{base}/factors/{}/verify", user.factor_id))
+                        .bearer_auth(&user.token)
+                        .json(&json!({"challenge_id": challenge_id, "code": code}))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == 200),
+                    None => false,
+                };
+                ((users, index + 1), ok)
+            }
+        },
+    )
+    .await
+}
+
 pub async fn run(bin_dir: &Path, seconds: u64) -> anyhow::Result<()> {
     let duration = Duration::from_secs(seconds);
     let unique = uuid::Uuid::new_v4().simple().to_string();
@@ -350,6 +451,11 @@ pub async fn run(bin_dir: &Path, seconds: u64) -> anyhow::Result<()> {
 
     let get_user_cpu = cpu_per_request(&before, &cpu_sample(&pids), get_user.count);
 
+    let totp_users = seed_totp_users(&http, &base, TOTP_USERS_PER_SECOND * seconds, &unique[..6]).await?;
+    let before = cpu_sample(&pids);
+    let totp = totp_phase(&http, &base, totp_users, duration).await;
+    let totp_cpu = cpu_per_request(&before, &cpu_sample(&pids), totp.count);
+
     let memory: BTreeMap<&String, f64> = pids
         .iter()
         .filter_map(|(name, pid)| Some((name, peak_memory_mib(*pid)?)))
@@ -369,7 +475,12 @@ pub async fn run(bin_dir: &Path, seconds: u64) -> anyhow::Result<()> {
         );
         let _ = writeln!(out, "| phase | clients | req/s | p50 ms | p95 ms | p99 ms | errors |");
         let _ = writeln!(out, "|---|---|---|---|---|---|---|");
-        for (phase, clients) in [(&sign_in, SIGN_IN_CLIENTS), (&refresh, CLIENTS), (&get_user, CLIENTS)] {
+        for (phase, clients) in [
+            (&sign_in, SIGN_IN_CLIENTS),
+            (&refresh, CLIENTS),
+            (&get_user, CLIENTS),
+            (&totp, TOTP_CLIENTS),
+        ] {
             let _ = writeln!(
                 out,
                 "| {} | {clients} | {:.1} | {:.2} | {:.2} | {:.2} | {} |",
@@ -389,16 +500,17 @@ pub async fn run(bin_dir: &Path, seconds: u64) -> anyhow::Result<()> {
         );
         let _ = writeln!(
             out,
-            "\nCPU time per request (ms), by process:\n\n| process | sign-in | refresh | GET /user |\n|---|---|---|---|"
+            "\nCPU time per request (ms), by process:\n\n| process | sign-in | refresh | GET /user | TOTP |\n|---|---|---|---|---|"
         );
         for name in get_user_cpu.keys() {
             let cell = |table: &BTreeMap<String, f64>| table.get(name).map_or("-".to_string(), |ms| format!("{ms:.3}"));
             let _ = writeln!(
                 out,
-                "| {name} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} |",
                 cell(&sign_in_cpu),
                 cell(&refresh_cpu),
-                cell(&get_user_cpu)
+                cell(&get_user_cpu),
+                cell(&totp_cpu)
             );
         }
         let _ = writeln!(out, "\n| process | peak memory (MiB) |\n|---|---|");
