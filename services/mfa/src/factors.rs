@@ -25,6 +25,7 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::failures;
 use crate::state::MfaState;
 use crate::totp;
 
@@ -332,13 +333,18 @@ impl MfaState {
             )
         })?;
         self.check_challenge(factor.id, challenge_id).await?;
+        failures::ensure_not_paused(&self.db, factor.id).await?;
 
         let now = u64::try_from(Utc::now().timestamp()).unwrap_or_default();
         let step = factor
             .secret
             .as_deref()
-            .and_then(|secret| totp::accepted_step(secret, &request.code, now))
-            .ok_or_else(invalid_code)?;
+            .and_then(|secret| totp::accepted_step(secret, &request.code, now));
+        let Some(step) = step else {
+            let suite = &self.config.suite;
+            failures::record(&self.db, factor.id, suite.mfa_max_failures, suite.mfa_lockout).await?;
+            return Err(invalid_code());
+        };
 
         let mut tx = self.db.begin().await?;
         // A code is accepted once: only for a step newer than the last this factor accepted.
@@ -370,6 +376,7 @@ impl MfaState {
         )
         .execute(&mut *tx)
         .await?;
+        failures::forget(&mut tx, factor.id).await?;
         // GoTrue's `DeleteUnverifiedFactors`: the user's other unverified factors of this type go.
         sqlx::query!(
             "DELETE FROM mfa_factors WHERE user_id = $1 AND id <> $2 AND status = 'unverified' \

@@ -1,10 +1,11 @@
 //! The MFA service: TOTP, phone and WebAuthn factors. It owns `mfa_factors`, `mfa_challenges` and
-//! `suite_totp_accepted_steps`. It serves a user's own factors (`factors.rs`) and the admin factor
+//! `suite_totp_accepted_steps` and `suite_mfa_failures`. It serves a user's own factors (`factors.rs`) and the admin factor
 //! API (`admin_factors.rs`). Sessions are the token service's: a verification asks it to step the
 //! session up, removing a factor asks it to downgrade them.
 
 mod admin_factors;
 mod factors;
+mod failures;
 mod grpc;
 mod state;
 mod totp;

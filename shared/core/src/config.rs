@@ -608,6 +608,12 @@ pub struct SuiteConfig {
     /// `AUTH_OTP_MAX_FAILURES` (default 5, 0 = no limit): wrong one-time codes presented for one user
     /// before every code pending for them dies (GoTrue has no such limit).
     pub otp_max_failures: u32,
+    /// `AUTH_MFA_MAX_FAILURES` (default 5, 0 = no limit): wrong codes for one factor, counted across
+    /// replicas, before its verifications pause for `AUTH_MFA_LOCKOUT` (GoTrue has no such limit).
+    pub mfa_max_failures: u32,
+    /// `AUTH_MFA_LOCKOUT` (default 5m): how long a factor refuses verifications after
+    /// `AUTH_MFA_MAX_FAILURES` wrong codes.
+    pub mfa_lockout: Duration,
     /// `AUTH_NOTIFY_ACK_WAIT` (default 60s): how long a message being sent may stay unacknowledged
     /// before another replica may take it over (a replica that died mid-send).
     pub notify_ack_wait: Duration,
@@ -995,6 +1001,8 @@ impl Config {
                 nats_prefix,
                 notify_max_attempts: r.bounded(&["AUTH_NOTIFY_MAX_ATTEMPTS"], 8u32, 1..=100),
                 otp_max_failures: r.parse(&["AUTH_OTP_MAX_FAILURES"], 5u32),
+                mfa_max_failures: r.parse(&["AUTH_MFA_MAX_FAILURES"], 5u32),
+                mfa_lockout: r.duration(&["AUTH_MFA_LOCKOUT"], Duration::from_secs(300)),
                 notify_ack_wait: r
                     .duration(&["AUTH_NOTIFY_ACK_WAIT"], Duration::from_secs(60))
                     .max(Duration::from_secs(1)),

@@ -403,3 +403,70 @@ async fn switched_off_totp_is_refused() -> anyhow::Result<()> {
     suite.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn wrong_codes_pause_the_factor_whatever_the_address() -> anyhow::Result<()> {
+    let suite = Suite::builder()
+        .env("GOTRUE_MAILER_AUTOCONFIRM", "true")
+        .env("AUTH_MFA_MAX_FAILURES", "3")
+        .start()
+        .await?;
+    let session = sign_up(&suite, &email()).await?;
+    let factor = enroll_totp(&suite, &session, "guessed").await?;
+    let factor_id = factor["id"].as_str().unwrap_or_default().to_string();
+    let secret = factor["totp"]["secret"].as_str().unwrap_or_default().to_string();
+
+    // Three wrong codes, each from another address (a challenge is bound to the address that made it).
+    for (n, address) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"].into_iter().enumerate() {
+        let with_address = |method: Method, path: String| {
+            suite
+                .request(method, &path)
+                .header("Authorization", bearer(&session))
+                .header("X-Forwarded-For", address)
+        };
+        let challenge: Value = with_address(Method::POST, format!("/factors/{factor_id}/challenge"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let response = with_address(Method::POST, format!("/factors/{factor_id}/verify"))
+            .json(&json!({"challenge_id": challenge["id"], "code": "000000"}))
+            .send()
+            .await?;
+        assert_gotrue_error(response, 422, "mfa_verification_failed").await;
+        let failures: Option<i32> =
+            sqlx::query_scalar("SELECT failures FROM suite_mfa_failures WHERE factor_id = $1::uuid")
+                .bind(&factor_id)
+                .fetch_optional(&suite.db)
+                .await?;
+        assert_eq!(
+            failures,
+            Some(if n < 2 { i32::try_from(n)? + 1 } else { 0 }),
+            "counted, then reset when paused"
+        );
+    }
+
+    // Paused: even the right code is refused, with no attempt counted.
+    let challenge_id = challenge(&suite, &session, &factor_id).await?;
+    let response = verify(&suite, &session, &factor_id, &challenge_id, &totp_code(&secret, now())).await?;
+    let body = assert_gotrue_error(response, 429, "over_request_rate_limit").await;
+    assert!(
+        body["msg"].as_str().unwrap_or_default().contains("Try again in"),
+        "{body}"
+    );
+
+    // Once the pause is over, the right code verifies and the count is gone.
+    sqlx::query("UPDATE suite_mfa_failures SET locked_until = now() - interval '1 second' WHERE factor_id = $1::uuid")
+        .bind(&factor_id)
+        .execute(&suite.db)
+        .await?;
+    let response = verify(&suite, &session, &factor_id, &challenge_id, &totp_code(&secret, now())).await?;
+    assert_eq!(response.status(), 200);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM suite_mfa_failures WHERE factor_id = $1::uuid")
+        .bind(&factor_id)
+        .fetch_one(&suite.db)
+        .await?;
+    assert_eq!(left, 0);
+    suite.shutdown().await;
+    Ok(())
+}

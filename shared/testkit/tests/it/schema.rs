@@ -65,6 +65,7 @@ async fn schema_is_gotrue_fact_for_fact_and_idempotent() -> anyhow::Result<()> {
         "send_rate_limits",
         "suite_otp_failures",
         "suite_totp_accepted_steps",
+        "suite_mfa_failures",
     ] {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
             .bind(format!("auth.{table}"))
