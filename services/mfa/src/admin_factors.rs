@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::factors::amr_method;
 use crate::state::MfaState;
+use crate::store;
 
 fn parse_id(text: &str, name: &str) -> Result<Uuid, ServiceError> {
     Uuid::parse_str(text)
@@ -41,17 +42,9 @@ impl MfaState {
     /// GoTrue's `loadFactor`: the user's own factor, 404 otherwise.
     async fn load_factor(&self, user: &UserRecord, factor_id: &str) -> Result<FactorRecord, ServiceError> {
         let id = parse_id(factor_id, "factor_id")?;
-        sqlx::query_as!(
-            FactorRecord,
-            r#"SELECT id, created_at, updated_at, status::text AS "status!", friendly_name,
-                      factor_type::text AS "factor_type!", phone, last_challenged_at
-               FROM mfa_factors WHERE id = $1 AND user_id = $2"#,
-            id,
-            user.id
-        )
-        .fetch_optional(&self.db)
-        .await?
-        .ok_or_else(|| ServiceError::not_found(ErrorCode::MfaFactorNotFound, "Factor not found"))
+        store::find_record(&self.db, user.id, id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found(ErrorCode::MfaFactorNotFound, "Factor not found"))
     }
 
     pub async fn admin_list_factors(
@@ -86,29 +79,7 @@ impl MfaState {
         let friendly_name = Some(request.friendly_name.as_str()).filter(|name| !name.is_empty());
 
         let mut tx = self.db.begin().await?;
-        let updated: FactorRecord = sqlx::query_as!(
-            FactorRecord,
-            r#"UPDATE mfa_factors SET friendly_name = COALESCE($2, friendly_name), phone = COALESCE($3, phone),
-                 updated_at = CASE WHEN $2::text IS NULL AND $3::text IS NULL THEN updated_at ELSE now() END
-               WHERE id = $1
-               RETURNING id, created_at, updated_at, status::text AS "status!", friendly_name,
-                 factor_type::text AS "factor_type!", phone, last_challenged_at"#,
-            factor.id,
-            friendly_name,
-            phone
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match e.as_database_error().and_then(|d| d.constraint()) {
-            Some("mfa_factors_user_friendly_name_unique") => ServiceError::unprocessable(
-                ErrorCode::MfaFactorNameConflict,
-                format!(
-                    "A factor with the friendly name \"{}\" for this user already exists",
-                    friendly_name.unwrap_or_default()
-                ),
-            ),
-            _ => e.into(),
-        })?;
+        let updated = store::update(&mut tx, factor.id, friendly_name, phone.as_deref()).await?;
         audit::record_by_admin(
             &mut *tx,
             principal.claims.role(),
@@ -140,9 +111,7 @@ impl MfaState {
             Some(json!({"user_id": user.id, "factor_id": factor.id})),
         )
         .await?;
-        sqlx::query!("DELETE FROM mfa_factors WHERE id = $1", factor.id)
-            .execute(&mut *tx)
-            .await?;
+        store::delete(&mut tx, factor.id).await?;
         tx.commit().await?;
         Ok(factor.to_proto())
     }
@@ -159,14 +128,7 @@ impl MfaState {
         let user_id = Uuid::parse_str(&request.user_id)
             .map_err(|_| ServiceError::bad_request(ErrorCode::ValidationFailed, "user_id must be an UUID"))?;
         let mut tx = self.db.begin().await?;
-        let credentials = sqlx::query!("DELETE FROM webauthn_credentials WHERE user_id = $1", user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let factors = sqlx::query!("DELETE FROM mfa_factors WHERE user_id = $1", user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let (factors, credentials) = store::delete_all_of_user(&mut tx, user_id).await?;
         tx.commit().await?;
         Ok(DeleteUserFactorsResponse { factors, credentials })
     }

@@ -25,93 +25,11 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::factor_type::{FactorType, invalid_factor_type};
 use crate::failures;
 use crate::state::MfaState;
+use crate::store::{self, OwnedFactor};
 use crate::totp;
-
-/// The factor types GoTrue knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FactorType {
-    Totp,
-    Phone,
-    WebAuthn,
-}
-
-impl FactorType {
-    fn parse(text: &str) -> Option<Self> {
-        match text {
-            "totp" => Some(Self::Totp),
-            "phone" => Some(Self::Phone),
-            "webauthn" => Some(Self::WebAuthn),
-            _ => None,
-        }
-    }
-
-    /// How GoTrue's messages name the type.
-    fn label(self) -> &'static str {
-        match self {
-            Self::Totp => "TOTP",
-            Self::Phone => "Phone",
-            Self::WebAuthn => "WebAuthn",
-        }
-    }
-
-    fn enroll_code(self) -> ErrorCode {
-        match self {
-            Self::Totp => ErrorCode::MfaTotpEnrollNotEnabled,
-            Self::Phone => ErrorCode::MfaPhoneEnrollNotEnabled,
-            Self::WebAuthn => ErrorCode::MfaWebAuthnEnrollNotEnabled,
-        }
-    }
-
-    fn verify_code(self) -> ErrorCode {
-        match self {
-            Self::Totp => ErrorCode::MfaTotpVerifyNotEnabled,
-            Self::Phone => ErrorCode::MfaPhoneVerifyNotEnabled,
-            Self::WebAuthn => ErrorCode::MfaWebAuthnVerifyNotEnabled,
-        }
-    }
-
-    /// GoTrue's `ErrorCodeMFA*EnrollDisabled` answer.
-    fn enroll_disabled(self) -> ServiceError {
-        ServiceError::unprocessable(
-            self.enroll_code(),
-            format!("MFA enroll is disabled for {}", self.label()),
-        )
-    }
-
-    /// GoTrue's `ErrorCodeMFA*VerifyDisabled` answer.
-    fn verify_disabled(self) -> ServiceError {
-        ServiceError::unprocessable(
-            self.verify_code(),
-            format!("MFA verification is disabled for {}", self.label()),
-        )
-    }
-
-    /// Switched on, but not served by this release yet.
-    fn not_available(self) -> ServiceError {
-        ServiceError::unprocessable(
-            self.enroll_code(),
-            format!("MFA with {} factors is not available in this release yet", self.label()),
-        )
-    }
-
-    /// The configured switches of this type.
-    fn switches(self, mfa: &auth_core::config::MfaConfig) -> auth_core::config::FactorSwitches {
-        match self {
-            Self::Totp => mfa.totp,
-            Self::Phone => mfa.phone,
-            Self::WebAuthn => mfa.web_authn,
-        }
-    }
-}
-
-fn invalid_factor_type() -> ServiceError {
-    ServiceError::bad_request(
-        ErrorCode::ValidationFailed,
-        "factor_type needs to be totp, phone, or webauthn",
-    )
-}
 
 /// GoTrue's `requireNotAnonymous` and the session every factor route needs.
 fn signed_in(principal: &Principal) -> Result<(&UserRecord, Uuid, bool), ServiceError> {
@@ -166,17 +84,7 @@ impl MfaState {
         })?;
         let factor_id = Uuid::new_v4();
         let mut tx = self.db.begin().await?;
-        sqlx::query!(
-            "INSERT INTO mfa_factors (id, user_id, friendly_name, factor_type, status, created_at, updated_at, secret) \
-             VALUES ($1, $2, $3, 'totp', 'unverified', now(), now(), $4)",
-            factor_id,
-            user.id,
-            request.friendly_name,
-            enrollment.secret
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| name_conflict(e, &request.friendly_name))?;
+        store::insert_totp(&mut tx, factor_id, user.id, &request.friendly_name, &enrollment.secret).await?;
         audit::record(
             &mut *tx,
             user,
@@ -207,26 +115,13 @@ impl MfaState {
         friendly_name: &str,
         aal2: bool,
     ) -> Result<(), ServiceError> {
-        let expiry = self.config.mfa.factor_expiry.as_secs_f64();
-        sqlx::query!(
-            "DELETE FROM mfa_factors f WHERE f.status <> 'verified' \
-             AND NOT EXISTS (SELECT 1 FROM mfa_challenges c WHERE c.factor_id = f.id) \
-             AND f.created_at + make_interval(secs => $1) < now()",
-            expiry
-        )
-        .execute(&self.db)
-        .await?;
-        let factors = sqlx::query!(
-            r#"SELECT friendly_name, status::text = 'verified' AS "verified!" FROM mfa_factors WHERE user_id = $1"#,
-            user.id
-        )
-        .fetch_all(&self.db)
-        .await?;
+        store::delete_expired_unverified(&self.db, self.config.mfa.factor_expiry.as_secs_f64()).await?;
+        let factors = store::summaries(&self.db, user.id).await?;
         if factors
             .iter()
             .any(|f| f.friendly_name.as_deref().unwrap_or_default() == friendly_name)
         {
-            return Err(name_conflict_error(friendly_name));
+            return Err(store::name_conflict_error(friendly_name));
         }
         let verified = factors.iter().filter(|f| f.verified).count();
         let mfa = &self.config.mfa;
@@ -246,19 +141,10 @@ impl MfaState {
     }
 
     /// The caller's own factor `factor_id` (GoTrue's `loadFactor`).
-    async fn own_factor(&self, user: &UserRecord, factor_id: &str) -> Result<OwnFactor, ServiceError> {
+    async fn own_factor(&self, user: &UserRecord, factor_id: &str) -> Result<OwnedFactor, ServiceError> {
         let id = Uuid::parse_str(factor_id)
             .map_err(|_| ServiceError::not_found(ErrorCode::ValidationFailed, "factor_id must be an UUID"))?;
-        let factor = sqlx::query_as!(
-            OwnFactor,
-            r#"SELECT id, factor_type::text AS "factor_type!", status::text AS "status!",
-                      status::text = 'verified' AS "verified!", secret
-               FROM mfa_factors WHERE id = $1 AND user_id = $2"#,
-            id,
-            user.id
-        )
-        .fetch_optional(&self.db)
-        .await?;
+        let factor = store::find_owned(&self.db, user.id, id).await?;
         factor.ok_or_else(|| ServiceError::not_found(ErrorCode::MfaFactorNotFound, "Factor not found"))
     }
 
@@ -273,16 +159,7 @@ impl MfaState {
         self.verifiable(&factor)?;
         let challenge_id = Uuid::new_v4();
         let mut tx = self.db.begin().await?;
-        let created_at = sqlx::query_scalar!(
-            "WITH stamped AS (UPDATE mfa_factors SET last_challenged_at = clock_timestamp() WHERE id = $2) \
-             INSERT INTO mfa_challenges (id, factor_id, created_at, ip_address) \
-             VALUES ($1, $2, now(), $3::text::inet) RETURNING created_at",
-            challenge_id,
-            factor.id,
-            client_ip()
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let created_at = store::insert_challenge(&mut tx, challenge_id, factor.id, &client_ip()).await?;
         audit::record(
             &mut *tx,
             user,
@@ -300,7 +177,7 @@ impl MfaState {
     }
 
     /// The factor's type, when its verification is switched on and served.
-    fn verifiable(&self, factor: &OwnFactor) -> Result<FactorType, ServiceError> {
+    fn verifiable(&self, factor: &OwnedFactor) -> Result<FactorType, ServiceError> {
         let factor_type = FactorType::parse(&factor.factor_type).ok_or_else(invalid_factor_type)?;
         if !factor_type.switches(&self.config.mfa).verify {
             return Err(factor_type.verify_disabled());
@@ -348,45 +225,15 @@ impl MfaState {
 
         let mut tx = self.db.begin().await?;
         // A code is accepted once: only for a step newer than the last this factor accepted.
-        let fresh = sqlx::query_scalar!(
-            "INSERT INTO suite_totp_accepted_steps AS a (factor_id, step) VALUES ($1, $2) \
-             ON CONFLICT (factor_id) DO UPDATE SET step = EXCLUDED.step, updated_at = now() \
-             WHERE a.step < EXCLUDED.step RETURNING step",
-            factor.id,
-            i64::try_from(step).unwrap_or(i64::MAX)
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        if fresh.is_none() {
+        if !store::accept_totp_step(&mut tx, factor.id, i64::try_from(step).unwrap_or(i64::MAX)).await? {
             return Err(invalid_code());
         }
-        let spent = sqlx::query!(
-            "UPDATE mfa_challenges SET verified_at = now() WHERE id = $1 AND verified_at IS NULL",
-            challenge_id
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if spent == 0 {
+        if !store::spend_challenge(&mut tx, challenge_id).await? {
             return Err(ip_mismatch());
         }
-        sqlx::query!(
-            "UPDATE mfa_factors SET status = 'verified', updated_at = now() WHERE id = $1 AND status <> 'verified'",
-            factor.id
-        )
-        .execute(&mut *tx)
-        .await?;
+        store::mark_verified(&mut tx, factor.id).await?;
         failures::forget(&mut tx, factor.id).await?;
-        // GoTrue's `DeleteUnverifiedFactors`: the user's other unverified factors of this type go.
-        sqlx::query!(
-            "DELETE FROM mfa_factors WHERE user_id = $1 AND id <> $2 AND status = 'unverified' \
-             AND factor_type = $3::text::factor_type",
-            user.id,
-            factor.id,
-            factor.factor_type
-        )
-        .execute(&mut *tx)
-        .await?;
+        store::delete_other_unverified(&mut tx, user.id, factor.id, &factor.factor_type).await?;
         audit::record(
             &mut *tx,
             user,
@@ -403,27 +250,19 @@ impl MfaState {
     /// GoTrue's `validateChallenge`: the factor's challenge, unverified, from the caller's address,
     /// not expired (an expired one is deleted).
     async fn check_challenge(&self, factor_id: Uuid, challenge_id: Uuid) -> Result<(), ServiceError> {
-        let challenge = sqlx::query!(
-            r#"SELECT created_at, verified_at, host(ip_address) AS "ip!" FROM mfa_challenges
-               WHERE id = $1 AND factor_id = $2"#,
-            challenge_id,
-            factor_id
-        )
-        .fetch_optional(&self.db)
-        .await?
-        .ok_or_else(|| {
-            ServiceError::unprocessable(
-                ErrorCode::MfaFactorNotFound,
-                "MFA factor with the provided challenge ID not found",
-            )
-        })?;
+        let challenge = store::find_challenge(&self.db, factor_id, challenge_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::unprocessable(
+                    ErrorCode::MfaFactorNotFound,
+                    "MFA factor with the provided challenge ID not found",
+                )
+            })?;
         if challenge.verified_at.is_some() || challenge.ip != client_ip() {
             return Err(ip_mismatch());
         }
         if challenge.created_at + self.config.mfa.challenge_expiry < Utc::now() {
-            sqlx::query!("DELETE FROM mfa_challenges WHERE id = $1", challenge_id)
-                .execute(&self.db)
-                .await?;
+            store::delete_challenge(&self.db, challenge_id).await?;
             return Err(ServiceError::unprocessable(
                 ErrorCode::MfaChallengeExpired,
                 format!(
@@ -452,9 +291,7 @@ impl MfaState {
         self.downgrade_factor_sessions(user.id, factor.id, amr_method(&factor.factor_type))
             .await?;
         let mut tx = self.db.begin().await?;
-        sqlx::query!("DELETE FROM mfa_factors WHERE id = $1", factor.id)
-            .execute(&mut *tx)
-            .await?;
+        store::delete(&mut tx, factor.id).await?;
         audit::record(
             &mut *tx,
             user,
@@ -467,16 +304,6 @@ impl MfaState {
             id: factor.id.to_string(),
         })
     }
-}
-
-/// One of the caller's factors, with what the factor routes decide on.
-struct OwnFactor {
-    id: Uuid,
-    factor_type: String,
-    status: String,
-    verified: bool,
-    /// TOTP: base32
-    secret: Option<String>,
 }
 
 /// The `amr` method a factor steps a session up with (GoTrue's `amrMethodForFactorType`).
@@ -506,19 +333,4 @@ fn ip_mismatch() -> ServiceError {
         ErrorCode::MfaIpAddressMismatch,
         "Challenge and verify IP addresses mismatch.",
     )
-}
-
-fn name_conflict_error(friendly_name: &str) -> ServiceError {
-    ServiceError::unprocessable(
-        ErrorCode::MfaFactorNameConflict,
-        format!("A factor with the friendly name \"{friendly_name}\" for this user already exists"),
-    )
-}
-
-/// A concurrent enrolment with the same name loses on the unique index.
-fn name_conflict(error: sqlx::Error, friendly_name: &str) -> ServiceError {
-    match error.as_database_error().and_then(|d| d.constraint()) {
-        Some("mfa_factors_user_friendly_name_unique") => name_conflict_error(friendly_name),
-        _ => error.into(),
-    }
 }

@@ -4,10 +4,12 @@
 //! session up, removing a factor asks it to downgrade them.
 
 mod admin_factors;
+mod factor_type;
 mod factors;
 mod failures;
 mod grpc;
 mod state;
+mod store;
 mod totp;
 
 use auth_core::runtime::ServiceContext;
