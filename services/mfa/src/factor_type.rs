@@ -21,6 +21,15 @@ impl FactorType {
         }
     }
 
+    /// The `factor_type` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::Phone => "phone",
+            Self::WebAuthn => "webauthn",
+        }
+    }
+
     /// How GoTrue's messages name the type.
     fn label(self) -> &'static str {
         match self {

@@ -1,9 +1,9 @@
 //! A user's own factors (GoTrue's `api/mfa.go`): `POST /factors` (enrol), `POST
 //! /factors/{id}/challenge`, `POST /factors/{id}/verify` and `DELETE /factors/{id}`.
 //!
-//! TOTP is complete. Phone and WebAuthn factors are off by default in GoTrue too
-//! (`GOTRUE_MFA_PHONE_*`, `GOTRUE_MFA_WEB_AUTHN_*`); switched on, they are refused for now with a
-//! message saying so (see the README).
+//! TOTP and phone factors are served (`totp.rs`, `phone.rs`). WebAuthn factors are off by default
+//! in GoTrue too (`GOTRUE_MFA_WEB_AUTHN_*`); switched on, they are refused for now with a message
+//! saying so (see the README).
 //!
 //! A verification writes this service's tables in one transaction (the code's time step, the
 //! challenge, the factor), commits, and only then asks the token service to step the session up:
@@ -27,6 +27,8 @@ use uuid::Uuid;
 
 use crate::factor_type::{FactorType, invalid_factor_type};
 use crate::failures;
+use crate::notifications::{self, FactorChange};
+use crate::phone::{self, PhoneCode};
 use crate::state::MfaState;
 use crate::store::{self, OwnedFactor};
 use crate::totp;
@@ -69,9 +71,19 @@ impl MfaState {
         if !factor_type.switches(&self.config.mfa).enroll {
             return Err(factor_type.enroll_disabled());
         }
-        if factor_type != FactorType::Totp {
-            return Err(factor_type.not_available());
+        match factor_type {
+            FactorType::Totp => self.enroll_totp(user, aal2, request).await,
+            FactorType::Phone => self.enroll_phone(user, aal2, request).await,
+            FactorType::WebAuthn => Err(factor_type.not_available()),
         }
+    }
+
+    async fn enroll_totp(
+        &self,
+        user: &UserRecord,
+        aal2: bool,
+        request: EnrollFactorRequest,
+    ) -> Result<EnrollFactorResponse, ServiceError> {
         let issuer = match request.issuer.as_str() {
             "" => site_host(&self.config.site_url),
             issuer => issuer.to_string(),
@@ -83,16 +95,9 @@ impl MfaState {
             ServiceError::server_misconfigured("Error generating QR Code")
         })?;
         let factor_id = Uuid::new_v4();
-        let mut tx = self.db.begin().await?;
-        store::insert_totp(&mut tx, factor_id, user.id, &request.friendly_name, &enrollment.secret).await?;
-        audit::record(
-            &mut *tx,
-            user,
-            AuditAction::FactorInProgress,
-            Some(json!({"factor_id": factor_id})),
-        )
-        .await?;
-        tx.commit().await?;
+        let secret = Some(enrollment.secret.as_str());
+        self.insert_factor(user, factor_id, &request.friendly_name, FactorType::Totp, secret, None)
+            .await?;
         Ok(EnrollFactorResponse {
             id: factor_id.to_string(),
             r#type: "totp".into(),
@@ -104,6 +109,67 @@ impl MfaState {
             }),
             phone: String::new(),
         })
+    }
+
+    async fn enroll_phone(
+        &self,
+        user: &UserRecord,
+        aal2: bool,
+        request: EnrollFactorRequest,
+    ) -> Result<EnrollFactorResponse, ServiceError> {
+        let number = phone::number_to_enroll(&request.phone)?;
+        phone::make_room_for_number(&self.db, user.id, &number).await?;
+        self.check_room_for_factor(user, &request.friendly_name, aal2).await?;
+        let factor_id = Uuid::new_v4();
+        self.insert_factor(
+            user,
+            factor_id,
+            &request.friendly_name,
+            FactorType::Phone,
+            None,
+            Some(&number),
+        )
+        .await?;
+        // GoTrue answers with the number as it was sent.
+        Ok(EnrollFactorResponse {
+            id: factor_id.to_string(),
+            r#type: "phone".into(),
+            friendly_name: request.friendly_name,
+            totp: None,
+            phone: request.phone,
+        })
+    }
+
+    /// Stores a new unverified factor with its audit entry.
+    async fn insert_factor(
+        &self,
+        user: &UserRecord,
+        factor_id: Uuid,
+        friendly_name: &str,
+        factor_type: FactorType,
+        secret: Option<&str>,
+        number: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        let mut tx = self.db.begin().await?;
+        store::insert(
+            &mut tx,
+            factor_id,
+            user.id,
+            friendly_name,
+            factor_type.name(),
+            secret,
+            number,
+        )
+        .await?;
+        audit::record(
+            &mut *tx,
+            user,
+            AuditAction::FactorInProgress,
+            Some(json!({"factor_id": factor_id, "factor_type": factor_type.name()})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// GoTrue's `validateFactors`: expired unverified factors go first (everyone's, as GoTrue
@@ -156,10 +222,19 @@ impl MfaState {
     ) -> Result<ChallengeFactorResponse, ServiceError> {
         let (user, _, _) = signed_in(principal)?;
         let factor = self.own_factor(user, &request.factor_id).await?;
-        self.verifiable(&factor)?;
+        let factor_type = self.verifiable(&factor)?;
+        let phone_code = match factor_type {
+            FactorType::Phone => Some(PhoneCode::new(&self.config, factor.phone.as_deref(), &request.channel)?),
+            FactorType::Totp | FactorType::WebAuthn => None,
+        };
         let challenge_id = Uuid::new_v4();
         let mut tx = self.db.begin().await?;
-        let created_at = store::insert_challenge(&mut tx, challenge_id, factor.id, &client_ip()).await?;
+        let code_hash = phone_code.as_ref().map(|code| code.hash.clone());
+        if let Some(code) = phone_code {
+            code.send(&mut tx, &self.config, factor.id).await?;
+        }
+        let created_at =
+            store::insert_challenge(&mut tx, challenge_id, factor.id, &client_ip(), code_hash.as_deref()).await?;
         audit::record(
             &mut *tx,
             user,
@@ -168,6 +243,9 @@ impl MfaState {
         )
         .await?;
         tx.commit().await?;
+        if code_hash.is_some() {
+            self.relay.nudge();
+        }
         let expires_at = created_at + self.config.mfa.challenge_expiry;
         Ok(ChallengeFactorResponse {
             id: challenge_id.to_string(),
@@ -182,7 +260,7 @@ impl MfaState {
         if !factor_type.switches(&self.config.mfa).verify {
             return Err(factor_type.verify_disabled());
         }
-        if factor_type != FactorType::Totp {
+        if factor_type == FactorType::WebAuthn {
             return Err(factor_type.not_available());
         }
         Ok(factor_type)
@@ -202,36 +280,52 @@ impl MfaState {
                 "Code needs to be non-empty",
             ));
         }
-        self.verifiable(&factor)?;
+        let factor_type = self.verifiable(&factor)?;
         let challenge_id = Uuid::parse_str(&request.challenge_id).map_err(|_| {
             ServiceError::bad_request(
                 ErrorCode::BadJson,
                 "Could not parse request body as JSON: challenge_id must be an UUID",
             )
         })?;
-        self.check_challenge(factor.id, challenge_id).await?;
+        let challenge = self.check_challenge(factor.id, challenge_id).await?;
         failures::ensure_not_paused(&self.db, factor.id).await?;
 
-        let now = u64::try_from(Utc::now().timestamp()).unwrap_or_default();
-        let step = factor
-            .secret
-            .as_deref()
-            .and_then(|secret| totp::accepted_step(secret, &request.code, now));
-        let Some(step) = step else {
-            let suite = &self.config.suite;
-            failures::record(&self.db, factor.id, suite.mfa_max_failures, suite.mfa_lockout).await?;
-            return Err(invalid_code());
+        // The code is checked before the transaction; a TOTP step is claimed inside it.
+        let totp_step = match factor_type {
+            FactorType::Totp => {
+                let now = u64::try_from(Utc::now().timestamp()).unwrap_or_default();
+                let step = factor
+                    .secret
+                    .as_deref()
+                    .and_then(|secret| totp::accepted_step(secret, &request.code, now));
+                Some(step.ok_or_else(totp::invalid_code))
+            }
+            FactorType::Phone | FactorType::WebAuthn => {
+                let matches =
+                    phone::code_matches(factor.phone.as_deref(), challenge.otp_code.as_deref(), &request.code);
+                (!matches).then(|| Err(phone::invalid_code()))
+            }
+        };
+        let totp_step = match totp_step.transpose() {
+            Ok(step) => step,
+            Err(wrong) => {
+                let suite = &self.config.suite;
+                failures::record(&self.db, factor.id, suite.mfa_max_failures, suite.mfa_lockout).await?;
+                return Err(wrong);
+            }
         };
 
         let mut tx = self.db.begin().await?;
-        // A code is accepted once: only for a step newer than the last this factor accepted.
-        if !store::accept_totp_step(&mut tx, factor.id, i64::try_from(step).unwrap_or(i64::MAX)).await? {
-            return Err(invalid_code());
+        // A TOTP code is accepted once: only for a step newer than the last this factor accepted.
+        if let Some(step) = totp_step
+            && !store::accept_totp_step(&mut tx, factor.id, i64::try_from(step).unwrap_or(i64::MAX)).await?
+        {
+            return Err(totp::invalid_code());
         }
         if !store::spend_challenge(&mut tx, challenge_id).await? {
             return Err(ip_mismatch());
         }
-        store::mark_verified(&mut tx, factor.id).await?;
+        let first_verification = store::mark_verified(&mut tx, factor.id).await?;
         failures::forget(&mut tx, factor.id).await?;
         store::delete_other_unverified(&mut tx, user.id, factor.id, &factor.factor_type).await?;
         audit::record(
@@ -241,7 +335,12 @@ impl MfaState {
             Some(json!({"factor_id": factor.id, "challenge_id": challenge_id, "factor_type": factor.factor_type})),
         )
         .await?;
+        let notified = first_verification
+            && notifications::notify(&mut tx, &self.config, user, FactorChange::Enrolled, &factor.factor_type).await?;
         tx.commit().await?;
+        if notified {
+            self.relay.nudge();
+        }
 
         self.step_up_session(user.id, session_id, factor.id, amr_method(&factor.factor_type))
             .await
@@ -249,7 +348,7 @@ impl MfaState {
 
     /// GoTrue's `validateChallenge`: the factor's challenge, unverified, from the caller's address,
     /// not expired (an expired one is deleted).
-    async fn check_challenge(&self, factor_id: Uuid, challenge_id: Uuid) -> Result<(), ServiceError> {
+    async fn check_challenge(&self, factor_id: Uuid, challenge_id: Uuid) -> Result<store::Challenge, ServiceError> {
         let challenge = store::find_challenge(&self.db, factor_id, challenge_id)
             .await?
             .ok_or_else(|| {
@@ -270,7 +369,7 @@ impl MfaState {
                 ),
             ));
         }
-        Ok(())
+        Ok(challenge)
     }
 
     /// `DELETE /factors/{id}`: a verified factor needs an AAL2 session; sessions it stepped up fall
@@ -299,7 +398,18 @@ impl MfaState {
             Some(json!({"factor_id": factor.id, "factor_status": factor.status, "session_id": session_id})),
         )
         .await?;
+        let notified = notifications::notify(
+            &mut tx,
+            &self.config,
+            user,
+            FactorChange::Unenrolled,
+            &factor.factor_type,
+        )
+        .await?;
         tx.commit().await?;
+        if notified {
+            self.relay.nudge();
+        }
         Ok(UnenrollFactorResponse {
             id: factor.id.to_string(),
         })
@@ -322,10 +432,6 @@ fn site_host(site_url: &url::Url) -> String {
         (Some(host), None) => host.to_string(),
         (None, _) => String::new(),
     }
-}
-
-fn invalid_code() -> ServiceError {
-    ServiceError::unprocessable(ErrorCode::MfaVerificationFailed, "Invalid TOTP code entered")
 }
 
 fn ip_mismatch() -> ServiceError {

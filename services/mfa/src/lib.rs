@@ -1,13 +1,17 @@
-//! The MFA service: TOTP, phone and WebAuthn factors. It owns `mfa_factors`, `mfa_challenges` and
-//! `suite_totp_accepted_steps` and `suite_mfa_failures`. It serves a user's own factors (`factors.rs`) and the admin factor
-//! API (`admin_factors.rs`). Sessions are the token service's: a verification asks it to step the
-//! session up, removing a factor asks it to downgrade them.
+//! The MFA service: TOTP, phone and WebAuthn factors. It owns `mfa_factors`, `mfa_challenges`,
+//! `suite_totp_accepted_steps` and `suite_mfa_failures`. It serves a user's own factors
+//! (`factors.rs`, with `phone.rs` for SMS codes) and the admin factor API (`admin_factors.rs`).
+//! Sessions are the token service's: a verification asks it to step the session up, removing a
+//! factor asks it to downgrade them. Phone codes and factor notifications go out through the
+//! outbox (`auth-outbox`), written in the transaction of the change they belong to.
 
 mod admin_factors;
 mod factor_type;
 mod factors;
 mod failures;
 mod grpc;
+mod notifications;
+mod phone;
 mod state;
 mod store;
 mod totp;
@@ -18,7 +22,8 @@ use tonic::service::Routes;
 
 /// Serves the MFA service until `ctx.shutdown` fires.
 pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
-    let state = state::MfaState::new(ctx.config.clone(), ctx.db.clone())?;
+    let relay = auth_outbox::relay::start(&ctx).await?;
+    let state = state::MfaState::new(ctx.config.clone(), ctx.db.clone(), relay)?;
     let routes = Routes::new(MfaServiceServer::new(grpc::MfaGrpc { state }));
     auth_core::grpc::serve(auth_proto::service_names::MFA, routes, ctx.listener, ctx.shutdown).await
 }

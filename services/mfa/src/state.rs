@@ -6,6 +6,7 @@ use auth_account::jwt::JwtKeys;
 use auth_account::principal::{self, Principal};
 use auth_core::grpc::TracedChannel;
 use auth_core::{Config, ServiceError};
+use auth_outbox::relay::RelayHandle;
 use auth_proto::common::v1 as pb;
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
 use auth_proto::token::v1::{DowngradeFactorSessionsRequest, StepUpSessionRequest};
@@ -18,10 +19,12 @@ pub struct MfaState {
     pub db: sqlx::PgPool,
     keys: Arc<JwtKeys>,
     token: TokenServiceClient<TracedChannel>,
+    /// Wakes the outbox relay after a commit that wrote outbox rows (SMS codes, notifications).
+    pub relay: RelayHandle,
 }
 
 impl MfaState {
-    pub fn new(config: Arc<Config>, db: sqlx::PgPool) -> anyhow::Result<Self> {
+    pub fn new(config: Arc<Config>, db: sqlx::PgPool, relay: RelayHandle) -> anyhow::Result<Self> {
         let suite = &config.suite;
         let channel =
             auth_core::grpc::traced_channel(&suite.token_url, suite.grpc_connect_timeout, suite.grpc_timeout)?;
@@ -30,6 +33,7 @@ impl MfaState {
             token: TokenServiceClient::new(channel),
             config,
             db,
+            relay,
         })
     }
 

@@ -18,6 +18,8 @@ pub struct OwnedFactor {
     pub verified: bool,
     /// TOTP: base32
     pub secret: Option<String>,
+    /// phone factors: E.164 digits
+    pub phone: Option<String>,
 }
 
 /// The user's factor `id` (GoTrue's `FindOwnedFactorByID`).
@@ -25,7 +27,7 @@ pub async fn find_owned(db: &PgPool, user_id: Uuid, id: Uuid) -> sqlx::Result<Op
     sqlx::query_as!(
         OwnedFactor,
         r#"SELECT id, factor_type::text AS "factor_type!", status::text AS "status!",
-                  status::text = 'verified' AS "verified!", secret
+                  status::text = 'verified' AS "verified!", secret, phone
            FROM mfa_factors WHERE id = $1 AND user_id = $2"#,
         id,
         user_id
@@ -78,26 +80,84 @@ pub async fn delete_expired_unverified(db: &PgPool, expiry_seconds: f64) -> sqlx
     Ok(())
 }
 
-/// A new, unverified TOTP factor; 422 `mfa_factor_name_conflict` when the user already has the name.
-pub async fn insert_totp(
+/// A new, unverified factor: TOTP with its `secret`, or phone with its `phone` number; 422
+/// `mfa_factor_name_conflict` when the user already has the name.
+pub async fn insert(
     conn: &mut PgConnection,
     id: Uuid,
     user_id: Uuid,
     friendly_name: &str,
-    secret: &str,
+    factor_type: &str,
+    secret: Option<&str>,
+    phone: Option<&str>,
 ) -> Result<(), ServiceError> {
     sqlx::query!(
-        "INSERT INTO mfa_factors (id, user_id, friendly_name, factor_type, status, created_at, updated_at, secret) \
-         VALUES ($1, $2, $3, 'totp', 'unverified', now(), now(), $4)",
+        "INSERT INTO mfa_factors (id, user_id, friendly_name, factor_type, status, created_at, updated_at, secret, phone) \
+         VALUES ($1, $2, $3, $4::text::factor_type, 'unverified', now(), now(), $5, $6)",
         id,
         user_id,
         friendly_name,
-        secret
+        factor_type,
+        secret,
+        phone
     )
     .execute(conn)
     .await
     .map_err(|e| name_conflict(e, friendly_name))?;
     Ok(())
+}
+
+/// Whether the user has a verified phone factor on `phone`.
+pub async fn has_verified_phone(db: &PgPool, user_id: Uuid, phone: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = $1 AND factor_type = 'phone'
+                          AND phone = $2 AND status = 'verified') AS "exists!""#,
+        user_id,
+        phone
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// The user's unverified phone factors on `phone` (a new enrolment of the number replaces them).
+pub async fn delete_unverified_phone(db: &PgPool, user_id: Uuid, phone: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "DELETE FROM mfa_factors WHERE user_id = $1 AND factor_type = 'phone' AND phone = $2 \
+         AND status = 'unverified'",
+        user_id,
+        phone
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Stamps the factor's `last_challenged_at`, unless it was challenged `min_interval_seconds` ago or
+/// less: then the previous stamp comes back as the refusal. The row lock makes two replicas agree.
+pub async fn claim_challenge_slot(
+    conn: &mut PgConnection,
+    factor_id: Uuid,
+    min_interval_seconds: f64,
+) -> sqlx::Result<Result<(), DateTime<Utc>>> {
+    let stamped = sqlx::query_scalar!(
+        "UPDATE mfa_factors SET last_challenged_at = now() WHERE id = $1 \
+         AND (last_challenged_at IS NULL OR last_challenged_at + make_interval(secs => $2) < now()) \
+         RETURNING id",
+        factor_id,
+        min_interval_seconds
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if stamped.is_some() {
+        return Ok(Ok(()));
+    }
+    let previous = sqlx::query_scalar!(
+        r#"SELECT COALESCE(last_challenged_at, now()) AS "at!" FROM mfa_factors WHERE id = $1"#,
+        factor_id
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Err(previous))
 }
 
 /// An admin renames a factor and/or moves a phone factor (`None` leaves it); 422
@@ -124,15 +184,16 @@ pub async fn update(
     .map_err(|e| name_conflict(e, friendly_name.unwrap_or_default()))
 }
 
-/// The factor is verified now (a no-op for a verified one).
-pub async fn mark_verified(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!(
+/// The factor is verified now; `true` when it was not before (its first verification).
+pub async fn mark_verified(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
+    let changed = sqlx::query!(
         "UPDATE mfa_factors SET status = 'verified', updated_at = now() WHERE id = $1 AND status <> 'verified'",
         id
     )
     .execute(conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(changed > 0)
 }
 
 /// GoTrue's `DeleteUnverifiedFactors`: the user's other unverified factors of `factor_type`.
@@ -190,21 +251,23 @@ fn name_conflict(error: sqlx::Error, friendly_name: &str) -> ServiceError {
     }
 }
 
-/// A new challenge of the factor from `ip`, stamping the factor's `last_challenged_at`; when it was
-/// made.
+/// A new challenge of the factor from `ip` (with the hash of a phone factor's code), stamping the
+/// factor's `last_challenged_at`; when it was made.
 pub async fn insert_challenge(
     conn: &mut PgConnection,
     id: Uuid,
     factor_id: Uuid,
     ip: &str,
+    otp_code_hash: Option<&str>,
 ) -> sqlx::Result<DateTime<Utc>> {
     sqlx::query_scalar!(
         "WITH stamped AS (UPDATE mfa_factors SET last_challenged_at = clock_timestamp() WHERE id = $2) \
-         INSERT INTO mfa_challenges (id, factor_id, created_at, ip_address) \
-         VALUES ($1, $2, now(), $3::text::inet) RETURNING created_at",
+         INSERT INTO mfa_challenges (id, factor_id, created_at, ip_address, otp_code) \
+         VALUES ($1, $2, now(), $3::text::inet, $4) RETURNING created_at",
         id,
         factor_id,
-        ip
+        ip,
+        otp_code_hash
     )
     .fetch_one(conn)
     .await
@@ -216,12 +279,14 @@ pub struct Challenge {
     pub verified_at: Option<DateTime<Utc>>,
     /// the address that made it
     pub ip: String,
+    /// phone factors: the hash of the code sent
+    pub otp_code: Option<String>,
 }
 
 pub async fn find_challenge(db: &PgPool, factor_id: Uuid, id: Uuid) -> sqlx::Result<Option<Challenge>> {
     sqlx::query_as!(
         Challenge,
-        r#"SELECT created_at, verified_at, host(ip_address) AS "ip!" FROM mfa_challenges
+        r#"SELECT created_at, verified_at, host(ip_address) AS "ip!", otp_code FROM mfa_challenges
            WHERE id = $1 AND factor_id = $2"#,
         id,
         factor_id

@@ -73,6 +73,10 @@ pub fn accepted_step(secret_base32: &str, code: &str, unix_seconds: u64) -> Opti
     totp.check(code.trim(), unix_seconds)
 }
 
+pub fn invalid_code() -> auth_core::ServiceError {
+    auth_core::ServiceError::unprocessable(auth_core::ErrorCode::MfaVerificationFailed, "Invalid TOTP code entered")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use auth_core::Config;
-use auth_proto::notification::v1::{EmailRequested, SmsChannel, SmsRequested};
+use auth_proto::notification::v1::{EmailRequested, SmsChannel, SmsKind, SmsRequested};
 use futures::StreamExt;
 use prost::Message as _;
 use sqlx::PgPool;
@@ -300,15 +300,18 @@ impl Deliverer {
         } else {
             Channel::Sms
         };
-        let text = sender.render(&request.otp);
+        let template = match SmsKind::try_from(request.kind) {
+            Ok(SmsKind::MfaChallenge) => &self.config.mfa.phone_template,
+            Ok(SmsKind::Otp) | Err(_) => &self.config.sms.template,
+        };
+        let text = SmsSender::render(template, &request.otp);
         let provider_id = sender.send(&request.phone, &text, channel, &request.otp).await?;
         tracing::debug!(message_id = %request.message_id, %provider_id, "SMS accepted by the provider");
         Ok(())
     }
 
     /// Records the attempt before sending: a new message, a failed one's retry, or a stale `sending`
-    /// row become attempts; anything else is not ours to send now.
-    /// Records the attempt, unless the message is not exactly what the suite wrote to its outbox
+    /// row become attempts; anything else is not ours to send now. Records the attempt, unless the message is not exactly what the suite wrote to its outbox
     /// (same id, subject and payload bytes): only the suite's own requests are ever sent.
     async fn claim(
         &self,

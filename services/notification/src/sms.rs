@@ -47,8 +47,7 @@ impl SmsSender {
     }
 
     /// GoTrue's `generateSMSFromTemplate`: `{{ .Code }}` becomes the code.
-    pub fn render(&self, otp: &str) -> String {
-        let template = &self.config.template;
+    pub fn render(template: &str, otp: &str) -> String {
         #[expect(clippy::expect_used, reason = "a constant pattern, compiled by every test run")]
         static CODE: std::sync::LazyLock<regex::Regex> =
             std::sync::LazyLock::new(|| regex::Regex::new(r"\{\{\s*\.Code\s*\}\}").expect("static pattern"));

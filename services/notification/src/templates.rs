@@ -28,6 +28,9 @@ const PASSWORD_CHANGED_NOTIFICATION: &str = "<h2>Your password was changed</h2>\
 const EMAIL_CHANGED_NOTIFICATION: &str = "<h2>Your email address was changed</h2>\n\n<p>The email address for your account was changed from {{ .OldEmail }} to {{ .Email }}.</p>\n<p>If you didn't make this change, contact support immediately.</p>\n";
 const PHONE_CHANGED_NOTIFICATION: &str = "<h2>Your phone number was changed</h2>\n\n<p>The phone number for your account was changed from {{ .OldPhone }} to {{ .Phone }}.</p>\n<p>If you didn't make this change, contact support immediately.</p>\n";
 
+const MFA_FACTOR_ENROLLED_NOTIFICATION: &str = "<h2>A new verification method was added</h2>\n\n<p>Sign-in verification method {{ .FactorType }} was added to your account.</p>\n<p>If you didn't make this change, contact support immediately.</p>\n";
+const MFA_FACTOR_UNENROLLED_NOTIFICATION: &str = "<h2>A verification method was removed</h2>\n\n<p>Sign-in verification method {{ .FactorType }} was removed from your account.</p>\n<p>If you didn't make this change, contact support immediately.</p>\n";
+
 /// GoTrue's default subject and body for a kind of email.
 fn defaults(kind: EmailKind) -> (&'static str, &'static str) {
     match kind {
@@ -39,6 +42,14 @@ fn defaults(kind: EmailKind) -> (&'static str, &'static str) {
         EmailKind::PasswordChangedNotification => ("Your password was changed", PASSWORD_CHANGED_NOTIFICATION),
         EmailKind::EmailChangedNotification => ("Your email address was changed", EMAIL_CHANGED_NOTIFICATION),
         EmailKind::PhoneChangedNotification => ("Your phone number was changed", PHONE_CHANGED_NOTIFICATION),
+        EmailKind::MfaFactorEnrolledNotification => (
+            "A new verification method was added to your account",
+            MFA_FACTOR_ENROLLED_NOTIFICATION,
+        ),
+        EmailKind::MfaFactorUnenrolledNotification => (
+            "A verification method was removed from your account",
+            MFA_FACTOR_UNENROLLED_NOTIFICATION,
+        ),
         EmailKind::Confirmation | EmailKind::Unspecified => ("Confirm your email address", CONFIRMATION),
     }
 }
@@ -65,6 +76,7 @@ pub fn render(request: &EmailRequested, subjects: &MailerSubjects, body: Option<
         ("OldEmail", request.old_email.as_str()),
         ("OldPhone", request.old_phone.as_str()),
         ("Phone", request.phone.as_str()),
+        ("FactorType", request.factor_type.as_str()),
     ];
     let data: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&request.data_json).unwrap_or_default();
     Rendered {

@@ -16,11 +16,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::code_purpose::{EmailCode, PhoneCode};
-use crate::outbox::{self, EmailContent};
-use crate::send_budget::{self, Budget};
 use crate::state::UserState;
 use crate::store;
 use crate::store::one_time_tokens;
+use auth_outbox::budget::{self as send_budget, Budget};
+use auth_outbox::{self as outbox, EmailContent};
 
 /// Where a code goes.
 pub enum Delivery<'a> {
@@ -177,7 +177,7 @@ impl UserState {
         if !self.config.sms.autoconfirm {
             send_budget::spend(conn, Budget::Sms, self.config.rate_limit.sms_sent).await?;
         }
-        let id = outbox::enqueue_sms(conn, &self.config, phone, channel, &otp).await?;
+        let id = outbox::enqueue_sms(conn, &self.config, outbox::SmsKind::Otp, phone, channel, &otp).await?;
         Ok(id.to_string())
     }
 
@@ -190,33 +190,11 @@ impl UserState {
 /// The 429 for a code refused by its send interval, with GoTrue's wait in seconds.
 fn too_soon(last_sent: Option<DateTime<Utc>>, interval: std::time::Duration, code: ErrorCode) -> ServiceError {
     let last_sent = last_sent.unwrap_or_else(Utc::now);
-    check_frequency(Some(last_sent), interval, code)
+    outbox::check_frequency(Some(last_sent), interval, code)
         .err()
         .or_else(|| {
             // The row was written by a request racing this one, after our snapshot.
-            check_frequency(Some(Utc::now()), interval, code).err()
+            outbox::check_frequency(Some(Utc::now()), interval, code).err()
         })
         .unwrap_or_else(|| ServiceError::new(429, code, "For security purposes, please wait a moment."))
-}
-
-/// 429 with GoTrue's message when the previous message went out less than `frequency` ago.
-pub fn check_frequency(
-    sent_at: Option<chrono::DateTime<Utc>>,
-    frequency: std::time::Duration,
-    code: ErrorCode,
-) -> Result<(), ServiceError> {
-    let Some(sent_at) = sent_at else { return Ok(()) };
-    let frequency = chrono::Duration::from_std(frequency).unwrap_or_default();
-    let next = sent_at + frequency;
-    let now = Utc::now();
-    if next > now {
-        let wait = (next - now).num_milliseconds().div_euclid(1000) + 1;
-        let wait = wait.min(frequency.num_seconds().max(1));
-        return Err(ServiceError::new(
-            429,
-            code,
-            format!("For security purposes, you can only request this after {wait} seconds."),
-        ));
-    }
-    Ok(())
 }

@@ -16,12 +16,12 @@ use sqlx::PgConnection;
 
 use crate::code_purpose::LinkType;
 use crate::invite::create_email_user;
-use crate::outbox;
 use crate::state::UserState;
 use crate::store;
 use crate::store::one_time_tokens::OneTimeTokenKind;
 use crate::update::merge;
 use crate::validate;
+use auth_outbox as outbox;
 
 const DUPLICATE_EMAIL: &str = "A user with this email address has already been registered";
 

@@ -11,8 +11,8 @@ use auth_core::config::{Config, MailerNotifications};
 use auth_proto::notification::v1::EmailKind;
 use sqlx::PgConnection;
 
-use crate::outbox::{self, EmailContent};
-use crate::send_budget::{self, Budget};
+use auth_outbox::budget as send_budget;
+use auth_outbox::{self as outbox, EmailContent};
 
 /// What changed, and what the email says about it.
 #[derive(Debug)]
@@ -79,14 +79,8 @@ pub async fn notify(
     if to.is_empty() || !changed {
         return Ok(false);
     }
-    if !config.mailer.autoconfirm
-        && let Err(refused) = send_budget::spend(conn, Budget::Email, config.rate_limit.email_sent).await
-    {
-        if refused.http_status == 429 {
-            tracing::warn!(kind = ?change.kind(), "account change notification skipped: email rate limit exceeded");
-            return Ok(false);
-        }
-        return Err(refused);
+    if !send_budget::spend_on_notification(conn, config, change.kind()).await? {
+        return Ok(false);
     }
     let (old_email, old_phone) = match &change {
         AccountChange::Email { old_email } => (old_email.to_string(), String::new()),

@@ -185,7 +185,7 @@ impl UserState {
             request.channel.as_str()
         };
         let phone = validate::phone(&request.phone)?;
-        validate::channel(channel, &self.config.sms.provider)?;
+        auth_outbox::check_channel(channel, &self.config.sms.provider)?;
         let aud = self.request_aud(request.context.as_ref());
         let user = users::find_by_phone(&self.db, &phone, &aud).await?;
         let user = match user {

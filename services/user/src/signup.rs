@@ -237,7 +237,7 @@ impl UserState {
             request.channel.as_str()
         };
         if provider == Provider::Phone {
-            validate::channel(channel, &config.sms.provider)?;
+            auth_outbox::check_channel(channel, &config.sms.provider)?;
             if !request.code_challenge.is_empty() {
                 return Err(ServiceError::bad_request(
                     ErrorCode::ValidationFailed,

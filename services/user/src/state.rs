@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use crate::outbox_relay::RelayHandle;
 use crate::password::PasswordHasher;
 use auth_account::jwt::JwtKeys;
 use auth_account::principal::{self, Principal, VerifiedToken};
 use auth_core::grpc::TracedChannel;
 use auth_core::redirect::RedirectPolicy;
 use auth_core::{Config, ServiceError};
+use auth_outbox::relay::RelayHandle;
 use auth_proto::common::v1::{RequestContext, SessionTokens, User};
 use auth_proto::mfa::v1::DeleteUserFactorsRequest;
 use auth_proto::mfa::v1::mfa_service_client::MfaServiceClient;

@@ -14,14 +14,13 @@ use sqlx::PgConnection;
 use subtle::ConstantTimeEq;
 
 use crate::code_purpose::PhoneCode;
-use crate::codes::check_frequency;
 use crate::notifications;
-use crate::outbox::{self, EmailContent};
 use crate::state::UserState;
 use crate::store;
 use crate::store::identities::Provider;
 use crate::store::one_time_tokens::OneTimeTokenKind;
 use crate::validate;
+use auth_outbox::{self as outbox, EmailContent};
 
 /// Sessions started by proving control of the inbox or phone may set a password without the old one.
 const RECOVERY_METHODS: &[&str] = &["otp", "magiclink", "recovery"];
@@ -71,7 +70,7 @@ impl UserState {
         let phone = match request.phone.as_deref() {
             Some(p) if !p.is_empty() => {
                 let phone = validate::phone(p)?;
-                validate::channel(channel, &config.sms.provider)?;
+                auth_outbox::check_channel(channel, &config.sms.provider)?;
                 Some(phone)
             }
             _ => None,
@@ -342,15 +341,15 @@ impl UserState {
     ) -> Result<(), ServiceError> {
         let prefixed = |hash: String| if pkce { format!("pkce_{hash}") } else { hash };
         let redirect_to = self.redirect_target(redirect_to);
-        check_frequency(
+        outbox::check_frequency(
             user.email_change_sent_at,
             self.config.mailer.max_frequency,
             ErrorCode::OverEmailSendRateLimit,
         )?;
         if !self.config.mailer.autoconfirm {
-            crate::send_budget::spend(
+            auth_outbox::budget::spend(
                 conn,
-                crate::send_budget::Budget::Email,
+                auth_outbox::budget::Budget::Email,
                 self.config.rate_limit.email_sent,
             )
             .await?;

@@ -14,8 +14,6 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 
-pub const INVALID_CHANNEL: &str = "Invalid channel, supported values are 'sms' or 'whatsapp'. 'whatsapp' is only supported if Twilio or Twilio Verify is used as the provider.";
-
 fn invalid(message: impl Into<String>) -> ServiceError {
     ServiceError::bad_request(ErrorCode::ValidationFailed, message)
 }
@@ -37,15 +35,6 @@ pub fn email(email: &str) -> Result<String, ServiceError> {
 /// E.164 digits without `+` and spaces, as stored.
 pub fn phone(phone: &str) -> Result<String, ServiceError> {
     auth_account::users::normalize_phone(phone).ok_or_else(|| invalid("Invalid phone number format (E.164 required)"))
-}
-
-/// `sms` always; `whatsapp` only with Twilio providers.
-pub fn channel(channel: &str, sms_provider: &str) -> Result<(), ServiceError> {
-    match channel {
-        "sms" => Ok(()),
-        "whatsapp" if sms_provider == "twilio" || sms_provider == "twilio_verify" => Ok(()),
-        _ => Err(invalid(INVALID_CHANNEL)),
-    }
 }
 
 /// GoTrue's `validatePKCEParams`: both or neither; 43..128 unreserved characters.

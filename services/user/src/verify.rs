@@ -17,10 +17,10 @@ use uuid::Uuid;
 use crate::code_purpose::{OneTimeTokenKind, VerifyType};
 use crate::notifications;
 use crate::otp_failures;
-use crate::outbox;
 use crate::state::UserState;
 use crate::store;
 use crate::validate;
+use auth_outbox as outbox;
 
 const LINK_INVALID: &str = "Email link is invalid or has expired";
 const CODE_INVALID: &str = "Token has expired or is invalid";

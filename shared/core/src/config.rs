@@ -266,6 +266,10 @@ pub struct MailerNotifications {
     pub email_changed_enabled: bool,
     /// `GOTRUE_MAILER_NOTIFICATIONS_PHONE_CHANGED_ENABLED`: once a phone change is verified.
     pub phone_changed_enabled: bool,
+    /// `GOTRUE_MAILER_NOTIFICATIONS_MFA_FACTOR_ENROLLED_ENABLED`: once a new factor is verified.
+    pub mfa_factor_enrolled_enabled: bool,
+    /// `GOTRUE_MAILER_NOTIFICATIONS_MFA_FACTOR_UNENROLLED_ENABLED`: after the user removed a factor.
+    pub mfa_factor_unenrolled_enabled: bool,
 }
 
 /// Body template URLs by kind; `None` means GoTrue's built-in body.
@@ -314,6 +318,8 @@ pub struct PerEmailKind {
     pub password_changed_notification: Option<String>,
     pub email_changed_notification: Option<String>,
     pub phone_changed_notification: Option<String>,
+    pub mfa_factor_enrolled_notification: Option<String>,
+    pub mfa_factor_unenrolled_notification: Option<String>,
 }
 
 impl PerEmailKind {
@@ -328,6 +334,8 @@ impl PerEmailKind {
             EmailKind::PasswordChangedNotification => self.password_changed_notification.as_deref(),
             EmailKind::EmailChangedNotification => self.email_changed_notification.as_deref(),
             EmailKind::PhoneChangedNotification => self.phone_changed_notification.as_deref(),
+            EmailKind::MfaFactorEnrolledNotification => self.mfa_factor_enrolled_notification.as_deref(),
+            EmailKind::MfaFactorUnenrolledNotification => self.mfa_factor_unenrolled_notification.as_deref(),
             EmailKind::Confirmation | EmailKind::Unspecified => self.confirmation.as_deref(),
         }
     }
@@ -476,6 +484,13 @@ pub struct MfaConfig {
     pub totp: FactorSwitches,
     /// `GOTRUE_MFA_PHONE_{ENROLL,VERIFY}_ENABLED` (off by default)
     pub phone: FactorSwitches,
+    /// `GOTRUE_MFA_PHONE_OTP_LENGTH` (6, allowed 6 to 10)
+    pub phone_otp_length: usize,
+    /// `GOTRUE_MFA_PHONE_MAX_FREQUENCY` (60 s; zero means the default): the least time between two
+    /// challenges of one phone factor.
+    pub phone_max_frequency: Duration,
+    /// `GOTRUE_MFA_PHONE_TEMPLATE` (`Your code is {{ .Code }}`)
+    pub phone_template: String,
     /// `GOTRUE_MFA_WEB_AUTHN_{ENROLL,VERIFY}_ENABLED` (off by default)
     pub web_authn: FactorSwitches,
 }
@@ -832,6 +847,10 @@ impl Config {
                     password_changed_enabled: r.bool(&["GOTRUE_MAILER_NOTIFICATIONS_PASSWORD_CHANGED_ENABLED"], false),
                     email_changed_enabled: r.bool(&["GOTRUE_MAILER_NOTIFICATIONS_EMAIL_CHANGED_ENABLED"], false),
                     phone_changed_enabled: r.bool(&["GOTRUE_MAILER_NOTIFICATIONS_PHONE_CHANGED_ENABLED"], false),
+                    mfa_factor_enrolled_enabled: r
+                        .bool(&["GOTRUE_MAILER_NOTIFICATIONS_MFA_FACTOR_ENROLLED_ENABLED"], false),
+                    mfa_factor_unenrolled_enabled: r
+                        .bool(&["GOTRUE_MAILER_NOTIFICATIONS_MFA_FACTOR_UNENROLLED_ENABLED"], false),
                 },
             },
             smtp: SmtpConfig {
@@ -951,6 +970,19 @@ impl Config {
                     enroll: r.bool(&["GOTRUE_MFA_PHONE_ENROLL_ENABLED"], false),
                     verify: r.bool(&["GOTRUE_MFA_PHONE_VERIFY_ENABLED"], false),
                 },
+                // GoTrue falls back to 6 silently here, unlike for the other code lengths.
+                phone_otp_length: match r.parse(&["GOTRUE_MFA_PHONE_OTP_LENGTH"], 6usize) {
+                    length @ 6..=10 => length,
+                    _ => 6,
+                },
+                phone_max_frequency: match r.duration(&["GOTRUE_MFA_PHONE_MAX_FREQUENCY"], ONE_MINUTE) {
+                    Duration::ZERO => ONE_MINUTE,
+                    frequency => frequency,
+                },
+                phone_template: match r.string(&["GOTRUE_MFA_PHONE_TEMPLATE"], "") {
+                    template if template.is_empty() => "Your code is {{ .Code }}".to_string(),
+                    template => template,
+                },
                 web_authn: FactorSwitches {
                     enroll: r.bool(&["GOTRUE_MFA_WEB_AUTHN_ENROLL_ENABLED"], false),
                     verify: r.bool(&["GOTRUE_MFA_WEB_AUTHN_VERIFY_ENABLED"], false),
@@ -1026,6 +1058,7 @@ impl Config {
 
 const FIVE_MINUTES: Duration = Duration::from_secs(300);
 const ONE_HOUR: Duration = Duration::from_secs(3600);
+const ONE_MINUTE: Duration = Duration::from_secs(60);
 
 /// GoTrue's `PasswordRequiredCharacters` decoding: sets split on `:`, where a set ending in `\\` is
 /// joined to the next one with a literal colon.
@@ -1253,6 +1286,8 @@ impl Reader<'_> {
             password_changed_notification: get("PASSWORD_CHANGED_NOTIFICATION"),
             email_changed_notification: get("EMAIL_CHANGED_NOTIFICATION"),
             phone_changed_notification: get("PHONE_CHANGED_NOTIFICATION"),
+            mfa_factor_enrolled_notification: get("MFA_FACTOR_ENROLLED_NOTIFICATION"),
+            mfa_factor_unenrolled_notification: get("MFA_FACTOR_UNENROLLED_NOTIFICATION"),
         }
     }
 
@@ -1455,8 +1490,26 @@ mod tests {
         assert_eq!((mfa.max_enrolled_factors, mfa.max_verified_factors), (10, 10));
         assert_eq!((mfa.totp.enroll, mfa.totp.verify), (true, true));
         assert_eq!((mfa.phone.enroll, mfa.web_authn.verify), (false, false));
+        assert_eq!(mfa.phone_otp_length, 6);
+        assert_eq!(mfa.phone_max_frequency, Duration::from_secs(60));
+        assert_eq!(mfa.phone_template, "Your code is {{ .Code }}");
         assert_eq!(config.rate_limit.mfa_challenge_and_verify.per_window, 15.0);
         assert_eq!(config.rate_limit.mfa_challenge_and_verify.burst, 30.0);
+        assert!(!config.mailer.notifications.mfa_factor_enrolled_enabled);
+    }
+
+    #[test]
+    fn mfa_phone_settings_fall_back_as_gotrue_does() {
+        let mut pairs = minimal();
+        pairs.extend([
+            ("GOTRUE_MFA_PHONE_MAX_FREQUENCY", "0s"),
+            ("GOTRUE_MFA_PHONE_OTP_LENGTH", "12"),
+            ("GOTRUE_MFA_PHONE_TEMPLATE", ""),
+        ]);
+        let mfa = Config::from_pairs(pairs).expect("valid").mfa;
+        assert_eq!(mfa.phone_max_frequency, Duration::from_secs(60));
+        assert_eq!(mfa.phone_otp_length, 6);
+        assert_eq!(mfa.phone_template, "Your code is {{ .Code }}");
     }
 
     #[test]

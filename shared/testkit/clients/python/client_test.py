@@ -99,6 +99,19 @@ assert len(factors.totp) == 1 and factors.totp[0].status == "verified"
 auth.mfa.challenge_and_verify({"factor_id": factor_id, "code": totp(enrolled.totp.secret, 30)})
 assert auth.mfa.unenroll({"factor_id": factor_id}).id == factor_id
 
+# MFA: a phone factor enrolled and challenged by SMS (the code itself is checked by the Rust tests)
+phone_factor = auth.mfa.enroll({"factor_type": "phone", "phone": "+15550108080", "friendly_name": "py phone"})
+assert phone_factor.type == "phone" and phone_factor.totp is None
+phone_challenge = auth.mfa.challenge({"factor_id": phone_factor.id, "channel": "sms"})
+assert phone_challenge.factor_type == "phone"
+expect_error(
+    lambda: auth.mfa.verify({"factor_id": phone_factor.id, "challenge_id": phone_challenge.id, "code": "000000"}),
+    422,
+    "mfa_verification_failed",
+)
+expect_error(lambda: auth.mfa.challenge({"factor_id": phone_factor.id}), 429, "over_sms_send_rate_limit")
+assert auth.mfa.unenroll({"factor_id": phone_factor.id}).id == phone_factor.id
+
 jwks = httpx.get(f"{url}/.well-known/jwks.json").json()
 assert len(jwks["keys"]) == 1 and "d" not in jwks["keys"][0]
 

@@ -17,6 +17,8 @@ async fn client_suite() -> anyhow::Result<Suite> {
     Suite::builder()
         .env("GOTRUE_MAILER_AUTOCONFIRM", "true")
         .env("GOTRUE_EXTERNAL_ANONYMOUS_USERS_ENABLED", "true")
+        .env("GOTRUE_MFA_PHONE_ENROLL_ENABLED", "true")
+        .env("GOTRUE_MFA_PHONE_VERIFY_ENABLED", "true")
         .env("GOTRUE_JWT_KEYS", &json!([test_jwk("rsa")]).to_string())
         .start()
         .await

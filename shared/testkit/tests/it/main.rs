@@ -18,6 +18,7 @@ mod deploy_files;
 mod general;
 mod hardening;
 mod mfa;
+mod mfa_phone;
 mod outbox;
 mod resilience;
 mod schema;

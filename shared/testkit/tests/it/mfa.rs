@@ -10,7 +10,7 @@ use totp_rs::{Algorithm, Builder, Secret};
 use crate::support::*;
 
 /// The current code of a TOTP secret (base32), as an authenticator app shows it.
-fn totp_code(secret: &str, at_unix: u64) -> String {
+pub(crate) fn totp_code(secret: &str, at_unix: u64) -> String {
     Builder::new()
         .with_algorithm(Algorithm::SHA1)
         .with_digits(6)
@@ -21,11 +21,11 @@ fn totp_code(secret: &str, at_unix: u64) -> String {
         .to_string()
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp()).expect("after 1970")
 }
 
-async fn call(
+pub(crate) async fn call(
     suite: &Suite,
     session: &Value,
     method: Method,
@@ -39,7 +39,7 @@ async fn call(
     Ok(request.send().await?)
 }
 
-async fn call_ok(
+pub(crate) async fn call_ok(
     suite: &Suite,
     session: &Value,
     method: Method,
@@ -53,7 +53,7 @@ async fn call_ok(
     Ok(body)
 }
 
-async fn enroll_totp(suite: &Suite, session: &Value, name: &str) -> anyhow::Result<Value> {
+pub(crate) async fn enroll_totp(suite: &Suite, session: &Value, name: &str) -> anyhow::Result<Value> {
     call_ok(
         suite,
         session,
@@ -64,7 +64,7 @@ async fn enroll_totp(suite: &Suite, session: &Value, name: &str) -> anyhow::Resu
     .await
 }
 
-async fn challenge(suite: &Suite, session: &Value, factor_id: &str) -> anyhow::Result<String> {
+pub(crate) async fn challenge(suite: &Suite, session: &Value, factor_id: &str) -> anyhow::Result<String> {
     let challenge = call_ok(
         suite,
         session,
@@ -76,7 +76,7 @@ async fn challenge(suite: &Suite, session: &Value, factor_id: &str) -> anyhow::R
     Ok(challenge["id"].as_str().unwrap_or_default().to_string())
 }
 
-async fn verify(
+pub(crate) async fn verify(
     suite: &Suite,
     session: &Value,
     factor_id: &str,
@@ -94,7 +94,7 @@ async fn verify(
 }
 
 /// Enrols a TOTP factor and verifies it: the AAL2 token response and the factor's id and secret.
-async fn enroll_and_verify(suite: &Suite, session: &Value) -> anyhow::Result<(Value, String, String)> {
+pub(crate) async fn enroll_and_verify(suite: &Suite, session: &Value) -> anyhow::Result<(Value, String, String)> {
     let factor = enroll_totp(suite, session, "authenticator").await?;
     let factor_id = factor["id"].as_str().unwrap_or_default().to_string();
     let secret = factor["totp"]["secret"].as_str().unwrap_or_default().to_string();
@@ -106,7 +106,7 @@ async fn enroll_and_verify(suite: &Suite, session: &Value) -> anyhow::Result<(Va
     Ok((body, factor_id, secret))
 }
 
-fn access_claims(session: &Value) -> Value {
+pub(crate) fn access_claims(session: &Value) -> Value {
     claims(session["access_token"].as_str().unwrap_or_default())
 }
 

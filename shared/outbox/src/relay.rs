@@ -19,6 +19,8 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
+use auth_core::nats;
+use auth_core::runtime::ServiceContext;
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -50,6 +52,22 @@ struct OutboxRow {
     subject: String,
     payload: Vec<u8>,
     headers: sqlx::types::Json<Value>,
+}
+
+/// Connects to NATS, makes sure the notification stream exists (whichever process starts first),
+/// and starts this process's relay, plus the backlog gauges with `GOTRUE_METRICS_ENABLED`.
+pub async fn start(ctx: &ServiceContext) -> anyhow::Result<RelayHandle> {
+    let suite = &ctx.config.suite;
+    let jetstream = jetstream::new(nats::connect_with(suite).await?);
+    nats::set_up("notification stream", &ctx.shutdown, || {
+        nats::ensure_notification_stream(&jetstream, &suite.nats_prefix)
+    })
+    .await?;
+    let relay = spawn(ctx.db.clone(), jetstream, &suite.nats_prefix, ctx.shutdown.clone());
+    if ctx.config.metrics.enabled {
+        sample_backlog(ctx.db.clone(), &suite.nats_prefix, ctx.shutdown.clone());
+    }
+    Ok(relay)
 }
 
 /// Starts the relay for rows whose subject begins with `<prefix>.` until `shutdown` fires.

@@ -4,8 +4,15 @@
 //! request to `outbox_messages` in the same transaction. The relay publishes it to JetStream and the
 //! notifier sends it; if the transaction rolls back, nothing is sent, and if it commits, the message
 //! cannot be lost.
+//!
+//! Every service that sends (user, mfa) writes through this crate and runs a [`relay`]; the relays
+//! share the table safely, so any replica of any of them publishes any row.
 
-use auth_core::Config;
+pub mod budget;
+pub mod relay;
+
+use auth_core::{Config, ErrorCode, ServiceError};
+pub use auth_proto::notification::v1::SmsKind;
 use auth_proto::notification::v1::{EmailKind, EmailRequested, SmsChannel, SmsRequested};
 use chrono::Utc;
 use prost::Message;
@@ -45,6 +52,8 @@ pub struct EmailContent {
     pub old_email: String,
     pub old_phone: String,
     pub phone: String,
+    /// `{{ .FactorType }}` of the MFA factor notifications.
+    pub factor_type: String,
 }
 
 pub async fn enqueue_email(
@@ -87,6 +96,7 @@ pub async fn enqueue_email(
         old_email: content.old_email,
         old_phone: content.old_phone,
         phone: content.phone,
+        factor_type: content.factor_type,
     };
     insert(conn, config, id, "email_requested", event.encode_to_vec()).await?;
     Ok(id)
@@ -143,9 +153,11 @@ fn go_query_escape(text: &str) -> String {
     escaped
 }
 
+/// Queues `otp` for `phone`; `kind` picks the template the notifier writes it with.
 pub async fn enqueue_sms(
     conn: &mut PgConnection,
     config: &Config,
+    kind: SmsKind,
     phone: &str,
     channel: &str,
     otp: &str,
@@ -161,9 +173,43 @@ pub async fn enqueue_sms(
         } as i32,
         otp: otp.to_string(),
         requested_at: auth_account::users::timestamp(Some(Utc::now())),
+        kind: kind as i32,
     };
     insert(conn, config, id, "sms_requested", event.encode_to_vec()).await?;
     Ok(id)
+}
+
+pub const INVALID_CHANNEL: &str = "Invalid channel, supported values are 'sms' or 'whatsapp'. 'whatsapp' is only supported if Twilio or Twilio Verify is used as the provider.";
+
+/// `sms` always; `whatsapp` only with Twilio providers.
+pub fn check_channel(channel: &str, sms_provider: &str) -> Result<(), ServiceError> {
+    match channel {
+        "sms" => Ok(()),
+        "whatsapp" if sms_provider == "twilio" || sms_provider == "twilio_verify" => Ok(()),
+        _ => Err(ServiceError::bad_request(ErrorCode::ValidationFailed, INVALID_CHANNEL)),
+    }
+}
+
+/// 429 with GoTrue's message when the previous message went out less than `frequency` ago.
+pub fn check_frequency(
+    sent_at: Option<chrono::DateTime<Utc>>,
+    frequency: std::time::Duration,
+    code: ErrorCode,
+) -> Result<(), ServiceError> {
+    let Some(sent_at) = sent_at else { return Ok(()) };
+    let frequency = chrono::Duration::from_std(frequency).unwrap_or_default();
+    let next = sent_at + frequency;
+    let now = Utc::now();
+    if next > now {
+        let wait = (next - now).num_milliseconds().div_euclid(1000) + 1;
+        let wait = wait.min(frequency.num_seconds().max(1));
+        return Err(ServiceError::new(
+            429,
+            code,
+            format!("For security purposes, you can only request this after {wait} seconds."),
+        ));
+    }
+    Ok(())
 }
 
 async fn insert(conn: &mut PgConnection, config: &Config, id: Uuid, event: &str, payload: Vec<u8>) -> sqlx::Result<()> {

@@ -8,7 +8,7 @@
 //! sends are serialised per project; at GoTrue's default budgets (30 an hour) that is no limit.
 
 use auth_core::config::SendRate;
-use auth_core::{ErrorCode, ServiceError};
+use auth_core::{Config, ErrorCode, ServiceError};
 use sqlx::PgConnection;
 
 #[derive(Debug, Clone, Copy)]
@@ -81,4 +81,25 @@ pub async fn spend(conn: &mut PgConnection, budget: Budget, rate: SendRate) -> R
         }
     };
     if granted { Ok(()) } else { Err(budget.exceeded()) }
+}
+
+/// Takes one email for a notification (an account change, an MFA factor added or removed), as
+/// GoTrue's `sendEmail` does: no budget applies with `GOTRUE_MAILER_AUTOCONFIRM`, and a spent budget
+/// skips the notification with a warning (`Ok(false)`) rather than failing the change it reports.
+pub async fn spend_on_notification(
+    conn: &mut PgConnection,
+    config: &Config,
+    kind: auth_proto::notification::v1::EmailKind,
+) -> Result<bool, ServiceError> {
+    if config.mailer.autoconfirm {
+        return Ok(true);
+    }
+    match spend(conn, Budget::Email, config.rate_limit.email_sent).await {
+        Ok(()) => Ok(true),
+        Err(refused) if refused.http_status == 429 => {
+            tracing::warn!(?kind, "notification skipped: email rate limit exceeded");
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
 }
