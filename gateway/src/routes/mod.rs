@@ -13,6 +13,7 @@ mod otp;
 mod pagination;
 mod reauthenticate;
 mod recover;
+mod recovery_codes;
 mod resend;
 mod signup;
 mod token;
@@ -38,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .merge(admin_audit::router())
         .merge(admin_factors::router())
         .merge(factors::router())
+        .merge(recovery_codes::router())
         .merge(generate_link::router())
         .merge(well_known::router())
         .merge(signup::router())

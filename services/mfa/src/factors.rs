@@ -34,7 +34,7 @@ use crate::store::{self, OwnedFactor};
 use crate::totp;
 
 /// GoTrue's `requireNotAnonymous` and the session every factor route needs.
-fn signed_in(principal: &Principal) -> Result<(&UserRecord, Uuid, bool), ServiceError> {
+pub(crate) fn signed_in(principal: &Principal) -> Result<(&UserRecord, Uuid, bool), ServiceError> {
     let user = principal.require_user()?;
     if principal.claims.is_anonymous() {
         return Err(ServiceError::forbidden(
@@ -342,7 +342,7 @@ impl MfaState {
             self.relay.nudge();
         }
 
-        self.step_up_session(user.id, session_id, factor.id, amr_method(&factor.factor_type))
+        self.step_up_session(user.id, session_id, Some(factor.id), amr_method(&factor.factor_type))
             .await
     }
 

@@ -5,7 +5,9 @@ use auth_proto::mfa::v1::mfa_service_server::MfaService;
 use auth_proto::mfa::v1::{
     AdminFactorRequest, AdminListFactorsRequest, AdminListFactorsResponse, AdminUpdateFactorRequest,
     ChallengeFactorRequest, ChallengeFactorResponse, DeleteUserFactorsRequest, DeleteUserFactorsResponse,
-    EnrollFactorRequest, EnrollFactorResponse, UnenrollFactorRequest, UnenrollFactorResponse, VerifyFactorRequest,
+    EnrollFactorRequest, EnrollFactorResponse, GenerateRecoveryCodesResponse, RecoveryCodesRequest,
+    RecoveryCodesStatusResponse, UnenrollFactorRequest, UnenrollFactorResponse, UseRecoveryCodeRequest,
+    VerifyFactorRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -53,6 +55,34 @@ impl MfaService for MfaGrpc {
         Ok(Response::new(
             self.state.unenroll(&principal, request.into_inner()).await?,
         ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn generate_recovery_codes(
+        &self,
+        request: Request<RecoveryCodesRequest>,
+    ) -> Result<Response<GenerateRecoveryCodesResponse>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(self.state.generate_recovery_codes(&principal).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn recovery_codes_status(
+        &self,
+        request: Request<RecoveryCodesRequest>,
+    ) -> Result<Response<RecoveryCodesStatusResponse>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        Ok(Response::new(self.state.recovery_codes_status(&principal).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn use_recovery_code(
+        &self,
+        request: Request<UseRecoveryCodeRequest>,
+    ) -> Result<Response<SessionTokens>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        let code = request.into_inner().code;
+        Ok(Response::new(self.state.use_recovery_code(&principal, &code).await?))
     }
 
     #[tracing::instrument(skip_all)]

@@ -1,6 +1,7 @@
 //! The MFA service: TOTP, phone and WebAuthn factors. It owns `mfa_factors`, `mfa_challenges`,
-//! `suite_totp_accepted_steps` and `suite_mfa_failures`. It serves a user's own factors
-//! (`factors.rs`, with `phone.rs` for SMS codes) and the admin factor API (`admin_factors.rs`).
+//! `suite_totp_accepted_steps`, `suite_mfa_failures` and `suite_mfa_recovery_codes`. It serves a
+//! user's own factors (`factors.rs`, with `phone.rs` for SMS codes), the suite's recovery codes
+//! (`recovery_codes.rs`) and the admin factor API (`admin_factors.rs`).
 //! Sessions are the token service's: a verification asks it to step the session up, removing a
 //! factor asks it to downgrade them. Phone codes and factor notifications go out through the
 //! outbox (`auth-outbox`), written in the transaction of the change they belong to.
@@ -12,6 +13,7 @@ mod failures;
 mod grpc;
 mod notifications;
 mod phone;
+mod recovery_codes;
 mod state;
 mod store;
 mod totp;

@@ -73,13 +73,13 @@ impl MfaState {
         &self,
         user_id: Uuid,
         session_id: Uuid,
-        factor_id: Uuid,
+        factor_id: Option<Uuid>,
         authentication_method: &str,
     ) -> Result<pb::SessionTokens, ServiceError> {
         let request = self.as_service(StepUpSessionRequest {
             user_id: user_id.to_string(),
             session_id: session_id.to_string(),
-            factor_id: factor_id.to_string(),
+            factor_id: factor_id.map(|id| id.to_string()).unwrap_or_default(),
             authentication_method: authentication_method.to_string(),
             context: None,
         })?;

@@ -223,8 +223,12 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Removes every factor and WebAuthn credential of a user; how many of each.
+/// Removes every factor, WebAuthn credential and recovery code of a user; how many factors and
+/// credentials.
 pub async fn delete_all_of_user(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<(u64, u64)> {
+    sqlx::query!("DELETE FROM suite_mfa_recovery_codes WHERE user_id = $1", user_id)
+        .execute(&mut *conn)
+        .await?;
     let credentials = sqlx::query!("DELETE FROM webauthn_credentials WHERE user_id = $1", user_id)
         .execute(&mut *conn)
         .await?
@@ -328,4 +332,60 @@ pub async fn accept_totp_step(conn: &mut PgConnection, factor_id: Uuid, step: i6
     .fetch_optional(conn)
     .await?;
     Ok(fresh.is_some())
+}
+
+/// Replaces the user's recovery codes with new ones (their hashes); when they were made.
+pub async fn replace_recovery_codes(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    code_hashes: &[String],
+) -> sqlx::Result<DateTime<Utc>> {
+    sqlx::query!("DELETE FROM suite_mfa_recovery_codes WHERE user_id = $1", user_id)
+        .execute(&mut *conn)
+        .await?;
+    let ids: Vec<Uuid> = code_hashes.iter().map(|_| Uuid::new_v4()).collect();
+    sqlx::query!(
+        "INSERT INTO suite_mfa_recovery_codes (id, user_id, code_hash) \
+         SELECT id, $2, code_hash FROM unnest($1::uuid[], $3::text[]) AS c(id, code_hash)",
+        &ids,
+        user_id,
+        code_hashes
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_scalar!(r#"SELECT now() AS "now!""#).fetch_one(conn).await
+}
+
+/// How many recovery codes the user has, how many are unused, and when they were made.
+pub struct RecoveryCodeCount {
+    pub total: i64,
+    pub remaining: i64,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+pub async fn count_recovery_codes(db: &PgPool, user_id: Uuid) -> sqlx::Result<RecoveryCodeCount> {
+    sqlx::query_as!(
+        RecoveryCodeCount,
+        r#"SELECT count(*) AS "total!", count(*) FILTER (WHERE used_at IS NULL) AS "remaining!",
+                  min(created_at) AS created_at
+           FROM suite_mfa_recovery_codes WHERE user_id = $1"#,
+        user_id
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Spends the user's unused recovery code with this hash; `false` when there is none (wrong, or
+/// used already). One statement, so a code works once across replicas.
+pub async fn spend_recovery_code(conn: &mut PgConnection, user_id: Uuid, code_hash: &str) -> sqlx::Result<bool> {
+    let spent = sqlx::query!(
+        "UPDATE suite_mfa_recovery_codes SET used_at = now() \
+         WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+        user_id,
+        code_hash
+    )
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(spent > 0)
 }

@@ -164,7 +164,11 @@ impl TokenService for TokenGrpc {
             .step_up_session(
                 parse_uuid(&body.user_id, "user_id")?,
                 parse_uuid(&body.session_id, "session_id")?,
-                parse_uuid(&body.factor_id, "factor_id")?,
+                // empty: a recovery code, which is no factor
+                match body.factor_id.as_str() {
+                    "" => None,
+                    id => Some(parse_uuid(id, "factor_id")?),
+                },
                 &body.authentication_method,
             )
             .await?;

@@ -15,8 +15,9 @@ use uuid::Uuid;
 
 use crate::refresh_token;
 
-/// Methods whose presence in a session's amr makes it AAL2 (GoTrue's `IsAAL2Claim`).
-const AAL2_METHODS: &[&str] = &["totp", "mfa/phone", "mfa/webauthn"];
+/// Methods whose presence in a session's amr makes it AAL2 (GoTrue's `IsAAL2Claim`), plus the
+/// suite's recovery codes (`mfa/recovery_code`, which GoTrue would read as AAL1: the safe side).
+const AAL2_METHODS: &[&str] = &["totp", "mfa/phone", "mfa/webauthn", "mfa/recovery_code"];
 
 /// What the token service works with.
 #[derive(Clone)]

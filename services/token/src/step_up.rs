@@ -3,11 +3,13 @@
 //! sessions' half, in one transaction:
 //!
 //! - the session gains the factor's amr claim (or refreshes its time) and becomes `aal2`, tied to
-//!   the factor (so removing the factor downgrades it again);
+//!   the factor (so removing the factor downgrades it again); a recovery code names no factor;
 //! - it gets a new refresh token: v2 sessions skip their counter by two, so the AAL1 token the
-//!   client held can no longer refresh; v1 sessions rotate their newest token;
+//!   client held can no longer refresh; v1 sessions rotate their newest token (audited
+//!   `token_revoked`, as GoTrue's `GrantRefreshTokenSwap`);
 //! - the user's other sessions below AAL2 end, as GoTrue's `InvalidateSessionsWithAALLessThan`.
 
+use auth_account::audit::{self, AuditAction};
 use auth_account::users;
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1 as pb;
@@ -21,7 +23,7 @@ impl TokenState {
         &self,
         user_id: Uuid,
         session_id: Uuid,
-        factor_id: Uuid,
+        factor_id: Option<Uuid>,
         method: &str,
     ) -> Result<pb::SessionTokens, ServiceError> {
         let mut tx = self.db.begin().await?;
@@ -47,6 +49,9 @@ impl TokenState {
         .execute(&mut *tx)
         .await?;
 
+        let user = users::find_by_id(&mut *tx, user_id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found(ErrorCode::UserNotFound, "User not found"))?;
         let mut headers = TokenHeaders::new();
         headers.insert("sb-auth-user-id".into(), user_id.to_string());
         headers.insert("sb-auth-session-id".into(), session_id.to_string());
@@ -68,13 +73,14 @@ impl TokenState {
             }
             _ => {
                 let token = self.rotate_newest_v1_token(&mut tx, user_id, session_id).await?;
+                audit::record(&mut *tx, &user, AuditAction::TokenRevoked, None).await?;
                 headers.insert("sb-auth-refresh-token-prefix".into(), token[..5].to_string());
                 token
             }
         };
 
         sqlx::query!(
-            "UPDATE sessions SET aal = 'aal2', factor_id = $2, updated_at = now() WHERE id = $1",
+            "UPDATE sessions SET aal = 'aal2', factor_id = COALESCE($2, factor_id), updated_at = now() WHERE id = $1",
             session_id,
             factor_id
         )
@@ -94,9 +100,6 @@ impl TokenState {
         )
         .fetch_all(&mut *tx)
         .await?;
-        let user = users::find_by_id(&mut *tx, user_id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found(ErrorCode::UserNotFound, "User not found"))?;
         tx.commit().await?;
 
         let (access_token, expires_at) = self.access_token(&user, session_id, session.created_at, claims)?;

@@ -36,6 +36,10 @@ pub enum AuditAction {
     ChallengeCreated,
     /// GoTrue's `VerifyFactorAction` (written for successful verifications)
     VerificationAttempted,
+    /// The suite's own: a new set of MFA recovery codes.
+    RecoveryCodesGenerated,
+    /// The suite's own: a session stepped up with a recovery code.
+    RecoveryCodeUsed,
 }
 
 impl AuditAction {
@@ -60,6 +64,8 @@ impl AuditAction {
             Self::FactorUnenrolled => "factor_unenrolled",
             Self::ChallengeCreated => "challenge_created",
             Self::VerificationAttempted => "verification_attempted",
+            Self::RecoveryCodesGenerated => "recovery_codes_generated",
+            Self::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 
@@ -74,7 +80,9 @@ impl AuditAction {
             | Self::FactorInProgress
             | Self::FactorUnenrolled
             | Self::ChallengeCreated
-            | Self::VerificationAttempted => "factor",
+            | Self::VerificationAttempted
+            | Self::RecoveryCodesGenerated
+            | Self::RecoveryCodeUsed => "factor",
             _ => "user",
         }
     }

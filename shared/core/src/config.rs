@@ -629,6 +629,12 @@ pub struct SuiteConfig {
     /// `AUTH_MFA_LOCKOUT` (default 5m): how long a factor refuses verifications after
     /// `AUTH_MFA_MAX_FAILURES` wrong codes.
     pub mfa_lockout: Duration,
+    /// `AUTH_MFA_RECOVERY_CODES_ENABLED` (default false): the suite's recovery codes (GoTrue has
+    /// none): a user with a verified factor may generate one-time codes that step a session up to
+    /// AAL2 in place of a factor.
+    pub mfa_recovery_codes_enabled: bool,
+    /// `AUTH_MFA_RECOVERY_CODES_COUNT` (default 10, 1 to 50): codes per generated set.
+    pub mfa_recovery_codes_count: u32,
     /// `AUTH_NOTIFY_ACK_WAIT` (default 60s): how long a message being sent may stay unacknowledged
     /// before another replica may take it over (a replica that died mid-send).
     pub notify_ack_wait: Duration,
@@ -1035,6 +1041,8 @@ impl Config {
                 otp_max_failures: r.parse(&["AUTH_OTP_MAX_FAILURES"], 5u32),
                 mfa_max_failures: r.parse(&["AUTH_MFA_MAX_FAILURES"], 5u32),
                 mfa_lockout: r.duration(&["AUTH_MFA_LOCKOUT"], Duration::from_secs(300)),
+                mfa_recovery_codes_enabled: r.bool(&["AUTH_MFA_RECOVERY_CODES_ENABLED"], false),
+                mfa_recovery_codes_count: r.bounded(&["AUTH_MFA_RECOVERY_CODES_COUNT"], 10u32, 1..=50),
                 notify_ack_wait: r
                     .duration(&["AUTH_NOTIFY_ACK_WAIT"], Duration::from_secs(60))
                     .max(Duration::from_secs(1)),

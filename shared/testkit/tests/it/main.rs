@@ -19,6 +19,7 @@ mod general;
 mod hardening;
 mod mfa;
 mod mfa_phone;
+mod mfa_recovery_codes;
 mod outbox;
 mod resilience;
 mod schema;

@@ -181,6 +181,15 @@ async fn a_verified_totp_factor_steps_the_session_up_to_aal2() -> anyhow::Result
     assert!(methods.contains(&"password"), "{methods:?}");
     assert_ne!(stepped["refresh_token"], first["refresh_token"], "a new refresh token");
     assert_eq!(stepped["user"]["factors"][0]["status"], "verified");
+    // A v1 session's token is swapped as GoTrue's GrantRefreshTokenSwap does: audited.
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->>'action' FROM audit_log_entries WHERE payload->>'actor_id' = $1 ORDER BY created_at",
+    )
+    .bind(user_id(&first).to_string())
+    .fetch_all(&suite.db)
+    .await?;
+    let tail: Vec<&str> = actions.iter().rev().take(2).map(String::as_str).collect();
+    assert_eq!(tail, ["token_revoked", "verification_attempted"], "{actions:?}");
 
     // The user's other AAL1 session ended (GoTrue's InvalidateSessionsWithAALLessThan).
     let response = refresh(&suite, other["refresh_token"].as_str().unwrap_or_default()).await?;
