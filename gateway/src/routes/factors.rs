@@ -1,7 +1,9 @@
 //! A user's own MFA factors (GoTrue's `/factors` routes), served by the MFA service: enrol,
 //! challenge, verify (which answers new session tokens at AAL2) and unenrol.
 
-use auth_proto::mfa::v1::{ChallengeFactorRequest, EnrollFactorRequest, UnenrollFactorRequest, VerifyFactorRequest};
+use auth_proto::mfa::v1::{
+    ChallengeFactorRequest, EnrollFactorRequest, UnenrollFactorRequest, VerifyFactorRequest, WebAuthnCeremony,
+};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -74,7 +76,8 @@ async fn enroll(
     Ok(axum::Json(Value::Object(map)).into_response())
 }
 
-/// GoTrue's `ChallengeFactorParams` (the WebAuthn part is not served yet).
+/// GoTrue's `ChallengeFactorParams` (its `webauthn` part is not read by GoTrue v2.196 either: the
+/// relying party is `GOTRUE_WEBAUTHN_*`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct ChallengeBody {
@@ -103,12 +106,17 @@ async fn challenge(
         .challenge(with_authorization(&headers, request))
         .await?
         .into_inner();
-    Ok(axum::Json(json!({
+    let mut body = json!({
         "id": challenge.id,
         "type": challenge.r#type,
         "expires_at": challenge.expires_at,
-    }))
-    .into_response())
+    });
+    // GoTrue's `WebAuthnChallengeData`: the options for navigator.credentials.create() / .get().
+    if let Some(ceremony) = challenge.webauthn {
+        let options: Value = serde_json::from_str(&ceremony.json).unwrap_or(Value::Null);
+        body["webauthn"] = json!({"type": ceremony.r#type, "credential_options": options});
+    }
+    Ok(axum::Json(body).into_response())
 }
 
 /// GoTrue's `VerifyFactorParams`.
@@ -117,6 +125,15 @@ async fn challenge(
 struct VerifyBody {
     challenge_id: Option<String>,
     code: Option<String>,
+    webauthn: Option<WebAuthnBody>,
+}
+
+/// GoTrue's `WebAuthnParams`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WebAuthnBody {
+    r#type: Option<String>,
+    credential_response: Option<Value>,
 }
 
 async fn verify(
@@ -133,6 +150,10 @@ async fn verify(
         challenge_id: body.challenge_id.unwrap_or_default(),
         code: body.code.unwrap_or_default(),
         context: Some(request_context(&headers, request_id.as_deref())),
+        webauthn: body.webauthn.map(|answer| WebAuthnCeremony {
+            r#type: answer.r#type.unwrap_or_default(),
+            json: answer.credential_response.map(|v| v.to_string()).unwrap_or_default(),
+        }),
     };
     let tokens = state
         .clients

@@ -71,11 +71,12 @@ impl FactorType {
         )
     }
 
-    /// Switched on, but not served by this release yet.
-    pub fn not_available(self) -> ServiceError {
+    /// GoTrue's `VerifyFactor` for a WebAuthn factor with verification off: the verify message with
+    /// the enrol code (`mfa_webauthn_enroll_not_enabled`).
+    pub fn verify_disabled_with_enroll_code(self) -> ServiceError {
         ServiceError::unprocessable(
             self.enroll_code(),
-            format!("MFA with {} factors is not available in this release yet", self.label()),
+            format!("MFA verification is disabled for {}", self.label()),
         )
     }
 

@@ -1,9 +1,8 @@
 //! A user's own factors (GoTrue's `api/mfa.go`): `POST /factors` (enrol), `POST
 //! /factors/{id}/challenge`, `POST /factors/{id}/verify` and `DELETE /factors/{id}`.
 //!
-//! TOTP and phone factors are served (`totp.rs`, `phone.rs`). WebAuthn factors are off by default
-//! in GoTrue too (`GOTRUE_MFA_WEB_AUTHN_*`); switched on, they are refused for now with a message
-//! saying so (see the README).
+//! The type-specific parts live in `totp.rs`, `phone.rs` and `webauthn.rs`; phone and WebAuthn
+//! factors are off by default, as in GoTrue (`GOTRUE_MFA_PHONE_*`, `GOTRUE_MFA_WEB_AUTHN_*`).
 //!
 //! A verification writes this service's tables in one transaction (the code's time step, the
 //! challenge, the factor), commits, and only then asks the token service to step the session up:
@@ -30,8 +29,8 @@ use crate::failures;
 use crate::notifications::{self, FactorChange};
 use crate::phone::{self, PhoneCode};
 use crate::state::MfaState;
-use crate::store::{self, OwnedFactor};
-use crate::totp;
+use crate::store::{self, ChallengeSecrets, OwnedFactor};
+use crate::{totp, webauthn};
 
 /// GoTrue's `requireNotAnonymous` and the session every factor route needs.
 pub(crate) fn signed_in(principal: &Principal) -> Result<(&UserRecord, Uuid, bool), ServiceError> {
@@ -74,8 +73,34 @@ impl MfaState {
         match factor_type {
             FactorType::Totp => self.enroll_totp(user, aal2, request).await,
             FactorType::Phone => self.enroll_phone(user, aal2, request).await,
-            FactorType::WebAuthn => Err(factor_type.not_available()),
+            FactorType::WebAuthn => self.enroll_webauthn(user, aal2, request).await,
         }
+    }
+
+    async fn enroll_webauthn(
+        &self,
+        user: &UserRecord,
+        aal2: bool,
+        request: EnrollFactorRequest,
+    ) -> Result<EnrollFactorResponse, ServiceError> {
+        self.check_room_for_factor(user, &request.friendly_name, aal2).await?;
+        let factor_id = Uuid::new_v4();
+        self.insert_factor(
+            user,
+            factor_id,
+            &request.friendly_name,
+            FactorType::WebAuthn,
+            None,
+            None,
+        )
+        .await?;
+        Ok(EnrollFactorResponse {
+            id: factor_id.to_string(),
+            r#type: "webauthn".into(),
+            friendly_name: request.friendly_name,
+            totp: None,
+            phone: String::new(),
+        })
     }
 
     async fn enroll_totp(
@@ -227,14 +252,25 @@ impl MfaState {
             FactorType::Phone => Some(PhoneCode::new(&self.config, factor.phone.as_deref(), &request.channel)?),
             FactorType::Totp | FactorType::WebAuthn => None,
         };
+        let ceremony = match factor_type {
+            FactorType::WebAuthn => {
+                let rp = self.relying_party()?;
+                Some(webauthn::start(&rp, &self.db, user, &factor).await?)
+            }
+            FactorType::Totp | FactorType::Phone => None,
+        };
         let challenge_id = Uuid::new_v4();
         let mut tx = self.db.begin().await?;
         let code_hash = phone_code.as_ref().map(|code| code.hash.clone());
+        let sends_sms = phone_code.is_some();
         if let Some(code) = phone_code {
             code.send(&mut tx, &self.config, factor.id).await?;
         }
-        let created_at =
-            store::insert_challenge(&mut tx, challenge_id, factor.id, &client_ip(), code_hash.as_deref()).await?;
+        let secrets = ChallengeSecrets {
+            otp_code_hash: code_hash.as_deref(),
+            webauthn_session_data: ceremony.as_ref().map(|(_, state)| state),
+        };
+        let created_at = store::insert_challenge(&mut tx, challenge_id, factor.id, &client_ip(), secrets).await?;
         audit::record(
             &mut *tx,
             user,
@@ -243,7 +279,7 @@ impl MfaState {
         )
         .await?;
         tx.commit().await?;
-        if code_hash.is_some() {
+        if sends_sms {
             self.relay.nudge();
         }
         let expires_at = created_at + self.config.mfa.challenge_expiry;
@@ -251,6 +287,7 @@ impl MfaState {
             id: challenge_id.to_string(),
             r#type: factor.factor_type.clone(),
             expires_at: expires_at.timestamp(),
+            webauthn: ceremony.map(|(options, _)| options),
         })
     }
 
@@ -259,9 +296,6 @@ impl MfaState {
         let factor_type = FactorType::parse(&factor.factor_type).ok_or_else(invalid_factor_type)?;
         if !factor_type.switches(&self.config.mfa).verify {
             return Err(factor_type.verify_disabled());
-        }
-        if factor_type == FactorType::WebAuthn {
-            return Err(factor_type.not_available());
         }
         Ok(factor_type)
     }
@@ -274,13 +308,23 @@ impl MfaState {
     ) -> Result<pb::SessionTokens, ServiceError> {
         let (user, session_id, _) = signed_in(principal)?;
         let factor = self.own_factor(user, &request.factor_id).await?;
-        if request.code.is_empty() {
+        let is_webauthn = factor.factor_type == FactorType::WebAuthn.name();
+        if request.code.is_empty() && !is_webauthn {
             return Err(ServiceError::bad_request(
                 ErrorCode::ValidationFailed,
                 "Code needs to be non-empty",
             ));
         }
+        if is_webauthn && !self.config.mfa.web_authn.verify {
+            // GoTrue's verify (not its challenge) answers with the enrol code here.
+            return Err(FactorType::WebAuthn.verify_disabled_with_enroll_code());
+        }
         let factor_type = self.verifiable(&factor)?;
+        let answer = if is_webauthn {
+            Some(webauthn::check_answer(request.webauthn.as_ref())?)
+        } else {
+            None
+        };
         let challenge_id = Uuid::parse_str(&request.challenge_id).map_err(|_| {
             ServiceError::bad_request(
                 ErrorCode::BadJson,
@@ -290,37 +334,46 @@ impl MfaState {
         let challenge = self.check_challenge(factor.id, challenge_id).await?;
         failures::ensure_not_paused(&self.db, factor.id).await?;
 
-        // The code is checked before the transaction; a TOTP step is claimed inside it.
-        let totp_step = match factor_type {
-            FactorType::Totp => {
+        // The proof is checked before the transaction; a TOTP step is claimed inside it.
+        let proof = match (factor_type, answer) {
+            (FactorType::WebAuthn, Some(answer)) => {
+                let rp = self.relying_party()?;
+                let session_data = challenge.web_authn_session_data;
+                Proof::WebAuthn(webauthn::finish(&rp, &self.db, user, &factor, session_data, answer).await?)
+            }
+            (FactorType::Totp, _) => {
                 let now = u64::try_from(Utc::now().timestamp()).unwrap_or_default();
                 let step = factor
                     .secret
                     .as_deref()
                     .and_then(|secret| totp::accepted_step(secret, &request.code, now));
-                Some(step.ok_or_else(totp::invalid_code))
+                self.counted(factor.id, step.map(Proof::TotpStep).ok_or_else(totp::invalid_code))
+                    .await?
             }
-            FactorType::Phone | FactorType::WebAuthn => {
-                let matches =
-                    phone::code_matches(factor.phone.as_deref(), challenge.otp_code.as_deref(), &request.code);
-                (!matches).then(|| Err(phone::invalid_code()))
-            }
-        };
-        let totp_step = match totp_step.transpose() {
-            Ok(step) => step,
-            Err(wrong) => {
-                let suite = &self.config.suite;
-                failures::record(&self.db, factor.id, suite.mfa_max_failures, suite.mfa_lockout).await?;
-                return Err(wrong);
+            _ => {
+                let phone = factor.phone.as_deref();
+                let matches = phone::code_matches(phone, challenge.otp_code.as_deref(), &request.code);
+                let proof = if matches {
+                    Ok(Proof::PhoneCode)
+                } else {
+                    Err(phone::invalid_code())
+                };
+                self.counted(factor.id, proof).await?
             }
         };
 
         let mut tx = self.db.begin().await?;
-        // A TOTP code is accepted once: only for a step newer than the last this factor accepted.
-        if let Some(step) = totp_step
-            && !store::accept_totp_step(&mut tx, factor.id, i64::try_from(step).unwrap_or(i64::MAX)).await?
-        {
-            return Err(totp::invalid_code());
+        match &proof {
+            // A TOTP code is accepted once: only for a step newer than the last this factor accepted.
+            Proof::TotpStep(step) => {
+                if !store::accept_totp_step(&mut tx, factor.id, i64::try_from(*step).unwrap_or(i64::MAX)).await? {
+                    return Err(totp::invalid_code());
+                }
+            }
+            Proof::WebAuthn(update) => {
+                store::save_webauthn_credential(&mut tx, update.factor_id, &update.credential).await?
+            }
+            Proof::PhoneCode => {}
         }
         if !store::spend_challenge(&mut tx, challenge_id).await? {
             return Err(ip_mismatch());
@@ -344,6 +397,23 @@ impl MfaState {
 
         self.step_up_session(user.id, session_id, Some(factor.id), amr_method(&factor.factor_type))
             .await
+    }
+
+    /// A wrong code counts toward the factor's pause (`suite_mfa_failures`).
+    async fn counted(&self, factor_id: Uuid, proof: Result<Proof, ServiceError>) -> Result<Proof, ServiceError> {
+        if proof.is_err() {
+            let suite = &self.config.suite;
+            failures::record(&self.db, factor_id, suite.mfa_max_failures, suite.mfa_lockout).await?;
+        }
+        proof
+    }
+
+    fn relying_party(&self) -> Result<std::sync::Arc<webauthn_rs::Webauthn>, ServiceError> {
+        if let Some(rp) = self.webauthn.get() {
+            return Ok(rp.clone());
+        }
+        let rp = std::sync::Arc::new(webauthn::relying_party(&self.config.webauthn)?);
+        Ok(self.webauthn.get_or_init(|| rp).clone())
     }
 
     /// GoTrue's `validateChallenge`: the factor's challenge, unverified, from the caller's address,
@@ -439,4 +509,13 @@ fn ip_mismatch() -> ServiceError {
         ErrorCode::MfaIpAddressMismatch,
         "Challenge and verify IP addresses mismatch.",
     )
+}
+
+/// What a verification proved, checked before its transaction.
+enum Proof {
+    /// the TOTP time step the code belongs to
+    TotpStep(u64),
+    PhoneCode,
+    /// the credential to store (registered, or its counter moved on)
+    WebAuthn(webauthn::CredentialUpdate),
 }

@@ -17,6 +17,7 @@ mod recovery_codes;
 mod state;
 mod store;
 mod totp;
+mod webauthn;
 
 use auth_core::runtime::ServiceContext;
 use auth_proto::mfa::v1::mfa_service_server::MfaServiceServer;

@@ -21,6 +21,9 @@ pub struct MfaState {
     token: TokenServiceClient<TracedChannel>,
     /// Wakes the outbox relay after a commit that wrote outbox rows (SMS codes, notifications).
     pub relay: RelayHandle,
+    /// The WebAuthn relying party, built at first use (`GOTRUE_WEBAUTHN_*` may be unset when
+    /// WebAuthn is not used).
+    pub webauthn: Arc<std::sync::OnceLock<Arc<webauthn_rs::Webauthn>>>,
 }
 
 impl MfaState {
@@ -34,6 +37,7 @@ impl MfaState {
             config,
             db,
             relay,
+            webauthn: Arc::default(),
         })
     }
 

@@ -255,23 +255,33 @@ fn name_conflict(error: sqlx::Error, friendly_name: &str) -> ServiceError {
     }
 }
 
-/// A new challenge of the factor from `ip` (with the hash of a phone factor's code), stamping the
-/// factor's `last_challenged_at`; when it was made.
+/// What a new challenge carries besides its factor and address.
+#[derive(Default)]
+pub struct ChallengeSecrets<'a> {
+    /// phone factors: the hash of the code sent
+    pub otp_code_hash: Option<&'a str>,
+    /// WebAuthn factors: the ceremony's state
+    pub webauthn_session_data: Option<&'a serde_json::Value>,
+}
+
+/// A new challenge of the factor from `ip`, stamping the factor's `last_challenged_at`; when it was
+/// made.
 pub async fn insert_challenge(
     conn: &mut PgConnection,
     id: Uuid,
     factor_id: Uuid,
     ip: &str,
-    otp_code_hash: Option<&str>,
+    secrets: ChallengeSecrets<'_>,
 ) -> sqlx::Result<DateTime<Utc>> {
     sqlx::query_scalar!(
         "WITH stamped AS (UPDATE mfa_factors SET last_challenged_at = clock_timestamp() WHERE id = $2) \
-         INSERT INTO mfa_challenges (id, factor_id, created_at, ip_address, otp_code) \
-         VALUES ($1, $2, now(), $3::text::inet, $4) RETURNING created_at",
+         INSERT INTO mfa_challenges (id, factor_id, created_at, ip_address, otp_code, web_authn_session_data) \
+         VALUES ($1, $2, now(), $3::text::inet, $4, $5) RETURNING created_at",
         id,
         factor_id,
         ip,
-        otp_code_hash
+        secrets.otp_code_hash,
+        secrets.webauthn_session_data
     )
     .fetch_one(conn)
     .await
@@ -285,12 +295,15 @@ pub struct Challenge {
     pub ip: String,
     /// phone factors: the hash of the code sent
     pub otp_code: Option<String>,
+    /// WebAuthn factors: the ceremony's state
+    pub web_authn_session_data: Option<serde_json::Value>,
 }
 
 pub async fn find_challenge(db: &PgPool, factor_id: Uuid, id: Uuid) -> sqlx::Result<Option<Challenge>> {
     sqlx::query_as!(
         Challenge,
-        r#"SELECT created_at, verified_at, host(ip_address) AS "ip!", otp_code FROM mfa_challenges
+        r#"SELECT created_at, verified_at, host(ip_address) AS "ip!", otp_code, web_authn_session_data
+           FROM mfa_challenges
            WHERE id = $1 AND factor_id = $2"#,
         id,
         factor_id
@@ -388,4 +401,35 @@ pub async fn spend_recovery_code(conn: &mut PgConnection, user_id: Uuid, code_ha
     .await?
     .rows_affected();
     Ok(spent > 0)
+}
+
+/// The credentials of the user's verified WebAuthn factors, by factor.
+pub async fn verified_webauthn_credentials(
+    db: &PgPool,
+    user_id: Uuid,
+) -> sqlx::Result<Vec<(Uuid, Option<serde_json::Value>)>> {
+    let rows = sqlx::query!(
+        "SELECT id, web_authn_credential FROM mfa_factors \
+         WHERE user_id = $1 AND factor_type = 'webauthn' AND status = 'verified' ORDER BY created_at",
+        user_id
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.id, row.web_authn_credential)).collect())
+}
+
+/// Stores a WebAuthn factor's credential (registered, or its counter moved on).
+pub async fn save_webauthn_credential(
+    conn: &mut PgConnection,
+    factor_id: Uuid,
+    credential: &serde_json::Value,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE mfa_factors SET web_authn_credential = $2, updated_at = now() WHERE id = $1",
+        factor_id,
+        credential
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }

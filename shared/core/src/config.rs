@@ -130,6 +130,8 @@ pub struct Config {
     /// `GOTRUE_PASSKEY_ENABLED`
     pub passkey_enabled: bool,
     pub mfa: MfaConfig,
+    /// `GOTRUE_WEBAUTHN_*`: the relying party of WebAuthn factors and passkeys.
+    pub webauthn: WebAuthnConfig,
     pub log: LogConfig,
     pub tracing: TracingConfig,
     pub metrics: MetricsConfig,
@@ -493,6 +495,18 @@ pub struct MfaConfig {
     pub phone_template: String,
     /// `GOTRUE_MFA_WEB_AUTHN_{ENROLL,VERIFY}_ENABLED` (off by default)
     pub web_authn: FactorSwitches,
+}
+
+/// The relying party WebAuthn factors and passkeys are registered with (`GOTRUE_WEBAUTHN_*`). As in
+/// GoTrue, all three must be set to use them; a missing one is reported when a ceremony starts.
+#[derive(Debug, Clone, Default)]
+pub struct WebAuthnConfig {
+    /// `GOTRUE_WEBAUTHN_RP_ID`: the domain credentials are bound to.
+    pub rp_id: String,
+    /// `GOTRUE_WEBAUTHN_RP_DISPLAY_NAME`
+    pub rp_display_name: String,
+    /// `GOTRUE_WEBAUTHN_RP_ORIGINS`: comma-separated origins the ceremonies may come from.
+    pub rp_origins: Vec<String>,
 }
 
 /// Whether one factor type may be enrolled and challenged/verified.
@@ -957,6 +971,11 @@ impl Config {
                 private_key_next_configured: r.optional(&["GOTRUE_SAML_PRIVATE_KEY_NEXT"]).is_some(),
             },
             passkey_enabled: r.bool(&["GOTRUE_PASSKEY_ENABLED"], false),
+            webauthn: WebAuthnConfig {
+                rp_id: r.string(&["GOTRUE_WEBAUTHN_RP_ID"], ""),
+                rp_display_name: r.string(&["GOTRUE_WEBAUTHN_RP_DISPLAY_NAME"], ""),
+                rp_origins: r.list(&["GOTRUE_WEBAUTHN_RP_ORIGINS"], &[]),
+            },
             mfa: MfaConfig {
                 // GoTrue raises values below its defaults to them.
                 challenge_expiry: Duration::from_secs_f64(

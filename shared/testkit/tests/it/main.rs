@@ -20,6 +20,7 @@ mod hardening;
 mod mfa;
 mod mfa_phone;
 mod mfa_recovery_codes;
+mod mfa_webauthn;
 mod outbox;
 mod resilience;
 mod schema;
