@@ -10,6 +10,7 @@ mod admin_factors;
 mod factor_type;
 mod factors;
 mod failures;
+mod gotrue_credential;
 mod grpc;
 mod notifications;
 mod phone;

@@ -12,8 +12,8 @@
 //!   requests.
 //!
 //! The relying party is `GOTRUE_WEBAUTHN_RP_ID`, `_RP_DISPLAY_NAME` and `_RP_ORIGINS`, as in GoTrue.
-//! Stored credentials are webauthn-rs's own JSON (`{"suite_passkey": …}`): credentials written by
-//! GoTrue (go-webauthn's JSON) are not read, nor ours by GoTrue.
+//! Credentials are stored as GoTrue stores them (`gotrue_credential.rs`), so factors registered by
+//! either work with the other.
 
 use auth_account::users::UserRecord;
 use auth_core::config::WebAuthnConfig;
@@ -27,14 +27,8 @@ use webauthn_rs::prelude::{
     Webauthn, WebauthnBuilder,
 };
 
+use crate::gotrue_credential;
 use crate::store::{self, OwnedFactor};
-
-/// What `mfa_factors.web_authn_credential` holds.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StoredCredential {
-    #[serde(rename = "suite_passkey")]
-    pub passkey: Passkey,
-}
 
 /// What `mfa_challenges.web_authn_session_data` holds between challenge and verify.
 #[derive(Debug, Serialize, Deserialize)]
@@ -92,10 +86,15 @@ async fn verified_passkeys(db: &sqlx::PgPool, user_id: Uuid) -> Result<Vec<(Uuid
     let stored = store::verified_webauthn_credentials(db, user_id).await?;
     Ok(stored
         .into_iter()
-        .filter_map(|(factor_id, credential)| {
-            let parsed = serde_json::from_value::<StoredCredential>(credential?).ok()?;
-            Some((factor_id, parsed.passkey))
-        })
+        .filter_map(
+            |(factor_id, credential)| match gotrue_credential::from_gotrue(&credential?) {
+                Ok(passkey) => Some((factor_id, passkey)),
+                Err(error) => {
+                    tracing::warn!(%factor_id, error, "a WebAuthn factor's stored credential cannot be read");
+                    None
+                }
+            },
+        )
         .collect())
 }
 
@@ -178,7 +177,7 @@ pub async fn finish(
             let response: RegisterPublicKeyCredential =
                 serde_json::from_str(&answer.json).map_err(|_| invalid_response())?;
             let passkey = rp.finish_passkey_registration(&response, &state).map_err(rejected)?;
-            let credential = serde_json::to_value(StoredCredential { passkey }).map_err(internal)?;
+            let credential = gotrue_credential::to_gotrue(&passkey).map_err(internal)?;
             Ok(CredentialUpdate {
                 factor_id: factor.id,
                 credential,
@@ -193,7 +192,7 @@ pub async fn finish(
                 .find(|(_, passkey)| passkey.cred_id() == result.cred_id())
                 .ok_or_else(|| rejected(webauthn_rs::prelude::WebauthnError::CredentialNotFound))?;
             passkey.update_credential(&result);
-            let credential = serde_json::to_value(StoredCredential { passkey }).map_err(internal)?;
+            let credential = gotrue_credential::to_gotrue(&passkey).map_err(internal)?;
             Ok(CredentialUpdate { factor_id, credential })
         }
         _ => Err(ServiceError::bad_request(
