@@ -350,7 +350,13 @@ impl MfaState {
                 self.counted(factor.id, step.map(Proof::TotpStep).ok_or_else(totp::invalid_code))
                     .await?
             }
-            _ => {
+            // `answer` is always set for WebAuthn factors (checked above).
+            (FactorType::WebAuthn, None) => {
+                return Err(ServiceError::internal(anyhow::anyhow!(
+                    "WebAuthn verification without an answer"
+                )));
+            }
+            (FactorType::Phone, _) => {
                 let phone = factor.phone.as_deref();
                 let matches = phone::code_matches(phone, challenge.otp_code.as_deref(), &request.code);
                 let proof = if matches {
