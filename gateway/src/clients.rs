@@ -5,6 +5,7 @@
 use auth_core::config::SuiteConfig;
 use auth_core::grpc::TracedChannel;
 use auth_proto::mfa::v1::mfa_service_client::MfaServiceClient;
+use auth_proto::mfa::v1::passkey_service_client::PasskeyServiceClient;
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
 use auth_proto::user::v1::user_service_client::UserServiceClient;
 
@@ -13,6 +14,8 @@ pub struct ServiceClients {
     pub token: TokenServiceClient<TracedChannel>,
     pub user: UserServiceClient<TracedChannel>,
     pub mfa: MfaServiceClient<TracedChannel>,
+    /// The mfa process's passkey API, over the same channel as `mfa`.
+    pub passkeys: PasskeyServiceClient<TracedChannel>,
 }
 
 /// The largest answer the gateway reads from a service. GoTrue bounds neither a user's metadata (only
@@ -23,10 +26,12 @@ pub const MAX_ANSWER_BYTES: usize = 256 << 20;
 impl ServiceClients {
     pub fn new(suite: &SuiteConfig) -> anyhow::Result<Self> {
         let channel = |url: &str| auth_core::grpc::traced_channel(url, suite.grpc_connect_timeout, suite.grpc_timeout);
+        let mfa_channel = channel(&suite.mfa_url)?;
         Ok(Self {
             token: TokenServiceClient::new(channel(&suite.token_url)?).max_decoding_message_size(MAX_ANSWER_BYTES),
             user: UserServiceClient::new(channel(&suite.user_url)?).max_decoding_message_size(MAX_ANSWER_BYTES),
-            mfa: MfaServiceClient::new(channel(&suite.mfa_url)?).max_decoding_message_size(MAX_ANSWER_BYTES),
+            mfa: MfaServiceClient::new(mfa_channel.clone()).max_decoding_message_size(MAX_ANSWER_BYTES),
+            passkeys: PasskeyServiceClient::new(mfa_channel).max_decoding_message_size(MAX_ANSWER_BYTES),
         })
     }
 }

@@ -51,6 +51,7 @@ pub enum Limiter {
     Otp,
     FactorChallenge,
     FactorVerify,
+    PasskeySignIn,
 }
 
 impl Limiter {
@@ -67,6 +68,7 @@ impl Limiter {
             Limiter::Otp => "otp",
             Limiter::FactorChallenge => "factor_challenge",
             Limiter::FactorVerify => "factor_verify",
+            Limiter::PasskeySignIn => "passkey",
         }
     }
 }

@@ -127,6 +127,20 @@ pub fn factor(factor: &Factor) -> Value {
     Value::Object(map)
 }
 
+/// GoTrue's `PasskeyListItem` (`friendly_name` and `last_used_at` left out when empty).
+pub fn passkey(passkey: &auth_proto::mfa::v1::Passkey) -> Value {
+    let mut map = Map::new();
+    map.insert("id".into(), json!(passkey.id));
+    if !passkey.friendly_name.is_empty() {
+        map.insert("friendly_name".into(), json!(passkey.friendly_name));
+    }
+    map.insert("created_at".into(), required_time(passkey.created_at.as_ref()));
+    if let Some(last_used_at) = &passkey.last_used_at {
+        map.insert("last_used_at".into(), time(last_used_at));
+    }
+    Value::Object(map)
+}
+
 pub fn token_body(tokens: &SessionTokens) -> Value {
     let mut map = Map::new();
     map.insert("access_token".into(), json!(tokens.access_token));

@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "auth/token/v1/token.proto",
     "auth/user/v1/user.proto",
     "auth/mfa/v1/mfa.proto",
+    "auth/mfa/v1/passkey.proto",
     "auth/sso/v1/sso.proto",
     "auth/notification/v1/notification.proto",
     "auth/notification/v1/events.proto",

@@ -11,6 +11,7 @@ mod generate_link;
 mod logout;
 mod otp;
 mod pagination;
+mod passkeys;
 mod reauthenticate;
 mod recover;
 mod recovery_codes;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .merge(admin_factors::router())
         .merge(factors::router())
         .merge(recovery_codes::router())
+        .merge(passkeys::router())
         .merge(generate_link::router())
         .merge(well_known::router())
         .merge(signup::router())
@@ -98,6 +100,7 @@ async fn rate_limit(state: &AppState, headers: &HeaderMap, limiter: Limiter) -> 
         Limiter::AnonymousSignup => limits.anonymous_users,
         Limiter::Verify => limits.verify,
         Limiter::FactorChallenge | Limiter::FactorVerify => limits.mfa_challenge_and_verify,
+        Limiter::PasskeySignIn => limits.passkey,
         Limiter::Signup
         | Limiter::UserUpdate
         | Limiter::Recover

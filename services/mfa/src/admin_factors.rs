@@ -32,7 +32,7 @@ fn parse_id(text: &str, name: &str) -> Result<Uuid, ServiceError> {
 
 impl MfaState {
     /// GoTrue's `loadUser`: 404 for a malformed id or a missing user.
-    async fn load_user(&self, user_id: &str) -> Result<UserRecord, ServiceError> {
+    pub(crate) async fn load_user(&self, user_id: &str) -> Result<UserRecord, ServiceError> {
         let id = parse_id(user_id, "user_id")?;
         users::find_by_id(&self.db, id)
             .await?

@@ -58,9 +58,7 @@ pub fn from_gotrue(stored: &Value) -> Result<Passkey, String> {
             .map_err(|e| e.to_string())
     };
     let id = bytes(&stored["id"])?;
-    let public_key = bytes(&stored["publicKey"])?;
-    let cose: Cbor = serde_cbor_2::from_slice(&public_key).map_err(|e| e.to_string())?;
-    let key = COSEKey::try_from(&cose).map_err(|e| e.to_string())?;
+    let key = cose_key(&bytes(&stored["publicKey"])?)?;
     let flags = &stored["flags"];
     let flag = |name: &str| flags[name].as_bool().unwrap_or(false);
     let transports = stored["transport"]
@@ -90,8 +88,14 @@ pub fn from_gotrue(stored: &Value) -> Result<Passkey, String> {
     serde_json::from_value(ours).map_err(|e| e.to_string())
 }
 
+/// A COSE_Key in CBOR, as go-webauthn stores public keys (passkeys too).
+pub(crate) fn cose_key(bytes: &[u8]) -> Result<COSEKey, String> {
+    let cose: Cbor = serde_cbor_2::from_slice(bytes).map_err(|e| e.to_string())?;
+    COSEKey::try_from(&cose).map_err(|e| e.to_string())
+}
+
 /// The public key as a COSE_Key (RFC 9052 §7, RFC 9053 labels) in CBOR.
-fn cose_bytes(key: &COSEKey) -> Result<Vec<u8>, String> {
+pub(crate) fn cose_bytes(key: &COSEKey) -> Result<Vec<u8>, String> {
     let int = |n: i128| Cbor::Integer(n);
     let mut map = std::collections::BTreeMap::new();
     map.insert(int(3), int(key.type_ as i128));

@@ -9,7 +9,7 @@ use auth_core::{Config, ServiceError};
 use auth_outbox::relay::RelayHandle;
 use auth_proto::common::v1 as pb;
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
-use auth_proto::token::v1::{DowngradeFactorSessionsRequest, StepUpSessionRequest};
+use auth_proto::token::v1::{DowngradeFactorSessionsRequest, IssueSessionRequest, StepUpSessionRequest};
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
@@ -24,6 +24,8 @@ pub struct MfaState {
     /// The WebAuthn relying party, built at first use (`GOTRUE_WEBAUTHN_*` may be unset when
     /// WebAuthn is not used).
     pub webauthn: Arc<std::sync::OnceLock<Arc<webauthn_rs::Webauthn>>>,
+    /// The passkey relying party (the same settings, webauthn-rs's core), built at first use.
+    pub passkey_rp: Arc<std::sync::OnceLock<Arc<webauthn_rs_core::WebauthnCore>>>,
 }
 
 impl MfaState {
@@ -38,6 +40,7 @@ impl MfaState {
             db,
             relay,
             webauthn: Arc::default(),
+            passkey_rp: Arc::default(),
         })
     }
 
@@ -91,6 +94,27 @@ impl MfaState {
             .token
             .clone()
             .step_up_session(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
+        Ok(response.into_inner())
+    }
+
+    /// Asks the token service for a new session of a user who just signed in here (passkeys).
+    pub async fn issue_session(
+        &self,
+        user_id: Uuid,
+        authentication_method: &str,
+        context: Option<pb::RequestContext>,
+    ) -> Result<pb::SessionTokens, ServiceError> {
+        let request = self.as_service(IssueSessionRequest {
+            user_id: user_id.to_string(),
+            authentication_method: authentication_method.to_string(),
+            context,
+        })?;
+        let response = self
+            .token
+            .clone()
+            .issue_session(request)
             .await
             .map_err(ServiceError::forwarded)?;
         Ok(response.into_inner())

@@ -6,7 +6,6 @@
 //! unreachable) and these undo the local work, so the client can simply try again: no user without
 //! a session, no `login` entry for a sign-in that did not happen.
 
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -32,21 +31,5 @@ pub async fn remove_new_user(db: &PgPool, user_id: Uuid) {
         Err(error) => {
             tracing::error!(%user_id, %error, "no session could be issued and the new user could not be removed")
         }
-    }
-}
-
-/// Takes back a sign-in's `login` entry and `last_sign_in_at`.
-pub async fn undo_login(db: &PgPool, user_id: Uuid, entry_id: Uuid, previous_sign_in: Option<DateTime<Utc>>) {
-    let result = sqlx::query!(
-        "WITH entry AS (DELETE FROM audit_log_entries WHERE id = $2) \
-         UPDATE users SET last_sign_in_at = $3 WHERE id = $1",
-        user_id,
-        entry_id,
-        previous_sign_in
-    )
-    .execute(db)
-    .await;
-    if let Err(error) = result {
-        tracing::error!(%user_id, %error, "no session could be issued and the login record could not be taken back");
     }
 }

@@ -5,16 +5,14 @@
 //! answer nor its timing tells which part was wrong. GoTrue answers unknown accounts at once; we do not.
 
 use crate::password::check_strength;
-use auth_account::audit::{self, AuditAction};
+use auth_account::login;
 use auth_account::users::{self, UserRecord};
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1::{SessionTokens, WeakPassword};
 use auth_proto::user::v1::SignInWithPasswordRequest;
 use chrono::Utc;
 use serde_json::json;
-use uuid::Uuid;
 
-use crate::compensate;
 use crate::state::UserState;
 use crate::store::identities::Provider;
 
@@ -98,26 +96,11 @@ impl UserState {
             _ => None,
         };
 
-        // The login entry and the sign-in time in one statement (atomic without a transaction).
-        let payload = audit::payload(&user, AuditAction::Login, Some(json!({"provider": provider.as_str()})));
-        let entry_id = Uuid::new_v4();
-        sqlx::query!(
-            "WITH entry AS ( \
-               INSERT INTO audit_log_entries (instance_id, id, payload, created_at, ip_address) \
-               VALUES ('00000000-0000-0000-0000-000000000000', $1, $2::text::json, now(), $3)) \
-             UPDATE users SET last_sign_in_at = now() WHERE id = $4",
-            entry_id,
-            payload,
-            auth_core::client_ip::current(),
-            user.id
-        )
-        .execute(&self.db)
-        .await?;
-
+        let login = login::record(&self.db, &user, json!({"provider": provider.as_str()})).await?;
         let mut tokens = match self.issue_session(user.id, "password", request.context).await {
             Ok(tokens) => tokens,
             Err(error) => {
-                compensate::undo_login(&self.db, user.id, entry_id, user.last_sign_in_at).await;
+                login::undo(&self.db, login).await;
                 return Err(error);
             }
         };

@@ -40,6 +40,9 @@ pub enum AuditAction {
     RecoveryCodesGenerated,
     /// The suite's own: a session stepped up with a recovery code.
     RecoveryCodeUsed,
+    PasskeyCreated,
+    PasskeyUpdated,
+    PasskeyDeleted,
 }
 
 impl AuditAction {
@@ -66,6 +69,9 @@ impl AuditAction {
             Self::VerificationAttempted => "verification_attempted",
             Self::RecoveryCodesGenerated => "recovery_codes_generated",
             Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::PasskeyCreated => "passkey_created",
+            Self::PasskeyUpdated => "passkey_updated",
+            Self::PasskeyDeleted => "passkey_deleted",
         }
     }
 

@@ -8,6 +8,7 @@ extern crate self as auth_account;
 
 pub mod audit;
 pub mod jwt;
+pub mod login;
 pub mod principal;
 pub mod session_validity;
 pub mod users;

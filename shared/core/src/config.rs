@@ -129,6 +129,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// `GOTRUE_PASSKEY_ENABLED`
     pub passkey_enabled: bool,
+    /// `GOTRUE_PASSKEY_MAX_PASSKEYS_PER_USER` (10)
+    pub passkey_max_per_user: u32,
     pub mfa: MfaConfig,
     /// `GOTRUE_WEBAUTHN_*`: the relying party of WebAuthn factors and passkeys.
     pub webauthn: WebAuthnConfig,
@@ -507,6 +509,8 @@ pub struct WebAuthnConfig {
     pub rp_display_name: String,
     /// `GOTRUE_WEBAUTHN_RP_ORIGINS`: comma-separated origins the ceremonies may come from.
     pub rp_origins: Vec<String>,
+    /// `GOTRUE_WEBAUTHN_CHALLENGE_EXPIRY_DURATION` (5m): how long a passkey ceremony may take.
+    pub challenge_expiry: Duration,
 }
 
 /// Whether one factor type may be enrolled and challenged/verified.
@@ -554,6 +558,8 @@ pub struct RateLimitConfig {
     /// `GOTRUE_MFA_RATE_LIMIT_CHALLENGE_AND_VERIFY` (15 per minute, burst 30): each of
     /// `/factors/{id}/challenge` and `/factors/{id}/verify`
     pub mfa_challenge_and_verify: IpRateLimit,
+    /// `GOTRUE_RATE_LIMIT_PASSKEY` (30 per 5 min, burst 30): `/passkeys/authentication/options`
+    pub passkey: IpRateLimit,
     /// `GOTRUE_RATE_LIMIT_EMAIL_SENT` (30 per hour): emails the whole project may send.
     pub email_sent: SendRate,
     /// `GOTRUE_RATE_LIMIT_SMS_SENT` (30 per hour): SMS the whole project may send.
@@ -963,6 +969,7 @@ impl Config {
                     Duration::from_secs(60),
                     Some(30.0),
                 ),
+                passkey: r.ip_rate(&["GOTRUE_RATE_LIMIT_PASSKEY"], 30.0, FIVE_MINUTES, Some(30.0)),
                 email_sent: r.send_rate(&["GOTRUE_RATE_LIMIT_EMAIL_SENT"]),
                 sms_sent: r.send_rate(&["GOTRUE_RATE_LIMIT_SMS_SENT"]),
             },
@@ -971,10 +978,12 @@ impl Config {
                 private_key_next_configured: r.optional(&["GOTRUE_SAML_PRIVATE_KEY_NEXT"]).is_some(),
             },
             passkey_enabled: r.bool(&["GOTRUE_PASSKEY_ENABLED"], false),
+            passkey_max_per_user: r.parse(&["GOTRUE_PASSKEY_MAX_PASSKEYS_PER_USER"], 10),
             webauthn: WebAuthnConfig {
                 rp_id: r.string(&["GOTRUE_WEBAUTHN_RP_ID"], ""),
                 rp_display_name: r.string(&["GOTRUE_WEBAUTHN_RP_DISPLAY_NAME"], ""),
                 rp_origins: r.list(&["GOTRUE_WEBAUTHN_RP_ORIGINS"], &[]),
+                challenge_expiry: r.duration(&["GOTRUE_WEBAUTHN_CHALLENGE_EXPIRY_DURATION"], FIVE_MINUTES),
             },
             mfa: MfaConfig {
                 // GoTrue raises values below its defaults to them.

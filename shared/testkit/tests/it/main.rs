@@ -22,6 +22,7 @@ mod mfa_phone;
 mod mfa_recovery_codes;
 mod mfa_webauthn;
 mod outbox;
+mod passkeys;
 mod resilience;
 mod schema;
 mod signup;
