@@ -62,6 +62,23 @@ async fn supabase_auth_js() -> anyhow::Result<()> {
     result
 }
 
+/// auth-js's experimental passkey API (`auth.passkey`, `auth.admin.passkey`), with the script
+/// playing the browser's authenticator.
+#[tokio::test]
+async fn supabase_auth_js_passkeys() -> anyhow::Result<()> {
+    let suite = Suite::builder()
+        .env("GOTRUE_MAILER_AUTOCONFIRM", "true")
+        .env("GOTRUE_PASSKEY_ENABLED", "true")
+        .env("GOTRUE_WEBAUTHN_RP_ID", "localhost")
+        .env("GOTRUE_WEBAUTHN_RP_DISPLAY_NAME", "Client tests")
+        .env("GOTRUE_WEBAUTHN_RP_ORIGINS", "http://localhost:3000")
+        .start()
+        .await?;
+    let result = run("node".into(), clients_dir().join("node/passkey_test.mjs"), &suite).await;
+    suite.shutdown().await;
+    result
+}
+
 #[tokio::test]
 async fn supabase_auth_python() -> anyhow::Result<()> {
     let python = clients_dir().join("python/.venv/bin/python");
