@@ -6,6 +6,7 @@ use auth_core::config::SuiteConfig;
 use auth_core::grpc::TracedChannel;
 use auth_proto::mfa::v1::mfa_service_client::MfaServiceClient;
 use auth_proto::mfa::v1::passkey_service_client::PasskeyServiceClient;
+use auth_proto::sso::v1::sso_service_client::SsoServiceClient;
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
 use auth_proto::user::v1::user_service_client::UserServiceClient;
 
@@ -16,6 +17,7 @@ pub struct ServiceClients {
     pub mfa: MfaServiceClient<TracedChannel>,
     /// The mfa process's passkey API, over the same channel as `mfa`.
     pub passkeys: PasskeyServiceClient<TracedChannel>,
+    pub sso: SsoServiceClient<TracedChannel>,
 }
 
 /// The largest answer the gateway reads from a service. GoTrue bounds neither a user's metadata (only
@@ -32,6 +34,7 @@ impl ServiceClients {
             user: UserServiceClient::new(channel(&suite.user_url)?).max_decoding_message_size(MAX_ANSWER_BYTES),
             mfa: MfaServiceClient::new(mfa_channel.clone()).max_decoding_message_size(MAX_ANSWER_BYTES),
             passkeys: PasskeyServiceClient::new(mfa_channel).max_decoding_message_size(MAX_ANSWER_BYTES),
+            sso: SsoServiceClient::new(channel(&suite.sso_url)?),
         })
     }
 }

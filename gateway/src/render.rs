@@ -149,6 +149,12 @@ pub fn token_body(tokens: &SessionTokens) -> Value {
     map.insert("expires_at".into(), json!(tokens.expires_at));
     map.insert("refresh_token".into(), json!(tokens.refresh_token));
     map.insert("user".into(), tokens.user.as_ref().map_or(Value::Null, user));
+    if !tokens.provider_token.is_empty() {
+        map.insert("provider_token".into(), json!(tokens.provider_token));
+    }
+    if !tokens.provider_refresh_token.is_empty() {
+        map.insert("provider_refresh_token".into(), json!(tokens.provider_refresh_token));
+    }
     if let Some(weak) = &tokens.weak_password {
         map.insert(
             "weak_password".into(),

@@ -4,6 +4,7 @@
 mod admin;
 mod admin_audit;
 mod admin_factors;
+mod external;
 mod factors;
 mod feature_off;
 pub mod general;
@@ -15,6 +16,7 @@ mod passkeys;
 mod reauthenticate;
 mod recover;
 mod recovery_codes;
+mod redirect_url;
 mod resend;
 mod signup;
 mod token;
@@ -42,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .merge(factors::router())
         .merge(recovery_codes::router())
         .merge(passkeys::router())
+        .merge(external::router())
         .merge(generate_link::router())
         .merge(well_known::router())
         .merge(signup::router())

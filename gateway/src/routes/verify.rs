@@ -11,11 +11,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
-use url::Url;
 
+use super::redirect_url::{Target, see_other, set, with_query};
 use super::{RedirectQuery, go_encode, rate_limit, redirect_target, request_context};
 use crate::AppState;
 use crate::error::ApiError;
@@ -134,68 +134,6 @@ fn error_location(target: &str, error: &ApiError, pkce: bool) -> String {
     fragment.push(("sb", String::new()));
     target.fragment = Some(go_encode(fragment));
     target.to_string()
-}
-
-/// GoTrue's `prepPKCERedirectURL` and friends: sets query parameters, re-encoding the query.
-fn with_query(target: &str, params: Vec<(&str, String)>) -> String {
-    let Some(mut target) = Target::parse(target) else {
-        return target.to_string();
-    };
-    for (key, value) in params {
-        set(&mut target.query, key, &value);
-    }
-    target.to_string()
-}
-
-/// A redirect target taken apart as it was written, and put back together as Go's `url.URL.String`
-/// writes it: the scheme, host and path exactly as given (`url::Url` would add a `/` to
-/// `http://localhost:3000`, which Go does not), the query re-encoded as `url.Values.Encode` does.
-struct Target<'a> {
-    base: &'a str,
-    query: Vec<(String, String)>,
-    fragment: Option<String>,
-}
-
-impl<'a> Target<'a> {
-    fn parse(target: &'a str) -> Option<Self> {
-        Url::parse(target).ok()?;
-        let (rest, fragment) = match target.split_once('#') {
-            Some((rest, fragment)) => (rest, Some(fragment.to_string())),
-            None => (target, None),
-        };
-        let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let query = url::form_urlencoded::parse(query.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        Some(Self { base, query, fragment })
-    }
-}
-
-impl std::fmt::Display for Target<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.base)?;
-        let query = go_encode(self.query.clone());
-        if !query.is_empty() {
-            write!(f, "?{query}")?;
-        }
-        if let Some(fragment) = &self.fragment {
-            write!(f, "#{fragment}")?;
-        }
-        Ok(())
-    }
-}
-
-/// `url.Values.Set`: replaces every value of `key`.
-fn set(pairs: &mut Vec<(String, String)>, key: &str, value: &str) {
-    pairs.retain(|(k, _)| k != key);
-    pairs.push((key.to_string(), value.to_string()));
-}
-
-fn see_other(location: &str) -> Response {
-    match http::HeaderValue::from_str(location) {
-        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
-        Err(_) => ApiError::unexpected().into_response(),
-    }
 }
 
 fn validation_failed(message: &str) -> ApiError {

@@ -1,18 +1,21 @@
-//! The SSO service: external OAuth/OIDC providers and the SAML 2.0 service provider. It owns
-//! `sso_providers`, `sso_domains`, `saml_providers` and `saml_relay_states`. Its RPCs arrive with the
-//! SSO issue; today the process migrates the schema and serves gRPC health.
+//! The SSO service: external sign-in. Today it serves the OAuth 2.0 providers (`providers/`, the
+//! flow in `oauth_flow.rs`); SAML 2.0 and OIDC `id_token` sign-in come with later issues. It owns
+//! no user rows: the user service finds, links or creates accounts and the token service keeps
+//! the flows (`flow_state`) and issues the sessions.
+
+mod grpc;
+mod http;
+mod oauth_flow;
+mod providers;
+mod state;
 
 use auth_core::runtime::ServiceContext;
-use auth_proto::sso::v1::sso_service_server::{SsoService, SsoServiceServer};
+use auth_proto::sso::v1::sso_service_server::SsoServiceServer;
 use tonic::service::Routes;
-
-struct SsoGrpc;
-
-#[tonic::async_trait]
-impl SsoService for SsoGrpc {}
 
 /// Serves the SSO service until `ctx.shutdown` fires.
 pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
-    let routes = Routes::new(SsoServiceServer::new(SsoGrpc));
+    let state = state::SsoState::new(ctx.config.clone())?;
+    let routes = Routes::new(SsoServiceServer::new(grpc::SsoGrpc { state }));
     auth_core::grpc::serve(auth_proto::service_names::SSO, routes, ctx.listener, ctx.shutdown).await
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::session::{Client, TokenState};
 
 /// `code_challenge_method` as stored (enum `code_challenge_method`): GoTrue accepts any case.
-pub fn parse_challenge_method(method: &str) -> Result<&'static str, ServiceError> {
+pub(crate) fn parse_challenge_method(method: &str) -> Result<&'static str, ServiceError> {
     match method.to_ascii_lowercase().as_str() {
         "s256" => Ok("s256"),
         "plain" => Ok("plain"),
@@ -58,6 +58,8 @@ struct PendingFlow {
     authentication_method: String,
     created_at: Option<DateTime<Utc>>,
     auth_code_issued_at: Option<DateTime<Utc>>,
+    provider_access_token: Option<String>,
+    provider_refresh_token: Option<String>,
 }
 
 impl TokenState {
@@ -139,7 +141,8 @@ impl TokenState {
         let flow = sqlx::query_as!(
             PendingFlow,
             r#"SELECT id, user_id, code_challenge, code_challenge_method::text AS "code_challenge_method?",
-                 provider_type, authentication_method, created_at, auth_code_issued_at
+                 provider_type, authentication_method, created_at, auth_code_issued_at,
+                 provider_access_token, provider_refresh_token
                FROM flow_state WHERE auth_code = $1 LIMIT 1 FOR UPDATE"#,
             auth_code
         )
@@ -178,10 +181,13 @@ impl TokenState {
             .execute(&mut *tx)
             .await?;
         // On the transaction's own connection: a second pooled one could run out under load.
-        let tokens = self
+        let mut tokens = self
             .issue_session_on(&mut *tx, user_id, &flow.authentication_method, client)
             .await?;
         tx.commit().await?;
+        // An OAuth sign-in's provider tokens are handed to the app once, with the session.
+        tokens.provider_token = flow.provider_access_token.unwrap_or_default();
+        tokens.provider_refresh_token = flow.provider_refresh_token.unwrap_or_default();
         Ok(tokens)
     }
 }

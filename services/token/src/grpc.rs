@@ -8,9 +8,10 @@ use auth_core::{Config, ErrorCode, ServiceError};
 use auth_proto::common::v1::SessionTokens;
 use auth_proto::token::v1::{
     CreateFlowStateRequest, CreateFlowStateResponse, DowngradeFactorSessionsRequest, DowngradeFactorSessionsResponse,
-    ExchangeAuthCodeRequest, GetJwksRequest, GetJwksResponse, IssueAuthCodeRequest, IssueAuthCodeResponse,
-    IssueSessionRequest, LogoutRequest, LogoutResponse, RefreshSessionRequest, RevokeSessionsRequest,
-    RevokeSessionsResponse, StepUpSessionRequest, VerifyAccessTokenRequest, VerifyAccessTokenResponse,
+    ExchangeAuthCodeRequest, ExternalFlow, FinishExternalFlowRequest, FinishExternalFlowResponse, GetJwksRequest,
+    GetJwksResponse, IssueAuthCodeRequest, IssueAuthCodeResponse, IssueSessionRequest, LoadExternalFlowRequest,
+    LogoutRequest, LogoutResponse, RefreshSessionRequest, RevokeSessionsRequest, RevokeSessionsResponse,
+    StartExternalFlowRequest, StepUpSessionRequest, VerifyAccessTokenRequest, VerifyAccessTokenResponse,
     token_service_server::TokenService,
 };
 use tonic::{Request, Response, Status};
@@ -208,6 +209,50 @@ impl TokenService for TokenGrpc {
         let user_id = parse_uuid(&body.user_id, "user_id")?;
         let auth_code = self.state.issue_auth_code(user_id, &body.authentication_method).await?;
         Ok(Response::new(IssueAuthCodeResponse { auth_code }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn start_external_flow(
+        &self,
+        request: Request<StartExternalFlowRequest>,
+    ) -> Result<Response<CreateFlowStateResponse>, Status> {
+        self.authenticate(&request).await?.require_admin()?;
+        let id = self.state.start_external_flow(request.get_ref()).await?;
+        Ok(Response::new(CreateFlowStateResponse {
+            flow_state_id: id.to_string(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn load_external_flow(
+        &self,
+        request: Request<LoadExternalFlowRequest>,
+    ) -> Result<Response<ExternalFlow>, Status> {
+        self.authenticate(&request).await?.require_admin()?;
+        let flow = self.state.load_external_flow(&request.get_ref().flow_state_id).await?;
+        Ok(Response::new(flow))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn finish_external_flow(
+        &self,
+        request: Request<FinishExternalFlowRequest>,
+    ) -> Result<Response<FinishExternalFlowResponse>, Status> {
+        self.authenticate(&request).await?.require_admin()?;
+        let body = request.into_inner();
+        let user_id = parse_uuid(&body.user_id, "user_id")?;
+        let client = Client::from_proto(body.context.as_ref());
+        let response = self
+            .state
+            .finish_external_flow(
+                &body.flow_state_id,
+                user_id,
+                &body.provider_access_token,
+                &body.provider_refresh_token,
+                &client,
+            )
+            .await?;
+        Ok(Response::new(response))
     }
 
     #[tracing::instrument(skip_all)]

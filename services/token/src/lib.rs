@@ -1,6 +1,7 @@
 //! The token service: the session authority. It owns `sessions`, `refresh_tokens`, `mfa_amr_claims`
 //! and `flow_state`, signs access tokens and publishes the verification keys.
 
+mod external_flow;
 mod flow_state;
 mod grpc;
 pub mod jwks;

@@ -301,5 +301,7 @@ pub fn token_response(
         user: Some(user.to_proto()),
         headers,
         weak_password: None,
+        provider_token: String::new(),
+        provider_refresh_token: String::new(),
     }
 }

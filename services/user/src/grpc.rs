@@ -4,10 +4,10 @@ use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1::{SessionTokens, User};
 use auth_proto::user::v1::{
     AdminDeleteUserRequest, AdminDeleteUserResponse, AdminListUsersRequest, AdminListUsersResponse,
-    AdminUserAttributes, AdminUserRequest, GenerateLinkRequest, GenerateLinkResponse, GetUserRequest, InviteRequest,
-    ListAuditLogRequest, ListAuditLogResponse, ReauthenticateRequest, RecoverRequest, ResendRequest, SendOtpRequest,
-    SendResponse, SignInWithPasswordRequest, SignUpRequest, SignUpResponse, UpdateUserRequest, VerifyRequest,
-    VerifyResponse, user_service_server::UserService,
+    AdminUserAttributes, AdminUserRequest, ExternalIdentityRequest, ExternalIdentityResponse, GenerateLinkRequest,
+    GenerateLinkResponse, GetUserRequest, InviteRequest, ListAuditLogRequest, ListAuditLogResponse,
+    ReauthenticateRequest, RecoverRequest, ResendRequest, SendOtpRequest, SendResponse, SignInWithPasswordRequest,
+    SignUpRequest, SignUpResponse, UpdateUserRequest, VerifyRequest, VerifyResponse, user_service_server::UserService,
 };
 use tonic::{Request, Response, Status};
 
@@ -155,6 +155,17 @@ impl UserService for UserGrpc {
         let principal = self.state.authenticate(request.metadata()).await?;
         Ok(Response::new(
             self.state.list_audit_log(&principal, request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn sign_in_with_external_identity(
+        &self,
+        request: Request<ExternalIdentityRequest>,
+    ) -> Result<Response<ExternalIdentityResponse>, Status> {
+        self.state.authenticate(request.metadata()).await?.require_admin()?;
+        Ok(Response::new(
+            self.state.sign_in_with_external_identity(request.into_inner()).await?,
         ))
     }
 

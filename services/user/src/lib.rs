@@ -9,6 +9,7 @@ mod audit_log;
 mod code_purpose;
 mod codes;
 mod compensate;
+mod external;
 mod generate_link;
 mod grpc;
 mod invite;

@@ -37,30 +37,7 @@ pub fn phone(phone: &str) -> Result<String, ServiceError> {
     auth_account::users::normalize_phone(phone).ok_or_else(|| invalid("Invalid phone number format (E.164 required)"))
 }
 
-/// GoTrue's `validatePKCEParams`: both or neither; 43..128 unreserved characters.
-pub fn pkce(method: &str, challenge: &str) -> Result<(), ServiceError> {
-    match (method.is_empty(), challenge.is_empty()) {
-        (true, true) => Ok(()),
-        (false, false) => {
-            if !(43..=128).contains(&challenge.len()) {
-                return Err(invalid("code challenge has to be between 43 and 128 characters"));
-            }
-            if !challenge
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-            {
-                return Err(invalid(
-                    "code challenge can only contain alphanumeric characters, hyphens, periods, underscores and tildes",
-                ));
-            }
-            if !matches!(method.to_lowercase().as_str(), "s256" | "plain") {
-                return Err(invalid(format!("code challenge method {method} not supported")));
-            }
-            Ok(())
-        }
-        _ => Err(invalid("PKCE flow requires code_challenge_method and code_challenge")),
-    }
-}
+pub use auth_account::pkce::validate as pkce;
 
 /// User metadata as sent: a JSON object, or nothing.
 pub fn metadata(json: &str) -> Result<serde_json::Map<String, serde_json::Value>, ServiceError> {

@@ -43,6 +43,9 @@ pub enum AuditAction {
     PasskeyCreated,
     PasskeyUpdated,
     PasskeyDeleted,
+    /// GoTrue's `IdentityLinkAction`: an external identity joined an existing account.
+    IdentityLinked,
+    InviteAccepted,
 }
 
 impl AuditAction {
@@ -72,13 +75,15 @@ impl AuditAction {
             Self::PasskeyCreated => "passkey_created",
             Self::PasskeyUpdated => "passkey_updated",
             Self::PasskeyDeleted => "passkey_deleted",
+            Self::IdentityLinked => "identity_linked",
+            Self::InviteAccepted => "invite_accepted",
         }
     }
 
     /// GoTrue's `ActionLogTypeMap`.
     pub fn log_type(self) -> &'static str {
         match self {
-            Self::Login | Self::Logout => "account",
+            Self::Login | Self::Logout | Self::InviteAccepted => "account",
             Self::UserSignedUp | Self::UserDeleted | Self::UserInvited => "team",
             Self::TokenRevoked | Self::TokenRefreshed => "token",
             Self::FactorDeleted

@@ -9,6 +9,7 @@ extern crate self as auth_account;
 pub mod audit;
 pub mod jwt;
 pub mod login;
+pub mod pkce;
 pub mod principal;
 pub mod session_validity;
 pub mod users;

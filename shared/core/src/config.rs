@@ -216,6 +216,12 @@ pub struct ExternalConfig {
     pub flow_state_expiry: Duration,
     /// `GOTRUE_EXTERNAL_<P>_*`, keyed by the lower-case provider name of [`OAUTH_PROVIDERS`].
     pub providers: BTreeMap<&'static str, OAuthProviderConfig>,
+    /// `GOTRUE_EXTERNAL_REDIRECT_URL`: where every external sign-in ends, whatever the app asked.
+    pub redirect_url: Option<String>,
+    /// `GOTRUE_EXPERIMENTAL_PROVIDER_LINKING_DOMAINS` (`provider=domain,…`) with
+    /// `GOTRUE_EXPERIMENTAL_PROVIDERS_WITH_OWN_LINKING_DOMAIN` (`provider,…`, each its own domain):
+    /// providers outside the `default` domain never link by email to accounts of other domains.
+    pub provider_linking_domains: BTreeMap<String, String>,
     /// `GOTRUE_EXTERNAL_WEB3_SOLANA_ENABLED`
     pub web3_solana_enabled: bool,
     /// `GOTRUE_EXTERNAL_WEB3_ETHEREUM_ENABLED`
@@ -232,12 +238,19 @@ pub struct OAuthProviderConfig {
     pub secret: Option<SecretString>,
     pub redirect_uri: Option<String>,
     pub url: Option<String>,
+    /// `_EMAIL_OPTIONAL`: a sign-in without an email from the provider is allowed.
+    pub email_optional: bool,
+    /// `_SKIP_NONCE_CHECK`: `grant_type=id_token` accepts a token without the nonce check.
+    pub skip_nonce_check: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct MailerConfig {
     /// `GOTRUE_MAILER_AUTOCONFIRM`
     pub autoconfirm: bool,
+    /// `GOTRUE_MAILER_ALLOW_UNVERIFIED_EMAIL_SIGN_INS`: an external sign-in with an unverified
+    /// email gets a session (and a confirmation email) instead of 422.
+    pub allow_unverified_email_sign_ins: bool,
     /// `GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED` (default true): confirm on both addresses.
     pub secure_email_change_enabled: bool,
     /// `GOTRUE_MAILER_OTP_LENGTH` (6..=10, default 6)
@@ -796,6 +809,8 @@ impl Config {
                     secret: r.optional(&[&name("SECRET")]).map(SecretString::from),
                     redirect_uri: r.optional(&[&name("REDIRECT_URI")]),
                     url: r.optional(&[&name("URL")]),
+                    email_optional: r.bool(&[&name("EMAIL_OPTIONAL")], false),
+                    skip_nonce_check: r.bool(&[&name("SKIP_NONCE_CHECK")], false),
                 };
                 (key, provider)
             })
@@ -816,6 +831,8 @@ impl Config {
                 .duration(&["GOTRUE_EXTERNAL_FLOW_STATE_EXPIRY_DURATION"], FIVE_MINUTES)
                 .max(FIVE_MINUTES),
             providers,
+            redirect_url: r.optional(&["GOTRUE_EXTERNAL_REDIRECT_URL"]),
+            provider_linking_domains: r.linking_domains(),
         };
 
         let log_format = match r.string(&["AUTH_LOG_FORMAT"], "text").as_str() {
@@ -853,6 +870,7 @@ impl Config {
             external,
             mailer: MailerConfig {
                 autoconfirm: r.bool(&["GOTRUE_MAILER_AUTOCONFIRM"], false),
+                allow_unverified_email_sign_ins: r.bool(&["GOTRUE_MAILER_ALLOW_UNVERIFIED_EMAIL_SIGN_INS"], false),
                 secure_email_change_enabled: r.bool(&["GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED"], true),
                 otp_length: r.otp_length(&["GOTRUE_MAILER_OTP_LENGTH"]),
                 otp_exp: Duration::from_secs(r.parse(&["GOTRUE_MAILER_OTP_EXP"], 86_400u64)),
@@ -1385,6 +1403,25 @@ impl Reader<'_> {
     }
 
     /// Comma-separated list, items trimmed, empty items dropped.
+    /// GoTrue's `ProviderLinkingDomains` decoding plus the deprecated own-domain list backfilled
+    /// (explicit pairs win).
+    fn linking_domains(&mut self) -> BTreeMap<String, String> {
+        const PAIRS: &str = "GOTRUE_EXPERIMENTAL_PROVIDER_LINKING_DOMAINS";
+        let mut domains = BTreeMap::new();
+        for pair in self.list(&[PAIRS], &[]) {
+            match pair.split_once('=').map(|(p, d)| (p.trim(), d.trim())) {
+                Some((provider, domain)) if !provider.is_empty() && !domain.is_empty() => {
+                    domains.insert(provider.to_string(), domain.to_string());
+                }
+                _ => self.problem(PAIRS, &format!("invalid pair {pair:?}, expected provider=domain")),
+            }
+        }
+        for provider in self.list(&["GOTRUE_EXPERIMENTAL_PROVIDERS_WITH_OWN_LINKING_DOMAIN"], &[]) {
+            domains.entry(provider.clone()).or_insert(provider);
+        }
+        domains
+    }
+
     fn list(&self, names: &[&str], default: &[&str]) -> Vec<String> {
         match self.optional(names) {
             None => default.iter().map(|s| s.to_string()).collect(),

@@ -24,6 +24,7 @@
 pub mod jwt;
 pub mod launched;
 pub mod nats_server;
+pub mod oauth;
 pub mod otlp;
 pub mod sms;
 pub mod smtp;

@@ -106,3 +106,78 @@ pub async fn anonymize(conn: &mut PgConnection, identity_id: Uuid, obfuscated_pr
     .await?;
     Ok(())
 }
+
+/// An identity a provider vouches for, found by the provider's id of the user.
+pub struct FoundIdentity {
+    pub id: Uuid,
+    pub user_id: Uuid,
+}
+
+/// GoTrue's `FindIdentityByIdAndProvider`.
+pub async fn find_by_provider_id(
+    conn: &mut PgConnection,
+    provider_id: &str,
+    provider: &str,
+) -> sqlx::Result<Option<FoundIdentity>> {
+    sqlx::query_as!(
+        FoundIdentity,
+        "SELECT id, user_id FROM identities WHERE provider_id = $1 AND provider = $2",
+        provider_id,
+        provider
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The `(provider, user_id)` of every identity whose email is one of `emails` (lower-case).
+pub async fn providers_with_emails(conn: &mut PgConnection, emails: &[String]) -> sqlx::Result<Vec<(String, Uuid)>> {
+    let rows = sqlx::query!("SELECT provider, user_id FROM identities WHERE email = ANY($1)", emails)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|row| (row.provider, row.user_id)).collect())
+}
+
+/// Adds an external identity (`provider_id` is the provider's id of the user); returns its id.
+pub async fn insert_external(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    provider: &str,
+    provider_id: &str,
+    data: &Map<String, Value>,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar!(
+        "INSERT INTO identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, now(), now(), now()) RETURNING id",
+        provider_id,
+        user_id,
+        sqlx::types::Json(Value::Object(data.clone())) as _,
+        provider
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// A returning identity: the provider's latest data, signed in now.
+pub async fn refresh_external(
+    conn: &mut PgConnection,
+    identity_id: Uuid,
+    data: &Map<String, Value>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE identities SET identity_data = $2, last_sign_in_at = now(), updated_at = now() WHERE id = $1",
+        identity_id,
+        sqlx::types::Json(Value::Object(data.clone())) as _
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// GoTrue's `RemoveUnconfirmedIdentities` (the identity part): an unconfirmed account keeps only
+/// the identity that just proved itself.
+pub async fn delete_all_but(conn: &mut PgConnection, user_id: Uuid, keep: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM identities WHERE user_id = $1 AND id <> $2", user_id, keep)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -598,3 +598,67 @@ pub async fn store_email_change_code(
     }
     Ok(())
 }
+
+/// A new account made from an external identity (GoTrue's `SignupParams.ToUserModel` with a
+/// provider): no password; `email` may be absent (an optional or already-taken address).
+pub struct ExternalNewUser<'a> {
+    pub id: Uuid,
+    pub aud: &'a str,
+    pub role: &'a str,
+    pub provider: &'a str,
+    pub email: Option<&'a str>,
+    pub user_metadata: &'a Map<String, Value>,
+    /// GoTrue marks accounts of a linking domain other than `default` as SSO users, so they may
+    /// share an address with a default-domain account.
+    pub is_sso_user: bool,
+}
+
+pub async fn insert_external(conn: &mut PgConnection, new: ExternalNewUser<'_>) -> Result<(), ServiceError> {
+    let app_metadata = json!({"provider": new.provider, "providers": [new.provider]});
+    sqlx::query!(
+        "INSERT INTO users (instance_id, id, aud, role, email, encrypted_password, raw_app_meta_data, \
+           raw_user_meta_data, created_at, updated_at, is_anonymous, is_sso_user, \
+           confirmation_token, recovery_token, email_change_token_new, email_change) \
+         VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, $3, $4, '', $5, $6, now(), now(), false, $7, \
+           '', '', '', '')",
+        new.id,
+        new.aud,
+        new.role,
+        new.email,
+        sqlx::types::Json(app_metadata) as _,
+        sqlx::types::Json(Value::Object(new.user_metadata.clone())) as _,
+        new.is_sso_user
+    )
+    .execute(conn)
+    .await
+    .map_err(|e| match e.as_database_error().and_then(|d| d.constraint()) {
+        Some("users_email_partial_key") => {
+            ServiceError::unprocessable(ErrorCode::EmailExists, "Email address already registered")
+        }
+        _ => ServiceError::internal(e),
+    })?;
+    Ok(())
+}
+
+/// The ids of the non-SSO accounts holding one of `emails` (lower-case), whatever their audience,
+/// as GoTrue's linking decision looks them up.
+pub async fn ids_with_emails(conn: &mut PgConnection, emails: &[String]) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM users WHERE email = ANY($1) AND is_sso_user = false",
+        emails
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// GoTrue's `RemoveUnconfirmedIdentities` (the account part): the password of an unconfirmed
+/// account is dropped when an external identity claims it, so whoever set it cannot get in.
+pub async fn clear_password(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE users SET encrypted_password = '', updated_at = now() WHERE id = $1",
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

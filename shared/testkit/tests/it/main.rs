@@ -15,6 +15,7 @@ mod clients;
 mod compat;
 mod compat_links;
 mod deploy_files;
+mod external;
 mod general;
 mod hardening;
 mod mfa;

@@ -1,0 +1,72 @@
+//! The sso service's HTTP to providers: one pooled reqwest client with a timeout
+//! (`GOTRUE_INTERNAL_HTTP_TIMEOUT`'s default of 10 s), used by the oauth2 crate for code exchange
+//! and by the providers for their user APIs.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+#[derive(Clone)]
+pub struct ProviderHttp {
+    client: reqwest::Client,
+}
+
+/// A provider's API answered something else than a 2xx JSON body.
+#[derive(Debug)]
+pub struct ApiError(pub String);
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ProviderHttp {
+    pub fn new(timeout: Duration) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("auth-suite/", env!("CARGO_PKG_VERSION")))
+            // A token endpoint that redirects is misconfigured; following would leak the code.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self { client })
+    }
+
+    /// The oauth2 crate's transport.
+    pub async fn send(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, reqwest::Error> {
+        let request = reqwest::Request::try_from(request)?;
+        let response = self.client.execute(request).await?;
+        let mut answer = http::Response::builder().status(response.status());
+        if let Some(headers) = answer.headers_mut() {
+            headers.extend(response.headers().clone());
+        }
+        let body = response.bytes().await?.to_vec();
+        Ok(answer.body(body).unwrap_or_default())
+    }
+
+    /// GoTrue's `makeRequest`: a GET with the user's access token, decoded from JSON.
+    pub async fn get_json<T: DeserializeOwned>(&self, url: &str, access_token: &str) -> Result<T, ApiError> {
+        let response = self
+            .client
+            .get(url)
+            .bearer_auth(access_token)
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| ApiError(format!("request to {url} failed: {e}")))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ApiError(format!("reading {url} failed: {e}")))?;
+        if !status.is_success() {
+            return Err(ApiError(format!(
+                "{url} answered {status}: {}",
+                String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
+            )));
+        }
+        serde_json::from_slice(&body).map_err(|e| ApiError(format!("{url} answered unreadable JSON: {e}")))
+    }
+}

@@ -1,0 +1,69 @@
+//! Keycloak (`GOTRUE_EXTERNAL_KEYCLOAK_URL` is the realm's URL, required): GoTrue's `keycloak.go`.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::Endpoints;
+use super::claims::{Claims, Email, UserData};
+use crate::http::{ApiError, ProviderHttp};
+
+pub const SCOPES: &[&str] = &["profile", "email"];
+
+pub fn endpoints(url: Option<&str>) -> Result<Endpoints, String> {
+    let realm = url
+        .filter(|u| !u.is_empty())
+        .ok_or("unable to find URL for the Keycloak provider")?;
+    let realm = realm.strip_suffix('/').unwrap_or(realm);
+    Ok(Endpoints {
+        authorize: format!("{realm}/protocol/openid-connect/auth"),
+        token: format!("{realm}/protocol/openid-connect/token"),
+        api: realm.to_string(),
+    })
+}
+
+#[derive(Deserialize)]
+struct KeycloakUser {
+    #[serde(default)]
+    sub: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    email_verified: bool,
+    /// Every claim, for the custom ones.
+    #[serde(flatten)]
+    raw: Map<String, Value>,
+}
+
+pub async fn user_data(http: &ProviderHttp, realm: &str, access_token: &str) -> Result<UserData, ApiError> {
+    let user: KeycloakUser = http
+        .get_json(&format!("{realm}/protocol/openid-connect/userinfo"), access_token)
+        .await?;
+    let custom_claims: Map<String, Value> = user
+        .raw
+        .into_iter()
+        .filter(|(key, _)| !matches!(key.as_str(), "name" | "sub" | "email" | "email_verified"))
+        .collect();
+    let emails = if user.email.is_empty() {
+        Vec::new()
+    } else {
+        vec![Email {
+            address: user.email.clone(),
+            verified: user.email_verified,
+            primary: true,
+        }]
+    };
+    let claims = Claims {
+        issuer: realm.to_string(),
+        subject: user.sub.clone(),
+        name: user.name.clone(),
+        email: user.email,
+        email_verified: user.email_verified,
+        custom_claims,
+        full_name: user.name,
+        provider_id: user.sub,
+        ..Default::default()
+    };
+    Ok(UserData { emails, claims })
+}

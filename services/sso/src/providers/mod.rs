@@ -1,0 +1,213 @@
+//! The external OAuth 2.0 providers, each with GoTrue v2.196's endpoints, default scopes and
+//! mapping of the provider's user into identity data (`internal/api/provider/*.go`).
+//!
+//! A provider is built per request from its `GOTRUE_EXTERNAL_<P>_*` settings (cheap: no I/O), so
+//! a misconfiguration is reported where GoTrue reports it: at `/authorize` and `/callback`.
+
+pub mod claims;
+mod github;
+mod gitlab;
+mod keycloak;
+
+use auth_core::config::OAuthProviderConfig;
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, RedirectUrl, Scope,
+    TokenResponse, TokenUrl,
+};
+use secrecy::ExposeSecret;
+
+use crate::http::{ApiError, ProviderHttp};
+pub use claims::UserData;
+
+/// The providers built so far, by their GoTrue name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Github,
+    Gitlab,
+    Keycloak,
+}
+
+impl Kind {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "github" => Some(Kind::Github),
+            "gitlab" => Some(Kind::Gitlab),
+            "keycloak" => Some(Kind::Keycloak),
+            _ => None,
+        }
+    }
+}
+
+/// Where a provider's OAuth endpoints and user API are.
+pub struct Endpoints {
+    pub authorize: String,
+    pub token: String,
+    /// The base the user API paths are appended to.
+    pub api: String,
+}
+
+type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+pub struct Provider {
+    kind: Kind,
+    client: Client,
+    scopes: Vec<String>,
+    api: String,
+}
+
+/// What the code exchange yields.
+pub struct ProviderTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// GoTrue's `chooseHost`: the configured URL without a trailing slash, else the provider's host.
+fn choose_host(configured: Option<&str>, default_host: &str) -> String {
+    match configured {
+        Some(url) if !url.is_empty() => url.strip_suffix('/').unwrap_or(url).to_string(),
+        _ => format!("https://{default_host}"),
+    }
+}
+
+impl Provider {
+    /// GoTrue's `Provider(name, scopes)`: the error text is what GoTrue puts after
+    /// "Unsupported provider: ".
+    pub fn build(name: &str, config: Option<&OAuthProviderConfig>, extra_scopes: &str) -> Result<Self, String> {
+        let not_found = || format!("Provider {name} could not be found");
+        let kind = Kind::from_name(name).ok_or_else(not_found)?;
+        let config = config.ok_or_else(not_found)?;
+        // GoTrue's `ValidateOAuth`.
+        if !config.enabled {
+            return Err("provider is not enabled".into());
+        }
+        let client_id = config.client_ids.first().ok_or("missing OAuth client ID")?;
+        let secret = config.secret.as_ref().ok_or("missing OAuth secret")?;
+        let redirect_uri = config.redirect_uri.as_deref().ok_or("missing redirect URI")?;
+
+        let url = config.url.as_deref();
+        let (endpoints, default_scopes) = match kind {
+            Kind::Github => (github::endpoints(url), github::SCOPES),
+            Kind::Gitlab => (gitlab::endpoints(url), gitlab::SCOPES),
+            Kind::Keycloak => (keycloak::endpoints(url)?, keycloak::SCOPES),
+        };
+        let mut scopes: Vec<String> = default_scopes.iter().map(|s| s.to_string()).collect();
+        // GoTrue splits the extra scopes on commas (not spaces) and appends them.
+        scopes.extend(extra_scopes.split(',').filter(|s| !s.is_empty()).map(str::to_string));
+
+        let invalid = |what: &str, e: url::ParseError| format!("invalid {what} URL: {e}");
+        let client = BasicClient::new(ClientId::new(client_id.clone()))
+            .set_client_secret(ClientSecret::new(secret.expose_secret().to_string()))
+            .set_auth_uri(AuthUrl::new(endpoints.authorize).map_err(|e| invalid("authorization", e))?)
+            .set_token_uri(TokenUrl::new(endpoints.token).map_err(|e| invalid("token", e))?)
+            .set_redirect_uri(RedirectUrl::new(redirect_uri.to_string()).map_err(|e| invalid("redirect", e))?);
+        Ok(Self {
+            kind,
+            client,
+            scopes,
+            api: endpoints.api,
+        })
+    }
+
+    /// The provider's authorization URL for a flow (`state` is the flow's id), with the app's
+    /// extra query parameters passed on.
+    pub fn authorize_url(&self, state: &str, extra: &[(String, String)]) -> String {
+        let mut request = self
+            .client
+            .authorize_url(|| CsrfToken::new(state.to_string()))
+            .add_scopes(self.scopes.iter().cloned().map(Scope::new));
+        for (key, value) in extra {
+            request = request.add_extra_param(key.clone(), value.clone());
+        }
+        request.url().0.to_string()
+    }
+
+    /// Trades the callback's code for the provider's tokens.
+    pub async fn exchange(&self, http: &ProviderHttp, code: &str) -> Result<ProviderTokens, String> {
+        // An owned future per request: the oauth2 crate's client trait is higher-ranked over its borrow.
+        let send = |request: oauth2::HttpRequest| {
+            let http = http.clone();
+            async move { http.send(request).await }
+        };
+        let token = self
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .request_async(&send)
+            .await
+            .map_err(|e| describe_token_error(&e))?;
+        Ok(ProviderTokens {
+            access_token: token.access_token().secret().clone(),
+            refresh_token: token.refresh_token().map(|t| t.secret().clone()).unwrap_or_default(),
+        })
+    }
+
+    pub async fn user_data(&self, http: &ProviderHttp, access_token: &str) -> Result<UserData, ApiError> {
+        match self.kind {
+            Kind::Github => github::user_data(http, &self.api, access_token).await,
+            Kind::Gitlab => gitlab::user_data(http, &self.api, access_token).await,
+            Kind::Keycloak => keycloak::user_data(http, &self.api, access_token).await,
+        }
+    }
+}
+
+/// The token endpoint's failure, for logs (never the code or a secret).
+fn describe_token_error<E: std::error::Error>(
+    error: &oauth2::RequestTokenError<E, oauth2::basic::BasicErrorResponse>,
+) -> String {
+    match error {
+        oauth2::RequestTokenError::ServerResponse(response) => format!("token endpoint refused: {response}"),
+        oauth2::RequestTokenError::Request(e) => format!("token endpoint unreachable: {e}"),
+        oauth2::RequestTokenError::Parse(e, _) => format!("token endpoint answered unreadable JSON: {e}"),
+        oauth2::RequestTokenError::Other(e) => format!("token exchange failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enabled(url: Option<&str>) -> OAuthProviderConfig {
+        OAuthProviderConfig {
+            enabled: true,
+            client_ids: vec!["client".into()],
+            secret: Some("secret".to_string().into()),
+            redirect_uri: Some("https://auth.example.com/callback".into()),
+            url: url.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn misconfigurations_are_named_as_gotrue_names_them() {
+        let err =
+            |name, config: Option<&OAuthProviderConfig>| Provider::build(name, config, "").err().unwrap_or_default();
+        assert_eq!(err("nope", None), "Provider nope could not be found");
+        assert_eq!(
+            err("github", Some(&OAuthProviderConfig::default())),
+            "provider is not enabled"
+        );
+        let mut config = enabled(None);
+        config.secret = None;
+        assert_eq!(err("github", Some(&config)), "missing OAuth secret");
+        assert_eq!(
+            err("keycloak", Some(&enabled(None))),
+            "unable to find URL for the Keycloak provider"
+        );
+    }
+
+    #[test]
+    fn the_authorization_url_carries_state_scopes_and_extra_parameters() {
+        let provider = Provider::build("github", Some(&enabled(None)), "repo,gist").expect("built");
+        let url =
+            url::Url::parse(&provider.authorize_url("the-state", &[("login".into(), "octo".into())])).expect("url");
+        assert_eq!(url.path(), "/login/oauth/authorize");
+        assert_eq!(url.host_str(), Some("github.com"));
+        let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(query["state"], "the-state");
+        assert_eq!(query["scope"], "user:email repo gist");
+        assert_eq!(query["client_id"], "client");
+        assert_eq!(query["response_type"], "code");
+        assert_eq!(query["redirect_uri"], "https://auth.example.com/callback");
+        assert_eq!(query["login"], "octo");
+    }
+}

@@ -1,0 +1,103 @@
+//! What the sso service works with: the configuration, the HTTP client for providers, and its
+//! calls to the user service (accounts) and the token service (flows and sessions), each carrying
+//! this service's own short-lived `service_role` token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_account::jwt::JwtKeys;
+use auth_account::principal;
+use auth_core::grpc::TracedChannel;
+use auth_core::{Config, ServiceError};
+use auth_proto::token::v1::token_service_client::TokenServiceClient;
+use auth_proto::token::v1::{
+    ExternalFlow, FinishExternalFlowRequest, FinishExternalFlowResponse, LoadExternalFlowRequest,
+    StartExternalFlowRequest,
+};
+use auth_proto::user::v1::user_service_client::UserServiceClient;
+use auth_proto::user::v1::{ExternalIdentityRequest, ExternalIdentityResponse};
+
+use crate::http::ProviderHttp;
+
+/// GoTrue's `GOTRUE_INTERNAL_HTTP_TIMEOUT` default for calls to providers.
+const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct SsoState {
+    pub config: Arc<Config>,
+    pub http: ProviderHttp,
+    keys: Arc<JwtKeys>,
+    token: TokenServiceClient<TracedChannel>,
+    user: UserServiceClient<TracedChannel>,
+}
+
+impl SsoState {
+    pub fn new(config: Arc<Config>) -> anyhow::Result<Self> {
+        let suite = &config.suite;
+        let channel = |url: &str| auth_core::grpc::traced_channel(url, suite.grpc_connect_timeout, suite.grpc_timeout);
+        Ok(Self {
+            http: ProviderHttp::new(PROVIDER_TIMEOUT)?,
+            keys: Arc::new(JwtKeys::from_config(&config.jwt)?),
+            token: TokenServiceClient::new(channel(&suite.token_url)?),
+            user: UserServiceClient::new(channel(&suite.user_url)?),
+            config,
+        })
+    }
+
+    fn as_service<T>(&self, body: T) -> Result<tonic::Request<T>, ServiceError> {
+        let token = principal::service_token(&self.keys, &self.config).map_err(ServiceError::internal)?;
+        Ok(principal::with_bearer(tonic::Request::new(body), &token))
+    }
+
+    pub async fn start_flow(&self, request: StartExternalFlowRequest) -> Result<String, ServiceError> {
+        let request = self.as_service(request)?;
+        let response = self
+            .token
+            .clone()
+            .start_external_flow(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
+        Ok(response.into_inner().flow_state_id)
+    }
+
+    pub async fn load_flow(&self, flow_state_id: &str) -> Result<ExternalFlow, ServiceError> {
+        let request = self.as_service(LoadExternalFlowRequest {
+            flow_state_id: flow_state_id.to_string(),
+        })?;
+        let response = self
+            .token
+            .clone()
+            .load_external_flow(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
+        Ok(response.into_inner())
+    }
+
+    pub async fn finish_flow(
+        &self,
+        request: FinishExternalFlowRequest,
+    ) -> Result<FinishExternalFlowResponse, ServiceError> {
+        let request = self.as_service(request)?;
+        let response = self
+            .token
+            .clone()
+            .finish_external_flow(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
+        Ok(response.into_inner())
+    }
+
+    pub async fn sign_in_identity(
+        &self,
+        request: ExternalIdentityRequest,
+    ) -> Result<ExternalIdentityResponse, ServiceError> {
+        let request = self.as_service(request)?;
+        let response = self
+            .user
+            .clone()
+            .sign_in_with_external_identity(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
+        Ok(response.into_inner())
+    }
+}

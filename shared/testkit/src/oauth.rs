@@ -1,0 +1,258 @@
+//! A fake OAuth 2.0 provider: one HTTP server answering the token endpoints and user APIs of the
+//! providers the suite supports, at the paths each provider uses under its `_URL` setting
+//! (GitHub Enterprise's `/login/oauth/*` and `/api/v3/*`, GitLab's `/oauth/*` and `/api/v4/*`,
+//! a Keycloak realm's `/protocol/openid-connect/*`).
+//!
+//! A test plays the browser: it asks the gateway's `/authorize`, reads the `state` off the
+//! redirect, has the provider [`FakeOAuthProvider::grant`] a code for a user, and calls the
+//! gateway's `/callback` with both. The token endpoint checks the client's credentials and the
+//! code (once), so a wrong secret or a replayed code fails as a real provider's would.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// Who signs in at the provider.
+#[derive(Debug, Clone, Default)]
+pub struct FakeUser {
+    /// The provider's numeric id (GitHub, GitLab) or `sub` (Keycloak: the id as text).
+    pub id: i64,
+    pub login: String,
+    pub name: String,
+    pub avatar_url: String,
+    /// `(address, verified, primary)`, as GitHub lists them. GitLab and Keycloak report the primary
+    /// one as the account's email (GitLab: confirmed when verified).
+    pub emails: Vec<(String, bool, bool)>,
+    /// Extra claims Keycloak's userinfo adds.
+    pub extra_claims: serde_json::Map<String, Value>,
+}
+
+impl FakeUser {
+    pub fn new(id: i64, email: &str, verified: bool) -> Self {
+        Self {
+            id,
+            login: format!("user{id}"),
+            name: format!("User {id}"),
+            avatar_url: format!("https://avatars.example/{id}.png"),
+            emails: vec![(email.to_string(), verified, true)],
+            extra_claims: serde_json::Map::new(),
+        }
+    }
+
+    fn primary(&self) -> Option<&(String, bool, bool)> {
+        self.emails.iter().find(|e| e.2)
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    client_id: String,
+    client_secret: String,
+    /// Granted codes and the user each signs in.
+    codes: HashMap<String, FakeUser>,
+    /// Issued access tokens.
+    tokens: HashMap<String, FakeUser>,
+    counter: u64,
+    token_requests: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeOAuthProvider {
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl FakeOAuthProvider {
+    /// A provider that knows one client.
+    pub async fn start(client_id: &str, client_secret: &str) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Mutex::new(Shared {
+            client_id: client_id.to_string(),
+            client_secret: client_secret.to_string(),
+            ..Default::default()
+        }));
+        let app = Router::new()
+            .route("/login/oauth/access_token", post(token))
+            .route("/oauth/token", post(token))
+            .route("/realms/{realm}/protocol/openid-connect/token", post(token))
+            .route("/api/v3/user", get(github_user))
+            .route("/api/v3/user/emails", get(github_emails))
+            .route("/api/v4/user", get(gitlab_user))
+            .route("/api/v4/user/emails", get(gitlab_emails))
+            .route(
+                "/realms/{realm}/protocol/openid-connect/userinfo",
+                get(keycloak_userinfo),
+            )
+            .with_state(shared.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, shared })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A one-time authorization code that signs `user` in.
+    pub fn grant(&self, user: &FakeUser) -> String {
+        let mut shared = self.shared.lock().expect("fake provider state");
+        shared.counter += 1;
+        let code = format!("code-{}", shared.counter);
+        shared.codes.insert(code.clone(), user.clone());
+        code
+    }
+
+    /// How many code exchanges were attempted.
+    pub fn token_requests(&self) -> u64 {
+        self.shared.lock().expect("fake provider state").token_requests
+    }
+}
+
+fn form(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// RFC 6749 §2.3.1: HTTP Basic (what the suite sends) or the client's fields in the form.
+fn client_credentials(headers: &HeaderMap, form: &HashMap<String, String>) -> (String, String) {
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|raw| String::from_utf8(raw).ok());
+    if let Some((id, secret)) = basic.as_deref().and_then(|b| b.split_once(':')) {
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        return (decode(id), decode(secret));
+    }
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+    (field("client_id"), field("client_secret"))
+}
+
+fn oauth_error(status: StatusCode, error: &str) -> Response {
+    (status, axum::Json(json!({"error": error}))).into_response()
+}
+
+async fn token(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = form(&body);
+    let (client_id, client_secret) = client_credentials(&headers, &form);
+    let mut shared = shared.lock().expect("fake provider state");
+    shared.token_requests += 1;
+    if client_id != shared.client_id || client_secret != shared.client_secret {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    }
+    let Some(user) = form.get("code").and_then(|code| shared.codes.remove(code)) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    };
+    shared.counter += 1;
+    let access_token = format!("access-{}", shared.counter);
+    shared.tokens.insert(access_token.clone(), user);
+    axum::Json(json!({
+        "access_token": access_token,
+        "token_type": "bearer",
+        "expires_in": 3600,
+        "refresh_token": format!("refresh-{}", shared.counter),
+        "scope": "user:email",
+    }))
+    .into_response()
+}
+
+fn bearer_user(shared: &Arc<Mutex<Shared>>, headers: &HeaderMap) -> Option<FakeUser> {
+    let token = headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")?;
+    shared.lock().expect("fake provider state").tokens.get(token).cloned()
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"message": "Bad credentials"})),
+    )
+        .into_response()
+}
+
+async fn github_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    axum::Json(json!({
+        "id": user.id, "login": user.login, "name": user.name, "avatar_url": user.avatar_url,
+        "email": user.primary().map(|e| e.0.clone()),
+    }))
+    .into_response()
+}
+
+async fn github_emails(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    let emails: Vec<Value> = user
+        .emails
+        .iter()
+        .map(|(email, verified, primary)| json!({"email": email, "verified": verified, "primary": primary, "visibility": null}))
+        .collect();
+    axum::Json(json!(emails)).into_response()
+}
+
+async fn gitlab_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    let primary = user.primary();
+    axum::Json(json!({
+        "id": user.id, "username": user.login, "name": user.name, "avatar_url": user.avatar_url,
+        "email": primary.map(|e| e.0.clone()),
+        "confirmed_at": primary.filter(|e| e.1).map(|_| "2024-01-01T00:00:00Z"),
+    }))
+    .into_response()
+}
+
+async fn gitlab_emails(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    let emails: Vec<Value> = user
+        .emails
+        .iter()
+        .filter(|e| !e.2)
+        .enumerate()
+        .map(|(i, (email, _, _))| json!({"id": i, "email": email}))
+        .collect();
+    axum::Json(json!(emails)).into_response()
+}
+
+async fn keycloak_userinfo(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    Path(_realm): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    let mut claims = user.extra_claims.clone();
+    claims.insert("sub".into(), json!(user.id.to_string()));
+    claims.insert("name".into(), json!(user.name));
+    if let Some((email, verified, _)) = user.primary() {
+        claims.insert("email".into(), json!(email));
+        claims.insert("email_verified".into(), json!(verified));
+    }
+    axum::Json(Value::Object(claims)).into_response()
+}

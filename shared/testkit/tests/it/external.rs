@@ -1,0 +1,422 @@
+//! External sign-in through OAuth providers, end to end: the gateway's `/authorize` and
+//! `/callback`, the sso service's code exchange against a fake provider (shared/testkit's
+//! `FakeOAuthProvider`, reached through each provider's `_URL` setting), the user service's
+//! linking decision and the token service's flow. The test plays the browser.
+
+use std::collections::HashMap;
+
+use auth_testkit::oauth::{FakeOAuthProvider, FakeUser};
+use auth_testkit::{Suite, SuiteBuilder, assert_gotrue_error};
+use reqwest::Method;
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::support::*;
+
+const CLIENT_ID: &str = "suite-client";
+const CLIENT_SECRET: &str = "suite-client-secret";
+const APP: &str = "http://localhost:3000/welcome";
+
+fn with_provider(builder: SuiteBuilder, env_name: &str, url: &str) -> SuiteBuilder {
+    let name = |field: &str| format!("GOTRUE_EXTERNAL_{env_name}_{field}");
+    builder
+        .env(&name("ENABLED"), "true")
+        .env(&name("CLIENT_ID"), CLIENT_ID)
+        .env(&name("SECRET"), CLIENT_SECRET)
+        .env(&name("REDIRECT_URI"), "http://localhost:9999/callback")
+        .env(&name("URL"), url)
+}
+
+fn github_suite(provider: &FakeOAuthProvider) -> SuiteBuilder {
+    with_provider(Suite::builder(), "GITHUB", &provider.base_url())
+        .env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**")
+}
+
+fn location(response: &reqwest::Response) -> Url {
+    let location = response
+        .headers()
+        .get("location")
+        .expect("a redirect")
+        .to_str()
+        .expect("ascii");
+    Url::parse(location).expect("an absolute location")
+}
+
+fn query_map(url: &Url) -> HashMap<String, String> {
+    url.query_pairs().into_owned().collect()
+}
+
+fn fragment_map(url: &Url) -> HashMap<String, String> {
+    url::form_urlencoded::parse(url.fragment().unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// `/authorize` for `provider`; the provider's URL it redirects to.
+async fn authorize(suite: &Suite, query: &str) -> anyhow::Result<Url> {
+    let response = suite.get(&format!("/authorize?{query}")).await?;
+    anyhow::ensure!(
+        response.status() == 302,
+        "authorize: {} {}",
+        response.status(),
+        response.text().await?
+    );
+    Ok(location(&response))
+}
+
+/// The provider's redirect back with `code` for the flow `state`; the app URL the gateway sends to.
+async fn callback(suite: &Suite, state: &str, code: &str) -> anyhow::Result<Url> {
+    let response = suite.get(&format!("/callback?code={code}&state={state}")).await?;
+    anyhow::ensure!(
+        response.status() == 302,
+        "callback: {} {}",
+        response.status(),
+        response.text().await?
+    );
+    Ok(location(&response))
+}
+
+/// A whole implicit sign-in of `user`; the fragment of the app URL the browser lands on.
+async fn sign_in_with(
+    suite: &Suite,
+    provider: &FakeOAuthProvider,
+    name: &str,
+    user: &FakeUser,
+) -> anyhow::Result<HashMap<String, String>> {
+    let redirect = authorize(suite, &format!("provider={name}&redirect_to={APP}")).await?;
+    let state = query_map(&redirect)["state"].clone();
+    let landed = callback(suite, &state, &provider.grant(user)).await?;
+    Ok(fragment_map(&landed))
+}
+
+async fn user_of(suite: &Suite, fragment: &HashMap<String, String>) -> anyhow::Result<Value> {
+    let access_token = fragment.get("access_token").cloned().unwrap_or_default();
+    let response = get_user(suite, &format!("Bearer {access_token}")).await?;
+    anyhow::ensure!(
+        response.status() == 200,
+        "GET /user: {} {}",
+        response.status(),
+        response.text().await?
+    );
+    Ok(response.json().await?)
+}
+
+#[tokio::test]
+async fn github_sign_in_creates_the_account_then_finds_it_and_links_verified_emails() -> anyhow::Result<()> {
+    let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
+    let suite = github_suite(&provider)
+        .env("GOTRUE_MAILER_AUTOCONFIRM", "true")
+        .start()
+        .await?;
+
+    // /authorize: the provider's URL with the flow's state, the default and extra scopes, and
+    // every other parameter passed on.
+    let redirect = authorize(
+        &suite,
+        &format!("provider=github&scopes=repo&login=octo&redirect_to={APP}"),
+    )
+    .await?;
+    assert_eq!(redirect.path(), "/login/oauth/authorize");
+    let query = query_map(&redirect);
+    assert_eq!(query["client_id"], CLIENT_ID);
+    assert_eq!(query["response_type"], "code");
+    assert_eq!(query["scope"], "user:email repo");
+    assert_eq!(query["redirect_uri"], "http://localhost:9999/callback");
+    assert_eq!(query["login"], "octo");
+    assert_eq!(query["redirect_to"], APP);
+    let state = query["state"].clone();
+    uuid::Uuid::parse_str(&state)?;
+
+    // The callback: a new account, signed in with tokens in the fragment of the app's URL.
+    let email = email();
+    let octo = FakeUser::new(4242, &email, true);
+    let landed = callback(&suite, &state, &provider.grant(&octo)).await?;
+    assert_eq!(
+        format!("{}{}", landed.origin().ascii_serialization(), landed.path()),
+        APP
+    );
+    let fragment = fragment_map(&landed);
+    assert_eq!(fragment["token_type"], "bearer");
+    assert!(fragment["provider_token"].starts_with("access-"), "{fragment:?}");
+    assert!(
+        fragment["provider_refresh_token"].starts_with("refresh-"),
+        "{fragment:?}"
+    );
+    assert!(fragment.contains_key("sb"));
+    let claims = claims(&fragment["access_token"]);
+    assert_eq!(claims["amr"][0]["method"], "oauth");
+    assert_eq!(claims["app_metadata"]["provider"], "github");
+    let user = user_of(&suite, &fragment).await?;
+    assert_eq!(user["email"], email);
+    assert!(
+        user["email_confirmed_at"].is_string(),
+        "a verified provider email confirms: {user}"
+    );
+    assert_eq!(user["app_metadata"]["providers"], json!(["github"]));
+    assert_eq!(user["user_metadata"]["full_name"], "User 4242");
+    assert_eq!(user["user_metadata"]["user_name"], "user4242");
+    assert_eq!(user["user_metadata"]["email_verified"], true);
+    let identity = &user["identities"][0];
+    assert_eq!(identity["provider"], "github");
+    assert_eq!(identity["id"], "4242");
+    assert_eq!(identity["identity_data"]["provider_id"], "4242");
+    assert_eq!(
+        identity["identity_data"]["iss"],
+        format!("{}/api/v3", provider.base_url())
+    );
+    assert_eq!(
+        identity["identity_data"]["avatar_url"],
+        "https://avatars.example/4242.png"
+    );
+    let user_id = user["id"].clone();
+
+    // The state was spent with the flow: a replay lands on the site URL with the error.
+    let replay = suite
+        .get(&format!("/callback?code={}&state={state}", provider.grant(&octo)))
+        .await?;
+    assert_eq!(replay.status(), 303);
+    let replayed = query_map(&location(&replay));
+    assert_eq!(replayed["error"], "invalid_request");
+    assert_eq!(replayed["error_code"], "bad_oauth_state");
+
+    // Signing in again finds the same account and identity.
+    let again = user_of(&suite, &sign_in_with(&suite, &provider, "github", &octo).await?).await?;
+    assert_eq!(again["id"], user_id);
+    assert_eq!(again["identities"].as_array().map(Vec::len), Some(1));
+
+    // A password account with the address the provider verifies gets the identity linked.
+    let linked_email = crate::support::email();
+    let password_user = sign_up(&suite, &linked_email).await?;
+    let other = FakeUser::new(777, &linked_email, true);
+    let linked = user_of(&suite, &sign_in_with(&suite, &provider, "github", &other).await?).await?;
+    assert_eq!(linked["id"], password_user["user"]["id"]);
+    assert_eq!(linked["app_metadata"]["providers"], json!(["email", "github"]));
+    let audit = admin_ok(&suite, Method::GET, "/admin/audit?per_page=50", None).await?;
+    assert!(
+        audit
+            .as_array()
+            .is_some_and(|entries| entries.iter().any(|e| e["payload"]["action"] == "identity_linked")),
+        "identity_linked is audited: {audit}"
+    );
+    suite.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn unverified_provider_emails_never_take_over_accounts() -> anyhow::Result<()> {
+    let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
+    let suite = github_suite(&provider).start().await?;
+
+    // An address someone else confirmed, reported unverified by the provider: a separate account
+    // without the address, which cannot sign in.
+    let victim = email();
+    admin_ok(
+        &suite,
+        Method::POST,
+        "/admin/users",
+        Some(json!({"email": victim, "password": PASSWORD, "email_confirm": true})),
+    )
+    .await?;
+    let redirect = authorize(&suite, &format!("provider=github&redirect_to={APP}")).await?;
+    let state = query_map(&redirect)["state"].clone();
+    let landed = callback(&suite, &state, &provider.grant(&FakeUser::new(1, &victim, false))).await?;
+    let query = query_map(&landed);
+    assert_eq!(query["error"], "access_denied");
+    assert_eq!(query["error_code"], "provider_email_needs_verification");
+    assert_eq!(
+        query["error_description"],
+        "Unverified email with github. Verify the email with github in order to sign in"
+    );
+    let fragment = fragment_map(&landed);
+    assert_eq!(fragment["error_code"], "provider_email_needs_verification");
+    assert!(fragment.contains_key("sb"));
+    let accounts = admin_ok(&suite, Method::GET, &format!("/admin/users?filter={victim}"), None).await?;
+    let holders: Vec<&Value> = accounts["users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|u| u["email"] == victim.as_str())
+        .collect();
+    assert_eq!(holders.len(), 1);
+    assert_eq!(
+        holders[0]["identities"].as_array().map(Vec::len),
+        Some(1),
+        "no identity joined the victim's account"
+    );
+
+    // A new unverified address: the account is made and asked to confirm by email.
+    let newcomer = email();
+    let redirect = authorize(&suite, &format!("provider=github&redirect_to={APP}")).await?;
+    let state = query_map(&redirect)["state"].clone();
+    let landed = callback(&suite, &state, &provider.grant(&FakeUser::new(2, &newcomer, false))).await?;
+    assert_eq!(
+        query_map(&landed)["error_description"],
+        "Unverified email with github. A confirmation email has been sent to your github email"
+    );
+    let sent = last_email_request(&suite, &newcomer).await?;
+    assert!(!sent.token_hash.is_empty());
+
+    // The provider's own error is forwarded as it came.
+    let redirect = authorize(&suite, &format!("provider=github&redirect_to={APP}")).await?;
+    let state = query_map(&redirect)["state"].clone();
+    let denied = suite
+        .get(&format!(
+            "/callback?error=access_denied&error_description=The+user+said+no&state={state}"
+        ))
+        .await?;
+    assert_eq!(denied.status(), 302);
+    let query = query_map(&location(&denied));
+    assert_eq!(query["error"], "access_denied");
+    assert_eq!(query["error_description"], "The user said no");
+    assert!(!query.contains_key("error_code"));
+
+    // A forged state, and none at all.
+    let forged = suite.get("/callback?code=x&state=not-a-flow").await?;
+    assert_eq!(forged.status(), 303);
+    assert!(location(&forged).as_str().starts_with("http://localhost:3000"));
+    assert_eq!(query_map(&location(&forged))["error_code"], "bad_oauth_state");
+    let missing = suite.get("/callback?code=x").await?;
+    assert_eq!(query_map(&location(&missing))["error_code"], "bad_oauth_callback");
+
+    // A code the provider does not know: the exchange fails as GoTrue reports it.
+    let redirect = authorize(&suite, &format!("provider=github&redirect_to={APP}")).await?;
+    let state = query_map(&redirect)["state"].clone();
+    let landed = callback(&suite, &state, "bogus-code").await?;
+    assert_eq!(query_map(&landed)["error"], "server_error");
+    assert_eq!(
+        query_map(&landed)["error_description"],
+        "Unable to exchange external code: bogu"
+    );
+
+    // Unknown and disabled providers, and PKCE parameters out of pairs.
+    let unknown = suite.get("/authorize?provider=nope").await?;
+    let body = assert_gotrue_error(unknown, 400, "validation_failed").await;
+    assert_eq!(body["msg"], "Unsupported provider: Provider nope could not be found");
+    let disabled = suite.get("/authorize?provider=gitlab").await?;
+    let body = assert_gotrue_error(disabled, 400, "validation_failed").await;
+    assert_eq!(body["msg"], "Unsupported provider: provider is not enabled");
+    let half_pkce = suite
+        .get("/authorize?provider=github&code_challenge_method=s256")
+        .await?;
+    assert_gotrue_error(half_pkce, 400, "validation_failed").await;
+    suite.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn pkce_sign_in_hands_out_a_code_traded_once_with_the_provider_tokens() -> anyhow::Result<()> {
+    let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
+    let suite = github_suite(&provider).start().await?;
+    let verifier = "a-code-verifier-that-is-long-enough-to-pass-the-checks-0123456789";
+    let challenge = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+    };
+    let redirect = authorize(
+        &suite,
+        &format!("provider=github&redirect_to={APP}&code_challenge={challenge}&code_challenge_method=s256"),
+    )
+    .await?;
+    let state = query_map(&redirect)["state"].clone();
+    let email = email();
+    let code = provider.grant(&FakeUser::new(9, &email, true));
+    let landed = callback(&suite, &state, &code).await?;
+    assert!(landed.fragment().is_none(), "no tokens in the URL: {landed}");
+    let auth_code = query_map(&landed)["code"].clone();
+
+    // The same state cannot be used twice.
+    let replay = suite
+        .get(&format!(
+            "/callback?code={}&state={state}",
+            provider.grant(&FakeUser::new(9, &email, true))
+        ))
+        .await?;
+    assert_eq!(query_map(&location(&replay))["error_code"], "flow_state_already_used");
+
+    let body = json!({"auth_code": auth_code, "code_verifier": verifier});
+    let tokens: Value = suite.post_json("/token?grant_type=pkce", &body).await?.json().await?;
+    assert_eq!(tokens["user"]["email"], email);
+    assert!(
+        tokens["provider_token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("access-")),
+        "{tokens}"
+    );
+    assert!(
+        tokens["provider_refresh_token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("refresh-"))
+    );
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap_or_default())["amr"][0]["method"],
+        "oauth"
+    );
+    let again = suite.post_json("/token?grant_type=pkce", &body).await?;
+    assert_gotrue_error(again, 404, "flow_state_not_found").await;
+    suite.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn gitlab_and_keycloak_map_their_users_as_gotrue_does() -> anyhow::Result<()> {
+    let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
+    let builder = with_provider(Suite::builder(), "GITLAB", &provider.base_url());
+    let builder = with_provider(builder, "KEYCLOAK", &format!("{}/realms/test/", provider.base_url()));
+    let suite = builder.env("GOTRUE_DISABLE_SIGNUP", "false").start().await?;
+
+    // GitLab: the account's email is primary and verified when confirmed; others are unverified.
+    let email = email();
+    let mut gitlab_user = FakeUser::new(31, &email, true);
+    gitlab_user.emails.push(("alias@example.com".into(), true, false));
+    let user = user_of(&suite, &sign_in_with(&suite, &provider, "gitlab", &gitlab_user).await?).await?;
+    assert_eq!(user["email"], email);
+    let data = &user["identities"][0]["identity_data"];
+    assert_eq!(data["iss"], provider.base_url());
+    assert_eq!(data["sub"], "31");
+    assert_eq!(data["picture"], "https://avatars.example/31.png");
+    assert_eq!(data["name"], "User 31");
+
+    // Keycloak: the realm's userinfo, with the non-standard claims under custom_claims.
+    let email = crate::support::email();
+    let mut keycloak_user = FakeUser::new(51, &email, true);
+    keycloak_user
+        .extra_claims
+        .insert("department".into(), json!("research"));
+    let user = user_of(
+        &suite,
+        &sign_in_with(&suite, &provider, "keycloak", &keycloak_user).await?,
+    )
+    .await?;
+    let data = &user["identities"][0]["identity_data"];
+    assert_eq!(data["iss"], format!("{}/realms/test", provider.base_url()));
+    assert_eq!(data["sub"], "51");
+    assert_eq!(data["email"], email);
+    assert_eq!(data["custom_claims"]["department"], "research");
+    assert_eq!(user["user_metadata"]["custom_claims"]["department"], "research");
+
+    // /settings lists the enabled providers.
+    let settings: Value = suite.get("/settings").await?.json().await?;
+    assert_eq!(settings["external"]["gitlab"], true);
+    assert_eq!(settings["external"]["keycloak"], true);
+    assert_eq!(settings["external"]["github"], false);
+    suite.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn disabled_signups_refuse_new_external_accounts() -> anyhow::Result<()> {
+    let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
+    let suite = github_suite(&provider)
+        .env("GOTRUE_DISABLE_SIGNUP", "true")
+        .start()
+        .await?;
+    let redirect = authorize(&suite, &format!("provider=github&redirect_to={APP}")).await?;
+    let state = query_map(&redirect)["state"].clone();
+    let landed = callback(&suite, &state, &provider.grant(&FakeUser::new(3, &email(), true))).await?;
+    let query = query_map(&landed);
+    assert_eq!(query["error"], "access_denied");
+    assert_eq!(query["error_code"], "signup_disabled");
+    suite.shutdown().await;
+    Ok(())
+}
