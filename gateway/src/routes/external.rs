@@ -171,7 +171,7 @@ fn error_location(target: &str, error: &CallbackError) -> String {
         set(&mut parsed.query, key, value);
     }
     fragment.push(("sb", String::new()));
-    parsed.fragment = Some(go_encode(fragment));
+    parsed.set_fragment_values(fragment);
     parsed.to_string()
 }
 
@@ -233,6 +233,20 @@ mod tests {
         assert_eq!(
             error_location("http://localhost:3000?x=1", &error),
             "http://localhost:3000?error=access_denied&error_code=signup_disabled&error_description=Signups+not+allowed+for+this+instance&x=1#error=access_denied&error_code=signup_disabled&error_description=Signups+not+allowed+for+this+instance&sb="
+        );
+    }
+
+    #[test]
+    fn the_fragment_is_escaped_twice_as_go_writes_it() {
+        let error = CallbackError {
+            error: "server_error".into(),
+            error_description: "Unable to exchange external code: bogu".into(),
+            error_code: "unexpected_failure".into(),
+        };
+        // As GoTrue v2.196 answers (measured side by side): `%3A` in the query, `%253A` in the fragment.
+        assert_eq!(
+            error_location("http://localhost:3000/welcome", &error),
+            "http://localhost:3000/welcome?error=server_error&error_code=unexpected_failure&error_description=Unable+to+exchange+external+code%3A+bogu#error=server_error&error_code=unexpected_failure&error_description=Unable+to+exchange+external+code%253A+bogu&sb="
         );
     }
 

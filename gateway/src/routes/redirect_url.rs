@@ -57,6 +57,15 @@ impl std::fmt::Display for Target<'_> {
     }
 }
 
+impl Target<'_> {
+    /// GoTrue's `u.Fragment = values.Encode()` followed by `u.String()`: Go escapes the encoded
+    /// values once more for the fragment, so each `%` of the encoding becomes `%25` (a `:` reaches
+    /// the app as `%253A`). Apps and clients read it that way from GoTrue; so it is written here.
+    pub fn set_fragment_values<K: AsRef<str>>(&mut self, values: Vec<(K, String)>) {
+        self.fragment = Some(go_encode(values).replace('%', "%25"));
+    }
+}
+
 /// `url.Values.Set`: replaces every value of `key`.
 pub(crate) fn set(pairs: &mut Vec<(String, String)>, key: &str, value: &str) {
     pairs.retain(|(k, _)| k != key);

@@ -103,7 +103,7 @@ fn message_location(target: &str, message: &str, pkce: bool) -> String {
     if pkce {
         set(&mut target.query, "message", message);
     }
-    target.fragment = Some(go_encode(vec![("message", message.to_string()), ("sb", String::new())]));
+    target.set_fragment_values(vec![("message", message.to_string()), ("sb", String::new())]);
     target.to_string()
 }
 
@@ -132,7 +132,7 @@ fn error_location(target: &str, error: &ApiError, pkce: bool) -> String {
         }
     }
     fragment.push(("sb", String::new()));
-    target.fragment = Some(go_encode(fragment));
+    target.set_fragment_values(fragment);
     target.to_string()
 }
 

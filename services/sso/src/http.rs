@@ -25,6 +25,9 @@ impl std::error::Error for ApiError {}
 
 impl ProviderHttp {
     pub fn new(timeout: Duration) -> anyhow::Result<Self> {
+        // reqwest is built without a crypto provider of its own; building a client before one is
+        // installed panics.
+        auth_core::install_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("auth-suite/", env!("CARGO_PKG_VERSION")))
@@ -68,5 +71,16 @@ impl ProviderHttp {
             )));
         }
         serde_json::from_slice(&body).map_err(|e| ApiError(format!("{url} answered unreadable JSON: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In a process where nothing installed a TLS provider before (as in the sso binary).
+    #[test]
+    fn builds_in_a_fresh_process() {
+        assert!(ProviderHttp::new(Duration::from_secs(1)).is_ok());
     }
 }

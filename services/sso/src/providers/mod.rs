@@ -119,7 +119,12 @@ impl Provider {
         for (key, value) in extra {
             request = request.add_extra_param(key.clone(), value.clone());
         }
-        request.url().0.to_string()
+        // Go's AuthCodeURL encodes its parameters sorted by key; so do we, for identical URLs.
+        let mut url = request.url().0;
+        let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+        url.to_string()
     }
 
     /// Trades the callback's code for the provider's tokens.
@@ -209,5 +214,9 @@ mod tests {
         assert_eq!(query["response_type"], "code");
         assert_eq!(query["redirect_uri"], "https://auth.example.com/callback");
         assert_eq!(query["login"], "octo");
+        let keys: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "sorted as Go's AuthCodeURL writes them");
     }
 }
