@@ -31,6 +31,11 @@ fn service_role_key(suite: &Suite) -> anyhow::Result<String> {
 }
 
 async fn run(program: PathBuf, script: PathBuf, suite: &Suite) -> anyhow::Result<()> {
+    run_with(program, script, suite, &[]).await
+}
+
+/// [`run`] with more arguments after the gateway URL and the `service_role` key.
+async fn run_with(program: PathBuf, script: PathBuf, suite: &Suite, extra: &[String]) -> anyhow::Result<()> {
     anyhow::ensure!(
         program.exists() || program.components().count() == 1,
         "{} is missing: run deploy/local/test (it installs the pinned clients)",
@@ -41,6 +46,7 @@ async fn run(program: PathBuf, script: PathBuf, suite: &Suite) -> anyhow::Result
         .arg(&suite.base_url)
         // the service_role key, for the admin API
         .arg(service_role_key(suite)?)
+        .args(extra)
         .stdin(Stdio::null())
         .output()
         .await?;
@@ -75,6 +81,29 @@ async fn supabase_auth_js_passkeys() -> anyhow::Result<()> {
         .start()
         .await?;
     let result = run("node".into(), clients_dir().join("node/passkey_test.mjs"), &suite).await;
+    suite.shutdown().await;
+    result
+}
+
+/// auth-js's `signInWithOAuth` (implicit and PKCE), `exchangeCodeForSession` and
+/// `getUserIdentities` with GitHub pointed at the fake provider; the script follows the redirects.
+#[tokio::test]
+async fn supabase_auth_js_oauth() -> anyhow::Result<()> {
+    use auth_testkit::oauth::{FakeOAuthProvider, FakeUser};
+    let provider = FakeOAuthProvider::start("client-id", "client-secret").await?;
+    let suite = Suite::builder()
+        .env("GOTRUE_EXTERNAL_GITHUB_ENABLED", "true")
+        .env("GOTRUE_EXTERNAL_GITHUB_CLIENT_ID", "client-id")
+        .env("GOTRUE_EXTERNAL_GITHUB_SECRET", "client-secret")
+        .env("GOTRUE_EXTERNAL_GITHUB_REDIRECT_URI", "http://localhost:9999/callback")
+        .env("GOTRUE_EXTERNAL_GITHUB_URL", &provider.base_url())
+        .env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**")
+        .start()
+        .await?;
+    let email = format!("octo-{}@example.com", uuid::Uuid::new_v4().simple());
+    let user = FakeUser::new(1001, &email, true);
+    let args = [email.clone(), provider.grant(&user), provider.grant(&user)];
+    let result = run_with("node".into(), clients_dir().join("node/oauth_test.mjs"), &suite, &args).await;
     suite.shutdown().await;
     result
 }
