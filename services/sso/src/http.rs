@@ -49,13 +49,23 @@ impl ProviderHttp {
         Ok(answer.body(body).unwrap_or_default())
     }
 
-    /// GoTrue's `makeRequest`: a GET with the user's access token, decoded from JSON.
-    pub async fn get_json<T: DeserializeOwned>(&self, url: &str, access_token: &str) -> Result<T, ApiError> {
-        let response = self
+    /// GoTrue's `makeRequest`: a GET with the user's access token (and any header the provider
+    /// wants beside it), decoded from JSON.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        access_token: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<T, ApiError> {
+        let mut request = self
             .client
             .get(url)
             .bearer_auth(access_token)
-            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::ACCEPT, "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| ApiError(format!("request to {url} failed: {e}")))?;

@@ -1,7 +1,8 @@
 //! A fake OAuth 2.0 provider: one HTTP server answering the token endpoints and user APIs of the
 //! providers the suite supports, at the paths each provider uses under its `_URL` setting
 //! (GitHub Enterprise's `/login/oauth/*` and `/api/v3/*`, GitLab's `/oauth/*` and `/api/v4/*`,
-//! a Keycloak realm's `/protocol/openid-connect/*`).
+//! a Keycloak realm's `/protocol/openid-connect/*`, and those of Bitbucket, Discord, Facebook,
+//! Figma, Fly, Twitch and Zoom).
 //!
 //! A test plays the browser: it asks the gateway's `/authorize`, reads the `state` off the
 //! redirect, has the provider [`FakeOAuthProvider::grant`] a code for a user, and calls the
@@ -94,6 +95,19 @@ impl FakeOAuthProvider {
                 "/realms/{realm}/protocol/openid-connect/userinfo",
                 get(keycloak_userinfo),
             )
+            .route("/site/oauth2/access_token", post(token))
+            .route("/2.0/user", get(bitbucket_user))
+            .route("/2.0/user/emails", get(bitbucket_emails))
+            .route("/api/oauth2/token", post(token))
+            .route("/api/users/@me", get(discord_user))
+            .route("/oauth/access_token", post(token))
+            .route("/me", get(facebook_user))
+            .route("/v1/oauth/token", post(token))
+            .route("/v1/me", get(figma_user))
+            .route("/oauth/token/info", get(fly_user))
+            .route("/oauth2/token", post(token))
+            .route("/helix/users", get(twitch_users))
+            .route("/v2/users/me", get(zoom_user))
             .with_state(shared.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -255,4 +269,130 @@ async fn keycloak_userinfo(
         claims.insert("email_verified".into(), json!(verified));
     }
     axum::Json(Value::Object(claims)).into_response()
+}
+
+fn primary_email(user: &FakeUser) -> String {
+    user.primary().map(|e| e.0.clone()).unwrap_or_default()
+}
+
+async fn bitbucket_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    axum::Json(json!({
+        "uuid": format!("{{{}}}", user.id), "display_name": user.name, "avatar": {"href": user.avatar_url},
+    }))
+    .into_response()
+}
+
+async fn bitbucket_emails(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    let values: Vec<Value> = user
+        .emails
+        .iter()
+        .map(|(email, verified, primary)| json!({"email": email, "is_confirmed": verified, "is_primary": primary}))
+        .collect();
+    axum::Json(json!({"values": values})).into_response()
+}
+
+async fn discord_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    axum::Json(json!({
+        "id": user.id.to_string(), "username": user.login, "discriminator": "0007", "global_name": user.name,
+        "avatar": null, "email": primary_email(&user), "verified": user.primary().is_some_and(|e| e.1),
+    }))
+    .into_response()
+}
+
+/// The Graph API: refuses a call without the right `appsecret_proof`, as Facebook does when the
+/// app requires it.
+async fn facebook_user(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    use hmac::{Hmac, KeyInit, Mac};
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    let query = form(query.unwrap_or_default().as_bytes());
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_string();
+    let secret = shared.lock().expect("fake provider state").client_secret.clone();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(token.as_bytes());
+    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    if query.get("appsecret_proof") != Some(&expected) {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": {"message": "Invalid appsecret_proof"}})),
+        )
+            .into_response();
+    }
+    let (first, last) = user.name.split_once(' ').unwrap_or((user.name.as_str(), ""));
+    axum::Json(json!({
+        "id": user.id.to_string(), "email": primary_email(&user), "first_name": first, "last_name": last,
+        "name": user.login, "picture": {"data": {"url": user.avatar_url}},
+    }))
+    .into_response()
+}
+
+async fn figma_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    axum::Json(json!({
+        "id": user.id.to_string(), "email": primary_email(&user), "handle": user.name, "img_url": user.avatar_url,
+    }))
+    .into_response()
+}
+
+async fn fly_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    axum::Json(json!({
+        "resource_owner_id": format!("owner-{}", user.id), "user_id": user.id.to_string(), "user_name": user.name,
+        "email": primary_email(&user), "organizations": [{"id": "org-1", "role": "admin"}],
+        "scope": ["read"], "application": {"uid": "app"}, "expires_in": 7200, "created_at": 1_700_000_000,
+    }))
+    .into_response()
+}
+
+/// Helix: refuses a call without the app's `Client-Id`.
+async fn twitch_users(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    let client_id = shared.lock().expect("fake provider state").client_id.clone();
+    if headers.get("client-id").and_then(|v| v.to_str().ok()) != Some(client_id.as_str()) {
+        return unauthorized();
+    }
+    axum::Json(json!({"data": [{
+        "id": user.id.to_string(), "login": user.login, "display_name": user.name, "type": "",
+        "broadcaster_type": "partner", "description": "streams", "profile_image_url": user.avatar_url,
+        "offline_image_url": "", "view_count": 12, "email": primary_email(&user),
+        "created_at": "2020-01-01T00:00:00Z",
+    }]}))
+    .into_response()
+}
+
+async fn zoom_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    let (first, last) = user.name.split_once(' ').unwrap_or((user.name.as_str(), ""));
+    axum::Json(json!({
+        "id": format!("zoom-{}", user.id), "first_name": first, "last_name": last, "email": primary_email(&user),
+        "verified": i32::from(user.primary().is_some_and(|e| e.1)), "login_type": "100", "pic_url": user.avatar_url,
+    }))
+    .into_response()
 }

@@ -3,13 +3,17 @@
 use serde::Deserialize;
 
 use super::claims::{Claims, Email, UserData};
-use super::{Endpoints, choose_host};
-use crate::http::{ApiError, ProviderHttp};
+use super::{Endpoints, Spec, UserApi, choose_host};
+use crate::http::ApiError;
 
-pub const SCOPES: &[&str] = &["user:email"];
+pub const SPEC: Spec = Spec {
+    endpoints: |url| Ok(endpoints(url)),
+    scopes: &["user:email"],
+    extra_scopes: true,
+};
 
 /// github.com's API lives on api.github.com; an Enterprise server's under `/api/v3`.
-pub fn endpoints(url: Option<&str>) -> Endpoints {
+fn endpoints(url: Option<&str>) -> Endpoints {
     let auth = choose_host(url, "github.com");
     let mut api = choose_host(url, "api.github.com");
     if !api.ends_with("api.github.com") {
@@ -43,8 +47,9 @@ struct GithubEmail {
     verified: bool,
 }
 
-pub async fn user_data(http: &ProviderHttp, api: &str, access_token: &str) -> Result<UserData, ApiError> {
-    let user: GithubUser = http.get_json(&format!("{api}/user"), access_token).await?;
+pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
+    let api = call.base;
+    let user: GithubUser = call.get(&format!("{api}/user")).await?;
     let id = user.id.to_string();
     let name = user.name.unwrap_or_default();
     let claims = Claims {
@@ -58,7 +63,7 @@ pub async fn user_data(http: &ProviderHttp, api: &str, access_token: &str) -> Re
         user_name: user.login,
         ..Default::default()
     };
-    let emails: Vec<GithubEmail> = http.get_json(&format!("{api}/user/emails"), access_token).await?;
+    let emails: Vec<GithubEmail> = call.get(&format!("{api}/user/emails")).await?;
     let emails = emails
         .into_iter()
         .filter(|e| !e.email.is_empty())

@@ -3,12 +3,16 @@
 use serde::Deserialize;
 
 use super::claims::{Claims, Email, UserData};
-use super::{Endpoints, choose_host};
-use crate::http::{ApiError, ProviderHttp};
+use super::{Endpoints, Spec, UserApi, choose_host};
+use crate::http::ApiError;
 
-pub const SCOPES: &[&str] = &["read_user"];
+pub const SPEC: Spec = Spec {
+    endpoints: |url| Ok(endpoints(url)),
+    scopes: &["read_user"],
+    extra_scopes: true,
+};
 
-pub fn endpoints(url: Option<&str>) -> Endpoints {
+fn endpoints(url: Option<&str>) -> Endpoints {
     let host = choose_host(url, "gitlab.com");
     Endpoints {
         authorize: format!("{host}/oauth/authorize"),
@@ -36,11 +40,10 @@ struct GitlabEmail {
     email: String,
 }
 
-pub async fn user_data(http: &ProviderHttp, host: &str, access_token: &str) -> Result<UserData, ApiError> {
-    let user: GitlabUser = http.get_json(&format!("{host}/api/v4/user"), access_token).await?;
-    let extra: Vec<GitlabEmail> = http
-        .get_json(&format!("{host}/api/v4/user/emails"), access_token)
-        .await?;
+pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
+    let host = call.base;
+    let user: GitlabUser = call.get(&format!("{host}/api/v4/user")).await?;
+    let extra: Vec<GitlabEmail> = call.get(&format!("{host}/api/v4/user/emails")).await?;
     // GitLab does not say whether its additional addresses are confirmed: they count as unverified.
     let mut emails: Vec<Email> = extra
         .into_iter()

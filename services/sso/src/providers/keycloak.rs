@@ -3,13 +3,17 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::Endpoints;
 use super::claims::{Claims, Email, UserData};
-use crate::http::{ApiError, ProviderHttp};
+use super::{Endpoints, Spec, UserApi};
+use crate::http::ApiError;
 
-pub const SCOPES: &[&str] = &["profile", "email"];
+pub const SPEC: Spec = Spec {
+    endpoints,
+    scopes: &["profile", "email"],
+    extra_scopes: true,
+};
 
-pub fn endpoints(url: Option<&str>) -> Result<Endpoints, String> {
+fn endpoints(url: Option<&str>) -> Result<Endpoints, String> {
     let realm = url
         .filter(|u| !u.is_empty())
         .ok_or("unable to find URL for the Keycloak provider")?;
@@ -36,10 +40,9 @@ struct KeycloakUser {
     raw: Map<String, Value>,
 }
 
-pub async fn user_data(http: &ProviderHttp, realm: &str, access_token: &str) -> Result<UserData, ApiError> {
-    let user: KeycloakUser = http
-        .get_json(&format!("{realm}/protocol/openid-connect/userinfo"), access_token)
-        .await?;
+pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
+    let realm = call.base;
+    let user: KeycloakUser = call.get(&format!("{realm}/protocol/openid-connect/userinfo")).await?;
     let custom_claims: Map<String, Value> = user
         .raw
         .into_iter()

@@ -4,10 +4,17 @@
 //! A provider is built per request from its `GOTRUE_EXTERNAL_<P>_*` settings (cheap: no I/O), so
 //! a misconfiguration is reported where GoTrue reports it: at `/authorize` and `/callback`.
 
+mod bitbucket;
 pub mod claims;
+mod discord;
+mod facebook;
+mod figma;
+mod fly;
 mod github;
 mod gitlab;
 mod keycloak;
+mod twitch;
+mod zoom;
 
 use auth_core::config::OAuthProviderConfig;
 use oauth2::basic::BasicClient;
@@ -23,20 +30,67 @@ pub use claims::UserData;
 /// The providers built so far, by their GoTrue name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    Bitbucket,
+    Discord,
+    Facebook,
+    Figma,
+    Fly,
     Github,
     Gitlab,
     Keycloak,
+    Twitch,
+    Zoom,
+}
+
+/// How GoTrue sets a provider up: its endpoints (from `_URL` or the provider's hosts), its
+/// default scopes, and whether the app's `scopes` are added (some providers ignore them).
+pub struct Spec {
+    pub endpoints: fn(Option<&str>) -> Result<Endpoints, String>,
+    pub scopes: &'static [&'static str],
+    pub extra_scopes: bool,
 }
 
 impl Kind {
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "github" => Some(Kind::Github),
-            "gitlab" => Some(Kind::Gitlab),
-            "keycloak" => Some(Kind::Keycloak),
-            _ => None,
+        Some(match name {
+            "bitbucket" => Kind::Bitbucket,
+            "discord" => Kind::Discord,
+            "facebook" => Kind::Facebook,
+            "figma" => Kind::Figma,
+            "fly" => Kind::Fly,
+            "github" => Kind::Github,
+            "gitlab" => Kind::Gitlab,
+            "keycloak" => Kind::Keycloak,
+            "twitch" => Kind::Twitch,
+            "zoom" => Kind::Zoom,
+            _ => return None,
+        })
+    }
+
+    fn spec(self) -> &'static Spec {
+        match self {
+            Kind::Bitbucket => &bitbucket::SPEC,
+            Kind::Discord => &discord::SPEC,
+            Kind::Facebook => &facebook::SPEC,
+            Kind::Figma => &figma::SPEC,
+            Kind::Fly => &fly::SPEC,
+            Kind::Github => &github::SPEC,
+            Kind::Gitlab => &gitlab::SPEC,
+            Kind::Keycloak => &keycloak::SPEC,
+            Kind::Twitch => &twitch::SPEC,
+            Kind::Zoom => &zoom::SPEC,
         }
     }
+}
+
+/// What a provider's user API is called with.
+pub struct UserApi<'a> {
+    pub http: &'a ProviderHttp,
+    /// The base the provider's API paths are appended to.
+    pub base: &'a str,
+    pub access_token: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
 }
 
 /// Where a provider's OAuth endpoints and user API are.
@@ -54,6 +108,15 @@ pub struct Provider {
     client: Client,
     scopes: Vec<String>,
     api: String,
+    client_id: String,
+    client_secret: String,
+}
+
+impl UserApi<'_> {
+    /// A GET of the provider's user API with the user's access token.
+    pub async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ApiError> {
+        self.http.get_json(url, self.access_token, &[]).await
+    }
 }
 
 /// What the code exchange yields.
@@ -85,15 +148,13 @@ impl Provider {
         let secret = config.secret.as_ref().ok_or("missing OAuth secret")?;
         let redirect_uri = config.redirect_uri.as_deref().ok_or("missing redirect URI")?;
 
-        let url = config.url.as_deref();
-        let (endpoints, default_scopes) = match kind {
-            Kind::Github => (github::endpoints(url), github::SCOPES),
-            Kind::Gitlab => (gitlab::endpoints(url), gitlab::SCOPES),
-            Kind::Keycloak => (keycloak::endpoints(url)?, keycloak::SCOPES),
-        };
-        let mut scopes: Vec<String> = default_scopes.iter().map(|s| s.to_string()).collect();
-        // GoTrue splits the extra scopes on commas (not spaces) and appends them.
-        scopes.extend(extra_scopes.split(',').filter(|s| !s.is_empty()).map(str::to_string));
+        let spec = kind.spec();
+        let endpoints = (spec.endpoints)(config.url.as_deref())?;
+        let mut scopes: Vec<String> = spec.scopes.iter().map(|s| s.to_string()).collect();
+        if spec.extra_scopes {
+            // GoTrue splits the extra scopes on commas (not spaces) and appends them.
+            scopes.extend(extra_scopes.split(',').filter(|s| !s.is_empty()).map(str::to_string));
+        }
 
         let invalid = |what: &str, e: url::ParseError| format!("invalid {what} URL: {e}");
         let client = BasicClient::new(ClientId::new(client_id.clone()))
@@ -106,6 +167,8 @@ impl Provider {
             client,
             scopes,
             api: endpoints.api,
+            client_id: client_id.clone(),
+            client_secret: secret.expose_secret().to_string(),
         })
     }
 
@@ -147,10 +210,24 @@ impl Provider {
     }
 
     pub async fn user_data(&self, http: &ProviderHttp, access_token: &str) -> Result<UserData, ApiError> {
+        let api = UserApi {
+            http,
+            base: &self.api,
+            access_token,
+            client_id: &self.client_id,
+            client_secret: &self.client_secret,
+        };
         match self.kind {
-            Kind::Github => github::user_data(http, &self.api, access_token).await,
-            Kind::Gitlab => gitlab::user_data(http, &self.api, access_token).await,
-            Kind::Keycloak => keycloak::user_data(http, &self.api, access_token).await,
+            Kind::Bitbucket => bitbucket::user_data(&api).await,
+            Kind::Discord => discord::user_data(&api).await,
+            Kind::Facebook => facebook::user_data(&api).await,
+            Kind::Figma => figma::user_data(&api).await,
+            Kind::Fly => fly::user_data(&api).await,
+            Kind::Github => github::user_data(&api).await,
+            Kind::Gitlab => gitlab::user_data(&api).await,
+            Kind::Keycloak => keycloak::user_data(&api).await,
+            Kind::Twitch => twitch::user_data(&api).await,
+            Kind::Zoom => zoom::user_data(&api).await,
         }
     }
 }

@@ -420,3 +420,106 @@ async fn disabled_signups_refuse_new_external_accounts() -> anyhow::Result<()> {
     suite.shutdown().await;
     Ok(())
 }
+
+/// Every provider mapped as GoTrue maps it: one suite with all of them pointed at the fake
+/// provider, one sign-in each, the identity checked field by field.
+#[tokio::test]
+async fn each_provider_maps_its_user_as_gotrue_does() -> anyhow::Result<()> {
+    let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
+    let base = provider.base_url();
+    let mut builder = Suite::builder().env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**");
+    for env_name in ["BITBUCKET", "DISCORD", "FACEBOOK", "FIGMA", "FLY", "TWITCH", "ZOOM"] {
+        builder = with_provider(builder, env_name, &base);
+    }
+    let suite = builder.start().await?;
+
+    // (provider, the user's id at the provider, expected identity_data fields)
+    let cases: Vec<(&str, i64, Box<dyn Fn(&str) -> Value>)> = vec![
+        (
+            "bitbucket",
+            61,
+            Box::new(
+                |_| json!({"sub": "{61}", "provider_id": "{61}", "name": "User 61", "picture": "https://avatars.example/61.png", "iss": format!("{}/2.0", "BASE")}),
+            ),
+        ),
+        (
+            "discord",
+            62,
+            Box::new(
+                |_| json!({"sub": "62", "name": "user62#0007", "full_name": "user62", "picture": "https://cdn.discordapp.com/embed/avatars/2.png", "custom_claims": {"global_name": "User 62"}}),
+            ),
+        ),
+        (
+            "facebook",
+            63,
+            Box::new(
+                |_| json!({"sub": "63", "name": "User 63", "nickname": "user63", "slug": "user63", "picture": "https://avatars.example/63.png"}),
+            ),
+        ),
+        (
+            "figma",
+            64,
+            Box::new(
+                |email| json!({"sub": "64", "name": "User 64", "email": email, "email_verified": true, "avatar_url": "https://avatars.example/64.png"}),
+            ),
+        ),
+        (
+            "fly",
+            65,
+            Box::new(
+                |_| json!({"sub": "65", "full_name": "User 65", "custom_claims": {"resource_owner_id": "owner-65", "organizations": [{"id": "org-1", "role": "admin"}], "scope": ["read"], "application": {"uid": "app"}, "created_at": 1_700_000_000}}),
+            ),
+        ),
+        (
+            "twitch",
+            66,
+            Box::new(
+                |_| json!({"sub": "66", "name": "user66", "nickname": "User 66", "slug": "User 66", "custom_claims": {"broadcaster_type": "partner", "view_count": 12}}),
+            ),
+        ),
+        (
+            "zoom",
+            67,
+            Box::new(
+                |_| json!({"sub": "zoom-67", "name": "User 67", "full_name": "User 67", "picture": "https://avatars.example/67.png"}),
+            ),
+        ),
+    ];
+    for (name, id, expected) in cases {
+        let email = crate::support::email();
+        let fragment = sign_in_with(&suite, &provider, name, &FakeUser::new(id, &email, true)).await?;
+        let user = user_of(&suite, &fragment).await?;
+        assert_eq!(user["email"], email, "{name}: {user}");
+        assert!(
+            user["email_confirmed_at"].is_string(),
+            "{name}: the provider's email is verified"
+        );
+        assert_eq!(user["app_metadata"]["provider"], name);
+        let identity = &user["identities"][0];
+        assert_eq!(identity["provider"], name);
+        let data = &identity["identity_data"];
+        assert_eq!(data["email"], email, "{name}");
+        for (key, value) in expected(&email).as_object().into_iter().flatten() {
+            let value = match value.as_str() {
+                Some(text) => json!(text.replace("BASE", &base)),
+                None => value.clone(),
+            };
+            match (&data[key], &value) {
+                (Value::Object(actual), Value::Object(wanted)) => {
+                    for (inner, wanted) in wanted {
+                        assert_eq!(&actual[inner], wanted, "{name}: {key}.{inner} in {data}");
+                    }
+                }
+                (actual, wanted) => assert_eq!(actual, wanted, "{name}: {key} in {data}"),
+            }
+        }
+    }
+
+    // Bitbucket ignores the app's extra scopes; Discord adds them.
+    let bitbucket = authorize(&suite, "provider=bitbucket&scopes=repository").await?;
+    assert_eq!(query_map(&bitbucket)["scope"], "account email");
+    let discord = authorize(&suite, "provider=discord&scopes=guilds").await?;
+    assert_eq!(query_map(&discord)["scope"], "email identify guilds");
+    suite.shutdown().await;
+    Ok(())
+}
