@@ -1,6 +1,7 @@
 //! External sign-in through OAuth providers: `GET /authorize` (a 302 to the provider) and
-//! `GET`/`POST /callback` (the provider's redirect back; a 302 to the app). The sso service runs
-//! the flow; the redirects are built here as GoTrue builds them, since apps parse them:
+//! `GET`/`POST /callback` (the provider's redirect back; a 302 to the app), and manual linking
+//! (`GET /user/identities/authorize`, `DELETE /user/identities/{id}`). The sso service runs the
+//! flow; the redirects are built here as GoTrue builds them, since apps parse them:
 //!
 //! - signed in (implicit flow): the target, then `#access_token=…&expires_at=…&expires_in=…&
 //!   provider_refresh_token=…&provider_token=…&refresh_token=…&sb=&token_type=bearer`;
@@ -13,15 +14,16 @@
 use std::collections::HashMap;
 
 use auth_proto::sso::v1::{AuthorizeRequest, CallbackError, CallbackRequest, CallbackResponse, callback_response};
+use auth_proto::user::v1::UnlinkIdentityRequest;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::response::Response;
-use axum::routing::get;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
 use http::{HeaderMap, Method};
 
 use super::redirect_url::{Target, found, see_other, set, with_query};
-use super::{RedirectQuery, go_encode, redirect_target, request_context};
+use super::{RedirectQuery, go_encode, redirect_target, request_context, with_authorization};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::middleware::RequestId;
@@ -30,6 +32,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/authorize", get(authorize))
         .route("/callback", get(callback).post(callback))
+        .route("/user/identities/authorize", get(link_identity))
+        .route("/user/identities/{identity_id}", delete(unlink_identity))
 }
 
 /// Go's `url.Values.Get` over a query or form: the first value of each key, keys in first-seen order.
@@ -50,6 +54,68 @@ async fn authorize(
     request_id: Option<axum::Extension<RequestId>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let request = authorize_request(&state, raw.as_deref(), &headers, request_id.as_deref());
+    let response = state.clients.sso.clone().authorize(request).await?.into_inner();
+    Ok(found(&response.url))
+}
+
+/// GoTrue's `LinkIdentity` after `requireAuthentication` and `requireManualLinkingEnabled`: the
+/// provider's URL for the caller, as a 302 or (`skip_http_redirect=true`) as `{"url"}`.
+async fn link_identity(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    request_id: Option<axum::Extension<RequestId>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    super::feature_off::require_manual_linking(&state, &headers).await?;
+    let skip_redirect = first_values(raw.as_deref().unwrap_or_default().as_bytes())
+        .iter()
+        .any(|(key, value)| key == "skip_http_redirect" && value == "true");
+    let mut request = authorize_request(&state, raw.as_deref(), &headers, request_id.as_deref());
+    request.link_identity = true;
+    let response = state
+        .clients
+        .sso
+        .clone()
+        .authorize(with_authorization(&headers, request))
+        .await?
+        .into_inner();
+    if skip_redirect {
+        Ok(axum::Json(serde_json::json!({"url": response.url})).into_response())
+    } else {
+        Ok(found(&response.url))
+    }
+}
+
+/// `DELETE /user/identities/{identity_id}` (GoTrue's `DeleteIdentity`) → `{}`.
+async fn unlink_identity(
+    State(state): State<AppState>,
+    Path(identity_id): Path<String>,
+    request_id: Option<axum::Extension<RequestId>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    super::feature_off::require_manual_linking(&state, &headers).await?;
+    let request = UnlinkIdentityRequest {
+        identity_id,
+        context: Some(request_context(&headers, request_id.as_deref())),
+    };
+    state
+        .clients
+        .user
+        .clone()
+        .unlink_identity(with_authorization(&headers, request))
+        .await?;
+    Ok(axum::Json(serde_json::json!({})).into_response())
+}
+
+/// The `/authorize` query as the sso service takes it: GoTrue's own parameters taken out, every
+/// other one (`redirect_to` and `invite_token` included) passed on to the provider.
+fn authorize_request(
+    state: &AppState,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+    request_id: Option<&RequestId>,
+) -> AuthorizeRequest {
     let mut params = first_values(raw.unwrap_or_default().as_bytes());
     let mut take = |name: &str| {
         params
@@ -69,8 +135,8 @@ async fn authorize(
         .find(|(k, _)| k == "invite_token")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let referrer = redirect_target(&state, &headers, &RedirectQuery { redirect_to });
-    let request = AuthorizeRequest {
+    let referrer = redirect_target(state, headers, &RedirectQuery { redirect_to });
+    AuthorizeRequest {
         provider,
         scopes,
         code_challenge,
@@ -78,10 +144,9 @@ async fn authorize(
         referrer,
         invite_token,
         query_params: params.into_iter().collect(),
-        context: Some(request_context(&headers, request_id.as_deref())),
-    };
-    let response = state.clients.sso.clone().authorize(request).await?.into_inner();
-    Ok(found(&response.url))
+        context: Some(request_context(headers, request_id)),
+        link_identity: false,
+    }
 }
 
 async fn callback(

@@ -1,15 +1,16 @@
 //! GoTrue's answers for features that are switched off: SAML (`/sso`, `/sso/saml/*`), manual identity
-//! linking (`/user/identities/*`), Web3 and `id_token` sign-in for providers that are not enabled.
+//! linking (the guard of `/user/identities/*`, whose routes are in `external.rs`), Web3 and
+//! `id_token` sign-in for providers that are not enabled.
 //!
 //! Clients (and the official test suites) probe these answers, so they must be GoTrue's even where
 //! the suite does not serve the feature yet. Where a feature is switched on but not built here (SAML,
-//! manual linking, id_token and Web3 sign-in with an enabled provider), the answer
-//! says so plainly instead of pretending it is off. The SSO issue replaces those answers.
+//! id_token and Web3 sign-in with an enabled provider), the answer says so plainly instead of
+//! pretending it is off.
 
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, StatusCode};
@@ -28,8 +29,6 @@ pub fn router() -> Router<AppState> {
         .route("/sso", post(saml_route))
         .route("/sso/saml/metadata", get(saml_route))
         .route("/sso/saml/acs", post(saml_route))
-        .route("/user/identities/authorize", get(manual_linking_route))
-        .route("/user/identities/{identity_id}", delete(manual_linking_route))
 }
 
 /// Not built yet, although the operator switched it on.
@@ -55,18 +54,18 @@ async fn saml_route(State(state): State<AppState>) -> ApiError {
 }
 
 /// GoTrue's `requireAuthentication` (done by the user service, which verifies the token and loads
-/// its user and session) followed by `requireManualLinkingEnabled`.
-async fn manual_linking_route(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    require_authentication(&state, &headers).await?;
-    Err(if state.config.security.manual_linking_enabled {
-        not_served("Manual identity linking")
+/// its user and session) followed by `requireManualLinkingEnabled`, which guard `/user/identities/*`.
+pub(super) async fn require_manual_linking(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    require_authentication(state, headers).await?;
+    if state.config.security.manual_linking_enabled {
+        Ok(())
     } else {
-        ApiError::new(
+        Err(ApiError::new(
             StatusCode::NOT_FOUND,
             ErrorCode::ManualLinkingDisabled,
             "Manual linking is disabled",
-        )
-    })
+        ))
+    }
 }
 
 async fn require_authentication(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {

@@ -31,6 +31,9 @@ const PHONE_CHANGED_NOTIFICATION: &str = "<h2>Your phone number was changed</h2>
 const MFA_FACTOR_ENROLLED_NOTIFICATION: &str = "<h2>A new verification method was added</h2>\n\n<p>Sign-in verification method {{ .FactorType }} was added to your account.</p>\n<p>If you didn't make this change, contact support immediately.</p>\n";
 const MFA_FACTOR_UNENROLLED_NOTIFICATION: &str = "<h2>A verification method was removed</h2>\n\n<p>Sign-in verification method {{ .FactorType }} was removed from your account.</p>\n<p>If you didn't make this change, contact support immediately.</p>\n";
 
+const IDENTITY_LINKED_NOTIFICATION: &str = "<h2>A new sign-in method was linked</h2>\n\n<p>Your {{ .Provider }} account was linked as a new sign-in method for {{ .Email }}.</p>\n<p>If you didn't make this change, contact support immediately.</p>\n";
+const IDENTITY_UNLINKED_NOTIFICATION: &str = "<h2>A sign-in method was removed</h2>\n\n<p>Your {{ .Provider }} account was removed as a sign-in method for {{ .Email }}.</p>\n<p>If you didn't make this change, contact support immediately.</p>\n";
+
 /// GoTrue's default subject and body for a kind of email.
 fn defaults(kind: EmailKind) -> (&'static str, &'static str) {
     match kind {
@@ -49,6 +52,14 @@ fn defaults(kind: EmailKind) -> (&'static str, &'static str) {
         EmailKind::MfaFactorUnenrolledNotification => (
             "A verification method was removed from your account",
             MFA_FACTOR_UNENROLLED_NOTIFICATION,
+        ),
+        EmailKind::IdentityLinkedNotification => (
+            "A new sign-in method was linked to your account",
+            IDENTITY_LINKED_NOTIFICATION,
+        ),
+        EmailKind::IdentityUnlinkedNotification => (
+            "A sign-in method was removed from your account",
+            IDENTITY_UNLINKED_NOTIFICATION,
         ),
         EmailKind::Confirmation | EmailKind::Unspecified => ("Confirm your email address", CONFIRMATION),
     }
@@ -77,6 +88,7 @@ pub fn render(request: &EmailRequested, subjects: &MailerSubjects, body: Option<
         ("OldPhone", request.old_phone.as_str()),
         ("Phone", request.phone.as_str()),
         ("FactorType", request.factor_type.as_str()),
+        ("Provider", request.provider.as_str()),
     ];
     let data: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&request.data_json).unwrap_or_default();
     Rendered {

@@ -1,5 +1,5 @@
-//! gRPC handlers: decode, call the flow, encode. The gateway is the only caller of these browser
-//! flows; they need no caller token (the flow's `state` is what binds a callback to its start).
+//! gRPC handlers: decode, call the flow, encode. The browser flows need no caller token (the flow's
+//! `state` binds a callback to its start), except manual linking, which acts for the caller.
 
 use auth_proto::sso::v1::sso_service_server::SsoService;
 use auth_proto::sso::v1::{AuthorizeRequest, AuthorizeResponse, CallbackRequest, CallbackResponse};
@@ -15,7 +15,16 @@ pub struct SsoGrpc {
 impl SsoService for SsoGrpc {
     #[tracing::instrument(skip_all)]
     async fn authorize(&self, request: Request<AuthorizeRequest>) -> Result<Response<AuthorizeResponse>, Status> {
-        Ok(Response::new(self.state.authorize(request.into_inner()).await?))
+        // Manual linking acts for the caller: the REST API's authentication, then its user.
+        let linking_target = if request.get_ref().link_identity {
+            let principal = self.state.authenticate(request.metadata()).await?;
+            Some(principal.require_user()?.id)
+        } else {
+            None
+        };
+        Ok(Response::new(
+            self.state.authorize(request.into_inner(), linking_target).await?,
+        ))
     }
 
     #[tracing::instrument(skip_all)]

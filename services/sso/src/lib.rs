@@ -15,7 +15,7 @@ use tonic::service::Routes;
 
 /// Serves the SSO service until `ctx.shutdown` fires.
 pub async fn serve(ctx: ServiceContext) -> anyhow::Result<()> {
-    let state = state::SsoState::new(ctx.config.clone())?;
+    let state = state::SsoState::new(ctx.config.clone(), ctx.db.clone())?;
     let routes = Routes::new(SsoServiceServer::new(grpc::SsoGrpc { state }));
     auth_core::grpc::serve(auth_proto::service_names::SSO, routes, ctx.listener, ctx.shutdown).await
 }

@@ -73,7 +73,12 @@ impl SsoState {
         Provider::build(&name, self.config.external.providers.get(name.as_str()), scopes)
     }
 
-    pub async fn authorize(&self, request: AuthorizeRequest) -> Result<AuthorizeResponse, ServiceError> {
+    /// `linking_target`: the signed-in user a manual-linking flow adds the identity to.
+    pub async fn authorize(
+        &self,
+        request: AuthorizeRequest,
+        linking_target: Option<uuid::Uuid>,
+    ) -> Result<AuthorizeResponse, ServiceError> {
         let provider_name = request.provider.to_lowercase();
         let provider = self.provider(&provider_name, &request.scopes).map_err(|e| {
             ServiceError::bad_request(ErrorCode::ValidationFailed, format!("Unsupported provider: {e}"))
@@ -99,7 +104,7 @@ impl SsoState {
                 code_challenge_method: request.code_challenge_method,
                 referrer: request.referrer,
                 invite_token: String::new(),
-                linking_target_id: String::new(),
+                linking_target_id: linking_target.map(|id| id.to_string()).unwrap_or_default(),
                 email_optional,
             })
             .await?;
@@ -200,24 +205,28 @@ impl SsoState {
         }
         user.settle_email();
         let identity_data = serde_json::Value::Object(user.identity_data()).to_string();
-        let signed_in = self
-            .sign_in_identity(ExternalIdentityRequest {
-                provider: flow.provider_type.clone(),
-                subject: user.claims.subject.clone(),
-                emails: user
-                    .emails
-                    .iter()
-                    .map(|e| ProviderEmail {
-                        email: e.address.clone(),
-                        verified: e.verified,
-                        primary: e.primary,
-                    })
-                    .collect(),
-                identity_data_json: identity_data,
-                email_optional: flow.email_optional,
-                context: request.context.clone(),
-            })
-            .await?;
+        let identity = ExternalIdentityRequest {
+            provider: flow.provider_type.clone(),
+            subject: user.claims.subject.clone(),
+            emails: user
+                .emails
+                .iter()
+                .map(|e| ProviderEmail {
+                    email: e.address.clone(),
+                    verified: e.verified,
+                    primary: e.primary,
+                })
+                .collect(),
+            identity_data_json: identity_data,
+            email_optional: flow.email_optional,
+            context: request.context.clone(),
+        };
+        // A manual-linking flow adds the identity to the user who started it; any other signs in.
+        let signed_in = if flow.linking_target_id.is_empty() {
+            self.sign_in_identity(identity).await?
+        } else {
+            self.link_identity(&flow.linking_target_id, identity).await?
+        };
         let finished = self
             .finish_flow(FinishExternalFlowRequest {
                 flow_state_id: flow.flow_state_id.clone(),

@@ -15,7 +15,7 @@ use auth_proto::token::v1::{
     StartExternalFlowRequest,
 };
 use auth_proto::user::v1::user_service_client::UserServiceClient;
-use auth_proto::user::v1::{ExternalIdentityRequest, ExternalIdentityResponse};
+use auth_proto::user::v1::{ExternalIdentityRequest, ExternalIdentityResponse, LinkExternalIdentityRequest};
 
 use crate::http::ProviderHttp;
 
@@ -25,6 +25,8 @@ const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct SsoState {
     pub config: Arc<Config>,
+    /// Read only, to authenticate the callers of manual linking.
+    pub db: sqlx::PgPool,
     pub http: ProviderHttp,
     keys: Arc<JwtKeys>,
     token: TokenServiceClient<TracedChannel>,
@@ -32,7 +34,7 @@ pub struct SsoState {
 }
 
 impl SsoState {
-    pub fn new(config: Arc<Config>) -> anyhow::Result<Self> {
+    pub fn new(config: Arc<Config>, db: sqlx::PgPool) -> anyhow::Result<Self> {
         let suite = &config.suite;
         let channel = |url: &str| auth_core::grpc::traced_channel(url, suite.grpc_connect_timeout, suite.grpc_timeout);
         Ok(Self {
@@ -41,7 +43,16 @@ impl SsoState {
             token: TokenServiceClient::new(channel(&suite.token_url)?),
             user: UserServiceClient::new(channel(&suite.user_url)?),
             config,
+            db,
         })
+    }
+
+    /// The caller of a user's own request, with the REST API's checks.
+    pub async fn authenticate(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<principal::Principal, ServiceError> {
+        principal::authenticate(metadata, &self.keys, &self.config, &self.db).await
     }
 
     fn as_service<T>(&self, body: T) -> Result<tonic::Request<T>, ServiceError> {
@@ -96,6 +107,24 @@ impl SsoState {
             .user
             .clone()
             .sign_in_with_external_identity(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
+        Ok(response.into_inner())
+    }
+
+    pub async fn link_identity(
+        &self,
+        target_user_id: &str,
+        identity: ExternalIdentityRequest,
+    ) -> Result<ExternalIdentityResponse, ServiceError> {
+        let request = self.as_service(LinkExternalIdentityRequest {
+            target_user_id: target_user_id.to_string(),
+            identity: Some(identity),
+        })?;
+        let response = self
+            .user
+            .clone()
+            .link_external_identity(request)
             .await
             .map_err(ServiceError::forwarded)?;
         Ok(response.into_inner())

@@ -5,9 +5,10 @@ use auth_proto::common::v1::{SessionTokens, User};
 use auth_proto::user::v1::{
     AdminDeleteUserRequest, AdminDeleteUserResponse, AdminListUsersRequest, AdminListUsersResponse,
     AdminUserAttributes, AdminUserRequest, ExternalIdentityRequest, ExternalIdentityResponse, GenerateLinkRequest,
-    GenerateLinkResponse, GetUserRequest, InviteRequest, ListAuditLogRequest, ListAuditLogResponse,
-    ReauthenticateRequest, RecoverRequest, ResendRequest, SendOtpRequest, SendResponse, SignInWithPasswordRequest,
-    SignUpRequest, SignUpResponse, UpdateUserRequest, VerifyRequest, VerifyResponse, user_service_server::UserService,
+    GenerateLinkResponse, GetUserRequest, InviteRequest, LinkExternalIdentityRequest, ListAuditLogRequest,
+    ListAuditLogResponse, ReauthenticateRequest, RecoverRequest, ResendRequest, SendOtpRequest, SendResponse,
+    SignInWithPasswordRequest, SignUpRequest, SignUpResponse, UnlinkIdentityRequest, UnlinkIdentityResponse,
+    UpdateUserRequest, VerifyRequest, VerifyResponse, user_service_server::UserService,
 };
 use tonic::{Request, Response, Status};
 
@@ -167,6 +168,31 @@ impl UserService for UserGrpc {
         Ok(Response::new(
             self.state.sign_in_with_external_identity(request.into_inner()).await?,
         ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn link_external_identity(
+        &self,
+        request: Request<LinkExternalIdentityRequest>,
+    ) -> Result<Response<ExternalIdentityResponse>, Status> {
+        self.state.authenticate(request.metadata()).await?.require_admin()?;
+        let body = request.into_inner();
+        let identity = body.identity.unwrap_or_default();
+        Ok(Response::new(
+            self.state
+                .link_external_identity(&body.target_user_id, identity)
+                .await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn unlink_identity(
+        &self,
+        request: Request<UnlinkIdentityRequest>,
+    ) -> Result<Response<UnlinkIdentityResponse>, Status> {
+        let principal = self.state.authenticate(request.metadata()).await?;
+        self.state.unlink_identity(&principal, request.into_inner()).await?;
+        Ok(Response::new(UnlinkIdentityResponse {}))
     }
 
     #[tracing::instrument(skip_all)]

@@ -13,6 +13,7 @@ mod external;
 mod generate_link;
 mod grpc;
 mod invite;
+mod link;
 mod live_sessions;
 mod notifications;
 mod otp_failures;

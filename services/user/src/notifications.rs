@@ -1,5 +1,6 @@
 //! Account-change notification emails (GoTrue v2.196, `GOTRUE_MAILER_NOTIFICATIONS_*_ENABLED`): the
-//! user is told that their password, email address or phone number changed.
+//! user is told that their password, email address or phone number changed, or that a sign-in
+//! method (an identity) was linked or unlinked.
 //!
 //! As in GoTrue, a notification never fails the change it reports: when the project's email budget
 //! (`GOTRUE_RATE_LIMIT_EMAIL_SENT`) is spent it is skipped with a warning. Unlike GoTrue, it is
@@ -25,6 +26,14 @@ pub enum AccountChange<'a> {
     Phone {
         old_phone: &'a str,
     },
+    /// Manual linking added an identity of `provider`.
+    IdentityLinked {
+        provider: &'a str,
+    },
+    /// The user removed an identity of `provider`; sent to the address the account had before.
+    IdentityUnlinked {
+        provider: &'a str,
+    },
 }
 
 impl AccountChange<'_> {
@@ -33,6 +42,8 @@ impl AccountChange<'_> {
             Self::Password => EmailKind::PasswordChangedNotification,
             Self::Email { .. } => EmailKind::EmailChangedNotification,
             Self::Phone { .. } => EmailKind::PhoneChangedNotification,
+            Self::IdentityLinked { .. } => EmailKind::IdentityLinkedNotification,
+            Self::IdentityUnlinked { .. } => EmailKind::IdentityUnlinkedNotification,
         }
     }
 
@@ -41,6 +52,8 @@ impl AccountChange<'_> {
             Self::Password => switches.password_changed_enabled,
             Self::Email { .. } => switches.email_changed_enabled,
             Self::Phone { .. } => switches.phone_changed_enabled,
+            Self::IdentityLinked { .. } => switches.identity_linked_enabled,
+            Self::IdentityUnlinked { .. } => switches.identity_unlinked_enabled,
         }
     }
 }
@@ -66,11 +79,14 @@ pub async fn notify(
     }
     let to = match &change {
         AccountChange::Email { old_email } => *old_email,
-        AccountChange::Password | AccountChange::Phone { .. } => account.email,
+        AccountChange::Password
+        | AccountChange::Phone { .. }
+        | AccountChange::IdentityLinked { .. }
+        | AccountChange::IdentityUnlinked { .. } => account.email,
     };
     // GoTrue's checks: both addresses (or numbers) known and different, someone to write to.
     let changed = match &change {
-        AccountChange::Password => true,
+        AccountChange::Password | AccountChange::IdentityLinked { .. } | AccountChange::IdentityUnlinked { .. } => true,
         AccountChange::Email { old_email } => !account.email.is_empty() && *old_email != account.email,
         AccountChange::Phone { old_phone } => {
             !old_phone.is_empty() && !account.phone.is_empty() && *old_phone != account.phone
@@ -85,7 +101,13 @@ pub async fn notify(
     let (old_email, old_phone) = match &change {
         AccountChange::Email { old_email } => (old_email.to_string(), String::new()),
         AccountChange::Phone { old_phone } => (String::new(), old_phone.to_string()),
-        AccountChange::Password => (String::new(), String::new()),
+        _ => (String::new(), String::new()),
+    };
+    let provider = match &change {
+        AccountChange::IdentityLinked { provider } | AccountChange::IdentityUnlinked { provider } => {
+            provider.to_string()
+        }
+        _ => String::new(),
     };
     let content = EmailContent {
         data_json: account.data_json,
@@ -93,6 +115,7 @@ pub async fn notify(
         old_email,
         old_phone,
         phone: account.phone.to_string(),
+        provider,
         ..Default::default()
     };
     outbox::enqueue_email(conn, config, change.kind(), to, content).await?;

@@ -45,6 +45,8 @@ pub enum AuditAction {
     PasskeyDeleted,
     /// GoTrue's `IdentityLinkAction`: an external identity joined an existing account.
     IdentityLinked,
+    /// GoTrue's `IdentityUnlinkAction`: the user removed an identity.
+    IdentityUnlinked,
     InviteAccepted,
 }
 
@@ -76,6 +78,7 @@ impl AuditAction {
             Self::PasskeyUpdated => "passkey_updated",
             Self::PasskeyDeleted => "passkey_deleted",
             Self::IdentityLinked => "identity_linked",
+            Self::IdentityUnlinked => "identity_unlinked",
             Self::InviteAccepted => "invite_accepted",
         }
     }

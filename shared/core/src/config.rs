@@ -287,6 +287,10 @@ pub struct MailerNotifications {
     pub mfa_factor_enrolled_enabled: bool,
     /// `GOTRUE_MAILER_NOTIFICATIONS_MFA_FACTOR_UNENROLLED_ENABLED`: after the user removed a factor.
     pub mfa_factor_unenrolled_enabled: bool,
+    /// `GOTRUE_MAILER_NOTIFICATIONS_IDENTITY_LINKED_ENABLED`: after the user linked an identity.
+    pub identity_linked_enabled: bool,
+    /// `GOTRUE_MAILER_NOTIFICATIONS_IDENTITY_UNLINKED_ENABLED`: after the user unlinked one.
+    pub identity_unlinked_enabled: bool,
 }
 
 /// Body template URLs by kind; `None` means GoTrue's built-in body.
@@ -337,6 +341,8 @@ pub struct PerEmailKind {
     pub phone_changed_notification: Option<String>,
     pub mfa_factor_enrolled_notification: Option<String>,
     pub mfa_factor_unenrolled_notification: Option<String>,
+    pub identity_linked_notification: Option<String>,
+    pub identity_unlinked_notification: Option<String>,
 }
 
 impl PerEmailKind {
@@ -353,6 +359,8 @@ impl PerEmailKind {
             EmailKind::PhoneChangedNotification => self.phone_changed_notification.as_deref(),
             EmailKind::MfaFactorEnrolledNotification => self.mfa_factor_enrolled_notification.as_deref(),
             EmailKind::MfaFactorUnenrolledNotification => self.mfa_factor_unenrolled_notification.as_deref(),
+            EmailKind::IdentityLinkedNotification => self.identity_linked_notification.as_deref(),
+            EmailKind::IdentityUnlinkedNotification => self.identity_unlinked_notification.as_deref(),
             EmailKind::Confirmation | EmailKind::Unspecified => self.confirmation.as_deref(),
         }
     }
@@ -895,6 +903,9 @@ impl Config {
                         .bool(&["GOTRUE_MAILER_NOTIFICATIONS_MFA_FACTOR_ENROLLED_ENABLED"], false),
                     mfa_factor_unenrolled_enabled: r
                         .bool(&["GOTRUE_MAILER_NOTIFICATIONS_MFA_FACTOR_UNENROLLED_ENABLED"], false),
+                    identity_linked_enabled: r.bool(&["GOTRUE_MAILER_NOTIFICATIONS_IDENTITY_LINKED_ENABLED"], false),
+                    identity_unlinked_enabled: r
+                        .bool(&["GOTRUE_MAILER_NOTIFICATIONS_IDENTITY_UNLINKED_ENABLED"], false),
                 },
             },
             smtp: SmtpConfig {
@@ -1342,6 +1353,8 @@ impl Reader<'_> {
             phone_changed_notification: get("PHONE_CHANGED_NOTIFICATION"),
             mfa_factor_enrolled_notification: get("MFA_FACTOR_ENROLLED_NOTIFICATION"),
             mfa_factor_unenrolled_notification: get("MFA_FACTOR_UNENROLLED_NOTIFICATION"),
+            identity_linked_notification: get("IDENTITY_LINKED_NOTIFICATION"),
+            identity_unlinked_notification: get("IDENTITY_UNLINKED_NOTIFICATION"),
         }
     }
 

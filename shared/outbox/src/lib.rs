@@ -54,6 +54,8 @@ pub struct EmailContent {
     pub phone: String,
     /// `{{ .FactorType }}` of the MFA factor notifications.
     pub factor_type: String,
+    /// `{{ .Provider }}` of the identity linked/unlinked notifications.
+    pub provider: String,
 }
 
 pub async fn enqueue_email(
@@ -97,6 +99,7 @@ pub async fn enqueue_email(
         old_phone: content.old_phone,
         phone: content.phone,
         factor_type: content.factor_type,
+        provider: content.provider,
     };
     insert(conn, config, id, "email_requested", event.encode_to_vec()).await?;
     Ok(id)

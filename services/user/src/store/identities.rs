@@ -181,3 +181,37 @@ pub async fn delete_all_but(conn: &mut PgConnection, user_id: Uuid, keep: Uuid) 
         .await?;
     Ok(())
 }
+
+/// An identity's address as GoTrue ranks it when one must become the account's email.
+pub struct IdentityEmail {
+    pub email: String,
+    pub verified: bool,
+}
+
+/// The user's identities' emails in GoTrue's order of promotion (`UpdateUserEmailFromIdentities`):
+/// emails the provider verified, then unverified ones, then identities without one; oldest first.
+pub async fn emails_by_promotion_rank(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Vec<IdentityEmail>> {
+    sqlx::query_as!(
+        IdentityEmail,
+        r#"SELECT coalesce(email, '') AS "email!", (identity_data -> 'email_verified') = 'true'::jsonb AS "verified!"
+           FROM identities WHERE user_id = $1
+           ORDER BY CASE WHEN coalesce(email, '') = '' THEN 2
+                         WHEN (identity_data -> 'email_verified') = 'true'::jsonb THEN 0 ELSE 1 END,
+                    created_at, id::text"#,
+        user_id
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Removes one identity of the user; whether it was there.
+pub async fn delete(conn: &mut PgConnection, user_id: Uuid, identity_id: Uuid) -> sqlx::Result<bool> {
+    let deleted = sqlx::query!(
+        "DELETE FROM identities WHERE id = $1 AND user_id = $2",
+        identity_id,
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(deleted.rows_affected() == 1)
+}

@@ -662,3 +662,42 @@ pub async fn clear_password(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Res
     .await?;
     Ok(())
 }
+
+/// The account's email after its identities changed (GoTrue's `SetEmail` in
+/// `UpdateUserEmailFromIdentities`): confirmed only when `confirmed`; an anonymous user with a
+/// confirmed address becomes permanent. The unique-index error is the caller's to map.
+pub async fn promote_email(conn: &mut PgConnection, user_id: Uuid, email: &str, confirmed: bool) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE users SET email = NULLIF($2, ''), updated_at = now(), \
+           email_confirmed_at = CASE WHEN $3 THEN email_confirmed_at ELSE NULL END \
+         WHERE id = $1",
+        user_id,
+        email,
+        confirmed
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The phone identity is gone: so is the account's number.
+pub async fn drop_phone(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE users SET phone = NULL, phone_confirmed_at = NULL, updated_at = now() WHERE id = $1",
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An anonymous user who linked an identity with a verified email is a permanent user now.
+pub async fn make_permanent(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE users SET is_anonymous = false, updated_at = now() WHERE id = $1",
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

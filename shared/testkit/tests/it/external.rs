@@ -510,3 +510,136 @@ async fn each_provider_maps_its_user_as_gotrue_does() -> anyhow::Result<()> {
     suite.shutdown().await;
     Ok(())
 }
+
+/// Starts manual linking for `session`'s user; the flow's state.
+async fn start_linking(suite: &Suite, session: &Value) -> anyhow::Result<String> {
+    let response = suite
+        .request(
+            Method::GET,
+            &format!("/user/identities/authorize?provider=github&redirect_to={APP}&skip_http_redirect=true"),
+        )
+        .header("authorization", bearer(session))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status() == 200,
+        "link: {} {}",
+        response.status(),
+        response.text().await?
+    );
+    let body: Value = response.json().await?;
+    let url = Url::parse(body["url"].as_str().unwrap_or_default())?;
+    assert_eq!(url.path(), "/login/oauth/authorize");
+    Ok(query_map(&url)["state"].clone())
+}
+
+async fn unlink(suite: &Suite, session: &Value, identity_id: &str) -> anyhow::Result<reqwest::Response> {
+    Ok(suite
+        .request(Method::DELETE, &format!("/user/identities/{identity_id}"))
+        .header("authorization", bearer(session))
+        .send()
+        .await?)
+}
+
+#[tokio::test]
+async fn manual_linking_adds_and_removes_identities() -> anyhow::Result<()> {
+    use auth_proto::notification::v1::EmailKind;
+    let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
+    let suite = github_suite(&provider)
+        .env("GOTRUE_MAILER_AUTOCONFIRM", "true")
+        .env("GOTRUE_SECURITY_MANUAL_LINKING_ENABLED", "true")
+        .env("GOTRUE_EXTERNAL_ANONYMOUS_USERS_ENABLED", "true")
+        .env("GOTRUE_MAILER_NOTIFICATIONS_IDENTITY_LINKED_ENABLED", "true")
+        .env("GOTRUE_MAILER_NOTIFICATIONS_IDENTITY_UNLINKED_ENABLED", "true")
+        .start()
+        .await?;
+
+    // A password user links a GitHub account with another address: a new session for the same
+    // user, who keeps the address, and a notice to it.
+    let owner_email = email();
+    let owner = sign_up(&suite, &owner_email).await?;
+    let octo = FakeUser::new(808, &crate::support::email(), true);
+    let state = start_linking(&suite, &owner).await?;
+    let landed = callback(&suite, &state, &provider.grant(&octo)).await?;
+    let fragment = fragment_map(&landed);
+    assert!(fragment.contains_key("access_token"), "linked: {landed}");
+    let linked = user_of(&suite, &fragment).await?;
+    assert_eq!(linked["id"], owner["user"]["id"]);
+    assert_eq!(linked["email"], owner_email);
+    assert_eq!(linked["app_metadata"]["providers"], json!(["email", "github"]));
+    let github_identity = linked["identities"]
+        .as_array()
+        .and_then(|all| all.iter().find(|i| i["provider"] == "github"))
+        .cloned()
+        .expect("the github identity");
+    let notice = last_email_request(&suite, &owner_email).await?;
+    assert_eq!(notice.kind, EmailKind::IdentityLinkedNotification as i32);
+    assert_eq!(notice.provider, "github");
+
+    // The same identity again, for the same user and for another one.
+    let state = start_linking(&suite, &owner).await?;
+    let again = query_map(&callback(&suite, &state, &provider.grant(&octo)).await?);
+    assert_eq!(again["error_code"], "identity_already_exists");
+    assert_eq!(again["error_description"], "Identity is already linked");
+    let other = sign_up(&suite, &email()).await?;
+    let state = start_linking(&suite, &other).await?;
+    let taken = query_map(&callback(&suite, &state, &provider.grant(&octo)).await?);
+    assert_eq!(taken["error_description"], "Identity is already linked to another user");
+
+    // Unlinking: GoTrue's checks, then the identity goes and a notice tells the owner.
+    let malformed = unlink(&suite, &owner, "not-a-uuid").await?;
+    assert_gotrue_error(malformed, 404, "validation_failed").await;
+    let unknown = unlink(&suite, &owner, &uuid::Uuid::new_v4().to_string()).await?;
+    assert_gotrue_error(unknown, 422, "identity_not_found").await;
+    let removed = unlink(
+        &suite,
+        &owner,
+        github_identity["identity_id"].as_str().unwrap_or_default(),
+    )
+    .await?;
+    assert_eq!(removed.status(), 200);
+    assert_eq!(removed.json::<Value>().await?, json!({}));
+    let after = user_of(
+        &suite,
+        &HashMap::from([(
+            "access_token".to_string(),
+            owner["access_token"].as_str().unwrap_or_default().to_string(),
+        )]),
+    )
+    .await?;
+    assert_eq!(after["identities"].as_array().map(Vec::len), Some(1));
+    assert_eq!(after["app_metadata"]["providers"], json!(["email"]));
+    let notice = last_email_request(&suite, &owner_email).await?;
+    assert_eq!(notice.kind, EmailKind::IdentityUnlinkedNotification as i32);
+    let last = after["identities"][0]["identity_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let single = unlink(&suite, &owner, &last).await?;
+    assert_gotrue_error(single, 422, "single_identity_not_deletable").await;
+
+    // An anonymous user links an identity with a verified email and becomes a permanent user.
+    let anonymous: Value = suite.post_json("/signup", &json!({})).await?.json().await?;
+    assert_eq!(anonymous["user"]["is_anonymous"], true);
+    let newcomer = crate::support::email();
+    let state = start_linking(&suite, &anonymous).await?;
+    let fragment =
+        fragment_map(&callback(&suite, &state, &provider.grant(&FakeUser::new(909, &newcomer, true))).await?);
+    let upgraded = user_of(&suite, &fragment).await?;
+    assert_eq!(upgraded["id"], anonymous["user"]["id"]);
+    assert_eq!(upgraded["email"], newcomer);
+    assert_eq!(upgraded["is_anonymous"], false);
+    assert!(upgraded["email_confirmed_at"].is_string());
+    assert_eq!(claims(&fragment["access_token"])["is_anonymous"], false);
+
+    // Without skip_http_redirect the answer is the redirect itself.
+    let response = suite
+        .request(Method::GET, "/user/identities/authorize?provider=github")
+        .header("authorization", bearer(&owner))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 302);
+    assert!(location(&response).as_str().starts_with(&provider.base_url()));
+    suite.shutdown().await;
+    Ok(())
+}
