@@ -1,8 +1,9 @@
 // Runs @supabase/auth-js's OAuth sign-in (signInWithOAuth, implicit and PKCE flows,
-// exchangeCodeForSession, getUserIdentities) against a running suite whose GitHub provider points
-// at the test's fake provider. Usage:
-//   node oauth_test.mjs <gateway url> <service_role key> <email> <code> <code>
-// The two codes are granted by the fake provider for one user with <email> (verified).
+// exchangeCodeForSession, getUserIdentities, linkIdentity, unlinkIdentity) against a running suite
+// whose GitHub provider points at the test's fake provider, with manual linking on. Usage:
+//   node oauth_test.mjs <gateway url> <service_role key> <email> <code> <code> <link code>
+// The two codes are granted by the fake provider for one user with <email> (verified), the link
+// code for a second GitHub account.
 //
 // Node has no browser, so the script follows the redirects a browser would: auth-js's /authorize
 // URL to the provider, the provider's redirect back to /callback (with the granted code), and the
@@ -10,8 +11,8 @@
 import assert from 'node:assert/strict'
 import { AuthClient } from '@supabase/auth-js'
 
-const [url, serviceKey, email, implicitCode, pkceCode] = process.argv.slice(2)
-assert.ok(url && serviceKey && email && implicitCode && pkceCode, 'usage: see the header')
+const [url, serviceKey, email, implicitCode, pkceCode, linkCode] = process.argv.slice(2)
+assert.ok(url && serviceKey && email && implicitCode && pkceCode && linkCode, 'usage: see the header')
 const APP = 'http://localhost:3000/welcome'
 
 const memoryStorage = () => {
@@ -36,12 +37,17 @@ const browse = async (authorizeUrl, code) => {
   const toProvider = await fetch(authorizeUrl, { redirect: 'manual' })
   assert.equal(toProvider.status, 302, await toProvider.text())
   const providerUrl = new URL(toProvider.headers.get('location'))
+  return { providerUrl, landed: await comeBack(providerUrl, code) }
+}
+
+// The provider's part: the user agrees, the browser goes back to /callback with the code.
+const comeBack = async (providerUrl, code) => {
   assert.equal(providerUrl.pathname, '/login/oauth/authorize')
   const state = providerUrl.searchParams.get('state')
   assert.ok(state, 'the provider is given the flow state')
   const back = await fetch(`${url}/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, { redirect: 'manual' })
   assert.equal(back.status, 302, await back.text())
-  return { providerUrl, landed: new URL(back.headers.get('location')) }
+  return new URL(back.headers.get('location'))
 }
 
 // --- implicit flow ----------------------------------------------------------------------------
@@ -71,6 +77,27 @@ const implicit = client('implicit')
   assert.equal(identities.identities.length, 1)
   assert.equal(identities.identities[0].provider, 'github')
   assert.equal(identities.identities[0].identity_data.email, email)
+
+  // Manual linking: a second GitHub account joins the signed-in user, then leaves again.
+  const { data: link, error: linkError } = await implicit.linkIdentity({
+    provider: 'github',
+    options: { redirectTo: APP, skipBrowserRedirect: true }
+  })
+  assert.ifError(linkError)
+  // With skipBrowserRedirect, auth-js already asked the suite for the provider's URL.
+  const linkedAt = await comeBack(new URL(link.url), linkCode)
+  const linked = new URLSearchParams(linkedAt.hash.slice(1))
+  assert.ok(linked.get('access_token'), `linked: ${linkedAt}`)
+  await implicit.setSession({ access_token: linked.get('access_token'), refresh_token: linked.get('refresh_token') })
+  const { data: both } = await implicit.getUserIdentities()
+  assert.equal(both.identities.length, 2)
+  const second = both.identities.find((identity) => identity.identity_data.email !== email)
+  const { error: unlinkError } = await implicit.unlinkIdentity(second)
+  assert.ifError(unlinkError)
+  const { data: one } = await implicit.getUserIdentities()
+  assert.equal(one.identities.length, 1)
+  const { error: lastError } = await implicit.unlinkIdentity(one.identities[0])
+  assert.equal(lastError?.code, 'single_identity_not_deletable')
 }
 
 // --- PKCE flow --------------------------------------------------------------------------------

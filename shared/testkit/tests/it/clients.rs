@@ -85,8 +85,9 @@ async fn supabase_auth_js_passkeys() -> anyhow::Result<()> {
     result
 }
 
-/// auth-js's `signInWithOAuth` (implicit and PKCE), `exchangeCodeForSession` and
-/// `getUserIdentities` with GitHub pointed at the fake provider; the script follows the redirects.
+/// auth-js's `signInWithOAuth` (implicit and PKCE), `exchangeCodeForSession`, `getUserIdentities`,
+/// `linkIdentity` and `unlinkIdentity` with GitHub pointed at the fake provider; the script follows
+/// the redirects.
 #[tokio::test]
 async fn supabase_auth_js_oauth() -> anyhow::Result<()> {
     use auth_testkit::oauth::{FakeOAuthProvider, FakeUser};
@@ -98,11 +99,18 @@ async fn supabase_auth_js_oauth() -> anyhow::Result<()> {
         .env("GOTRUE_EXTERNAL_GITHUB_REDIRECT_URI", "http://localhost:9999/callback")
         .env("GOTRUE_EXTERNAL_GITHUB_URL", &provider.base_url())
         .env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**")
+        .env("GOTRUE_SECURITY_MANUAL_LINKING_ENABLED", "true")
         .start()
         .await?;
     let email = format!("octo-{}@example.com", uuid::Uuid::new_v4().simple());
     let user = FakeUser::new(1001, &email, true);
-    let args = [email.clone(), provider.grant(&user), provider.grant(&user)];
+    let second = FakeUser::new(1002, &format!("second-{email}"), true);
+    let args = [
+        email.clone(),
+        provider.grant(&user),
+        provider.grant(&user),
+        provider.grant(&second),
+    ];
     let result = run_with("node".into(), clients_dir().join("node/oauth_test.mjs"), &suite, &args).await;
     suite.shutdown().await;
     result
