@@ -184,17 +184,14 @@ impl SsoState {
                 format!("Unable to exchange external code: {shown}"),
             )
         })?;
-        let mut user = provider
-            .user_data(&self.http, &tokens.access_token)
-            .await
-            .map_err(|cause| {
-                tracing::warn!(provider = %flow.provider_type, %cause, "reading the provider's user failed");
-                ServiceError::new(
-                    500,
-                    ErrorCode::UnexpectedFailure,
-                    "Error getting user profile from external provider",
-                )
-            })?;
+        let mut user = provider.user_data(&self.http, &tokens).await.map_err(|cause| {
+            tracing::warn!(provider = %flow.provider_type, %cause, "reading the provider's user failed");
+            ServiceError::new(
+                500,
+                ErrorCode::UnexpectedFailure,
+                "Error getting user profile from external provider",
+            )
+        })?;
         if user.emails.is_empty() && !flow.email_optional {
             return Err(ServiceError::new(
                 500,

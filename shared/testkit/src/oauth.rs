@@ -2,7 +2,8 @@
 //! providers the suite supports, at the paths each provider uses under its `_URL` setting
 //! (GitHub Enterprise's `/login/oauth/*` and `/api/v3/*`, GitLab's `/oauth/*` and `/api/v4/*`,
 //! a Keycloak realm's `/protocol/openid-connect/*`, and those of Bitbucket, Discord, Facebook,
-//! Figma, Fly, Twitch and Zoom).
+//! Figma, Fly, Kakao, Notion, Slack (OIDC), Snapchat, Twitch, WorkOS and Zoom; Spotify's under
+//! `/spotify`, since its API and accounts hosts share one `_URL`).
 //!
 //! A test plays the browser: it asks the gateway's `/authorize`, reads the `state` off the
 //! redirect, has the provider [`FakeOAuthProvider::grant`] a code for a user, and calls the
@@ -102,12 +103,20 @@ impl FakeOAuthProvider {
             .route("/api/users/@me", get(discord_user))
             .route("/oauth/access_token", post(token))
             .route("/me", get(facebook_user))
-            .route("/v1/oauth/token", post(token))
-            .route("/v1/me", get(figma_user))
             .route("/oauth/token/info", get(fly_user))
             .route("/oauth2/token", post(token))
             .route("/helix/users", get(twitch_users))
             .route("/v2/users/me", get(zoom_user))
+            .route("/v2/user/me", get(kakao_user))
+            .route("/v1/oauth/token", post(token))
+            .route("/v1/users/me", get(notion_user))
+            .route("/api/openid.connect.token", post(token))
+            .route("/api/openid.connect.userInfo", get(slack_user))
+            .route("/accounts/oauth2/token", post(token))
+            .route("/v1/me", get(figma_or_snapchat_user))
+            .route("/spotify/api/token", post(token))
+            .route("/spotify/me", get(spotify_user))
+            .route("/sso/token", post(token))
             .with_state(shared.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -179,6 +188,8 @@ async fn token(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, bod
     };
     shared.counter += 1;
     let access_token = format!("access-{}", shared.counter);
+    let (user_id, primary) = (user.id, primary_email(&user));
+    let (first, last) = split_name(&user.name);
     shared.tokens.insert(access_token.clone(), user);
     axum::Json(json!({
         "access_token": access_token,
@@ -186,6 +197,11 @@ async fn token(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, bod
         "expires_in": 3600,
         "refresh_token": format!("refresh-{}", shared.counter),
         "scope": "user:email",
+        // WorkOS hands the profile out with the token; other providers ignore the field.
+        "profile": {
+            "id": format!("prof_{}", user_id), "connection_id": "conn_1", "organization_id": "org_1",
+            "email": primary, "first_name": first, "last_name": last,
+        },
     }))
     .into_response()
 }
@@ -275,6 +291,87 @@ fn primary_email(user: &FakeUser) -> String {
     user.primary().map(|e| e.0.clone()).unwrap_or_default()
 }
 
+fn split_name(name: &str) -> (String, String) {
+    let (first, last) = name.split_once(' ').unwrap_or((name, ""));
+    (first.to_string(), last.to_string())
+}
+
+async fn kakao_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    let verified = user.primary().is_some_and(|e| e.1);
+    axum::Json(json!({"id": user.id, "kakao_account": {
+        "profile": {"nickname": user.login, "profile_image_url": user.avatar_url},
+        "email": primary_email(&user), "is_email_valid": true, "is_email_verified": verified,
+    }}))
+    .into_response()
+}
+
+/// Refuses a call without the `Notion-Version` header, as Notion does.
+async fn notion_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    if headers.get("notion-version").is_none() {
+        return (StatusCode::BAD_REQUEST, axum::Json(json!({"code": "missing_version"}))).into_response();
+    }
+    axum::Json(json!({"object": "user", "bot": {"owner": {"type": "user", "user": {
+        "id": format!("notion-{}", user.id), "name": user.name, "avatar_url": user.avatar_url,
+        "person": {"email": primary_email(&user)},
+    }}}}))
+    .into_response()
+}
+
+async fn slack_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    axum::Json(json!({
+        "ok": true, "sub": format!("U{}", user.id), "https://slack.com/user_id": format!("U{}", user.id),
+        "https://slack.com/team_id": "T0001", "email": primary_email(&user),
+        "email_verified": user.primary().is_some_and(|e| e.1), "name": user.name, "picture": user.avatar_url,
+    }))
+    .into_response()
+}
+
+/// `/v1/me` is Figma's user and Snapchat's GraphQL endpoint (which sends `query`).
+async fn figma_or_snapchat_user(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    if form(query.unwrap_or_default().as_bytes()).contains_key("query") {
+        return axum::Json(json!({"data": {"me": {
+            "externalId": format!("snap-{}", user.id), "displayName": user.name,
+            "bitmoji": {"avatar": user.avatar_url, "id": "b1"}, "email": primary_email(&user),
+        }}}))
+        .into_response();
+    }
+    axum::Json(json!({
+        "id": user.id.to_string(), "email": primary_email(&user), "handle": user.name, "img_url": user.avatar_url,
+    }))
+    .into_response()
+}
+
+async fn spotify_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    axum::Json(json!({
+        "id": format!("spotify-{}", user.id), "display_name": user.name, "email": primary_email(&user),
+        "images": [
+            {"url": "https://i.example/small.png", "height": 64, "width": 64},
+            {"url": user.avatar_url, "height": 640, "width": 640},
+            {"url": "https://i.example/none.png", "height": null, "width": null},
+        ],
+    }))
+    .into_response()
+}
+
 async fn bitbucket_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
     let Some(user) = bearer_user(&shared, &headers) else {
         return unauthorized();
@@ -341,16 +438,6 @@ async fn facebook_user(
     axum::Json(json!({
         "id": user.id.to_string(), "email": primary_email(&user), "first_name": first, "last_name": last,
         "name": user.login, "picture": {"data": {"url": user.avatar_url}},
-    }))
-    .into_response()
-}
-
-async fn figma_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
-    let Some(user) = bearer_user(&shared, &headers) else {
-        return unauthorized();
-    };
-    axum::Json(json!({
-        "id": user.id.to_string(), "email": primary_email(&user), "handle": user.name, "img_url": user.avatar_url,
     }))
     .into_response()
 }

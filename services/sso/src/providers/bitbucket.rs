@@ -17,6 +17,7 @@ pub const SPEC: Spec = Spec {
     },
     scopes: &["account", "email"],
     extra_scopes: false,
+    credentials_in_body: false,
 };
 
 #[derive(Deserialize, Default)]

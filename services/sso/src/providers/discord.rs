@@ -18,6 +18,7 @@ pub const SPEC: Spec = Spec {
     },
     scopes: &["email", "identify"],
     extra_scopes: true,
+    credentials_in_body: false,
 };
 
 #[derive(Deserialize)]

@@ -20,6 +20,7 @@ pub const SPEC: Spec = Spec {
     },
     scopes: &["email"],
     extra_scopes: true,
+    credentials_in_body: false,
 };
 
 #[derive(Deserialize, Default)]

@@ -17,6 +17,7 @@ pub const SPEC: Spec = Spec {
     },
     scopes: &["current_user:read"],
     extra_scopes: true,
+    credentials_in_body: false,
 };
 
 #[derive(Deserialize, Default)]

@@ -19,6 +19,7 @@ pub const SPEC: Spec = Spec {
     },
     scopes: &["read"],
     extra_scopes: true,
+    credentials_in_body: false,
 };
 
 #[derive(Deserialize, Default)]

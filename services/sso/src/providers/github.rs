@@ -10,6 +10,7 @@ pub const SPEC: Spec = Spec {
     endpoints: |url| Ok(endpoints(url)),
     scopes: &["user:email"],
     extra_scopes: true,
+    credentials_in_body: false,
 };
 
 /// github.com's API lives on api.github.com; an Enterprise server's under `/api/v3`.

@@ -10,6 +10,7 @@ pub const SPEC: Spec = Spec {
     endpoints: |url| Ok(endpoints(url)),
     scopes: &["read_user"],
     extra_scopes: true,
+    credentials_in_body: false,
 };
 
 fn endpoints(url: Option<&str>) -> Endpoints {

@@ -11,6 +11,7 @@ pub const SPEC: Spec = Spec {
     endpoints,
     scopes: &["profile", "email"],
     extra_scopes: true,
+    credentials_in_body: false,
 };
 
 fn endpoints(url: Option<&str>) -> Result<Endpoints, String> {

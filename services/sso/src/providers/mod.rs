@@ -12,12 +12,17 @@ mod figma;
 mod fly;
 mod github;
 mod gitlab;
+mod kakao;
 mod keycloak;
+mod notion;
+mod slack_oidc;
+mod snapchat;
+mod spotify;
 mod twitch;
+mod workos;
 mod zoom;
 
 use auth_core::config::OAuthProviderConfig;
-use oauth2::basic::BasicClient;
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, RedirectUrl, Scope,
     TokenResponse, TokenUrl,
@@ -37,8 +42,14 @@ pub enum Kind {
     Fly,
     Github,
     Gitlab,
+    Kakao,
     Keycloak,
+    Notion,
+    SlackOidc,
+    Snapchat,
+    Spotify,
     Twitch,
+    Workos,
     Zoom,
 }
 
@@ -48,6 +59,9 @@ pub struct Spec {
     pub endpoints: fn(Option<&str>) -> Result<Endpoints, String>,
     pub scopes: &'static [&'static str],
     pub extra_scopes: bool,
+    /// The client's credentials go in the token request's body (Go's `AuthStyleInParams`)
+    /// instead of HTTP Basic.
+    pub credentials_in_body: bool,
 }
 
 impl Kind {
@@ -60,8 +74,14 @@ impl Kind {
             "fly" => Kind::Fly,
             "github" => Kind::Github,
             "gitlab" => Kind::Gitlab,
+            "kakao" => Kind::Kakao,
             "keycloak" => Kind::Keycloak,
+            "notion" => Kind::Notion,
+            "slack_oidc" => Kind::SlackOidc,
+            "snapchat" => Kind::Snapchat,
+            "spotify" => Kind::Spotify,
             "twitch" => Kind::Twitch,
+            "workos" => Kind::Workos,
             "zoom" => Kind::Zoom,
             _ => return None,
         })
@@ -76,8 +96,14 @@ impl Kind {
             Kind::Fly => &fly::SPEC,
             Kind::Github => &github::SPEC,
             Kind::Gitlab => &gitlab::SPEC,
+            Kind::Kakao => &kakao::SPEC,
             Kind::Keycloak => &keycloak::SPEC,
+            Kind::Notion => &notion::SPEC,
+            Kind::SlackOidc => &slack_oidc::SPEC,
+            Kind::Snapchat => &snapchat::SPEC,
+            Kind::Spotify => &spotify::SPEC,
             Kind::Twitch => &twitch::SPEC,
+            Kind::Workos => &workos::SPEC,
             Kind::Zoom => &zoom::SPEC,
         }
     }
@@ -91,6 +117,8 @@ pub struct UserApi<'a> {
     pub access_token: &'a str,
     pub client_id: &'a str,
     pub client_secret: &'a str,
+    /// The token response's fields beyond the standard ones (WorkOS sends the profile there).
+    pub token_extra: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 /// Where a provider's OAuth endpoints and user API are.
@@ -101,7 +129,40 @@ pub struct Endpoints {
     pub api: String,
 }
 
-type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+/// Whatever a token response carries beyond RFC 6749's fields (an OIDC `id_token`, WorkOS's
+/// `profile`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct ExtraTokenFields {
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl oauth2::ExtraTokenFields for ExtraTokenFields {}
+
+type ProviderTokenResponse = oauth2::StandardTokenResponse<ExtraTokenFields, oauth2::basic::BasicTokenType>;
+
+/// The oauth2 client before its endpoints are set.
+type NewClient = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    ProviderTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+>;
+
+/// With the authorization and token endpoints set.
+type Client = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    ProviderTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
 
 pub struct Provider {
     kind: Kind,
@@ -123,6 +184,7 @@ impl UserApi<'_> {
 pub struct ProviderTokens {
     pub access_token: String,
     pub refresh_token: String,
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// GoTrue's `chooseHost`: the configured URL without a trailing slash, else the provider's host.
@@ -157,8 +219,13 @@ impl Provider {
         }
 
         let invalid = |what: &str, e: url::ParseError| format!("invalid {what} URL: {e}");
-        let client = BasicClient::new(ClientId::new(client_id.clone()))
+        let client = NewClient::new(ClientId::new(client_id.clone()))
             .set_client_secret(ClientSecret::new(secret.expose_secret().to_string()))
+            .set_auth_type(if spec.credentials_in_body {
+                oauth2::AuthType::RequestBody
+            } else {
+                oauth2::AuthType::BasicAuth
+            })
             .set_auth_uri(AuthUrl::new(endpoints.authorize).map_err(|e| invalid("authorization", e))?)
             .set_token_uri(TokenUrl::new(endpoints.token).map_err(|e| invalid("token", e))?)
             .set_redirect_uri(RedirectUrl::new(redirect_uri.to_string()).map_err(|e| invalid("redirect", e))?);
@@ -206,14 +273,16 @@ impl Provider {
         Ok(ProviderTokens {
             access_token: token.access_token().secret().clone(),
             refresh_token: token.refresh_token().map(|t| t.secret().clone()).unwrap_or_default(),
+            extra: token.extra_fields().fields.clone(),
         })
     }
 
-    pub async fn user_data(&self, http: &ProviderHttp, access_token: &str) -> Result<UserData, ApiError> {
+    pub async fn user_data(&self, http: &ProviderHttp, tokens: &ProviderTokens) -> Result<UserData, ApiError> {
         let api = UserApi {
             http,
             base: &self.api,
-            access_token,
+            access_token: &tokens.access_token,
+            token_extra: &tokens.extra,
             client_id: &self.client_id,
             client_secret: &self.client_secret,
         };
@@ -225,8 +294,14 @@ impl Provider {
             Kind::Fly => fly::user_data(&api).await,
             Kind::Github => github::user_data(&api).await,
             Kind::Gitlab => gitlab::user_data(&api).await,
+            Kind::Kakao => kakao::user_data(&api).await,
             Kind::Keycloak => keycloak::user_data(&api).await,
+            Kind::Notion => notion::user_data(&api).await,
+            Kind::SlackOidc => slack_oidc::user_data(&api).await,
+            Kind::Snapchat => snapchat::user_data(&api).await,
+            Kind::Spotify => spotify::user_data(&api).await,
             Kind::Twitch => twitch::user_data(&api).await,
+            Kind::Workos => workos::user_data(&api).await,
             Kind::Zoom => zoom::user_data(&api).await,
         }
     }

@@ -19,6 +19,7 @@ pub const SPEC: Spec = Spec {
     },
     scopes: &["user:read:email"],
     extra_scopes: true,
+    credentials_in_body: false,
 };
 
 #[derive(Deserialize, Default)]

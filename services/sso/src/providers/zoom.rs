@@ -18,6 +18,7 @@ pub const SPEC: Spec = Spec {
     },
     scopes: &[],
     extra_scopes: false,
+    credentials_in_body: false,
 };
 
 #[derive(Deserialize, Default)]

@@ -428,9 +428,24 @@ async fn each_provider_maps_its_user_as_gotrue_does() -> anyhow::Result<()> {
     let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
     let base = provider.base_url();
     let mut builder = Suite::builder().env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**");
-    for env_name in ["BITBUCKET", "DISCORD", "FACEBOOK", "FIGMA", "FLY", "TWITCH", "ZOOM"] {
+    for env_name in [
+        "BITBUCKET",
+        "DISCORD",
+        "FACEBOOK",
+        "FIGMA",
+        "FLY",
+        "KAKAO",
+        "NOTION",
+        "SLACK_OIDC",
+        "SNAPCHAT",
+        "TWITCH",
+        "WORKOS",
+        "ZOOM",
+    ] {
         builder = with_provider(builder, env_name, &base);
     }
+    // Spotify's accounts and API hosts both become its `_URL`.
+    builder = with_provider(builder, "SPOTIFY", &format!("{base}/spotify"));
     let suite = builder.start().await?;
 
     // (provider, the user's id at the provider, expected identity_data fields)
@@ -471,6 +486,31 @@ async fn each_provider_maps_its_user_as_gotrue_does() -> anyhow::Result<()> {
             67,
             json!({"sub": "zoom-67", "name": "User 67", "full_name": "User 67", "picture": "https://avatars.example/67.png"}),
         ),
+        (
+            "kakao",
+            68,
+            json!({"sub": "68", "name": "user68", "preferred_username": "user68", "user_name": "user68", "avatar_url": "https://avatars.example/68.png", "iss": "BASE"}),
+        ),
+        (
+            "notion",
+            69,
+            json!({"sub": "notion-69", "name": "User 69", "picture": "https://avatars.example/69.png"}),
+        ),
+        (
+            "slack_oidc",
+            70,
+            json!({"sub": "U70", "name": "User 70", "picture": "https://avatars.example/70.png", "iss": "BASE/api", "custom_claims": {"https://slack.com/team_id": "T0001"}}),
+        ),
+        (
+            "snapchat",
+            71,
+            json!({"sub": "snap-71", "name": "User 71", "slug": "User 71", "iss": "https://accounts.snapchat.com/accounts/oauth2/token", "picture": "https://avatars.example/71.png"}),
+        ),
+        (
+            "workos",
+            72,
+            json!({"sub": "prof_72", "name": "User 72", "custom_claims": {"connection_id": "conn_1", "organization_id": "org_1"}}),
+        ),
     ];
     for (name, id, expected) in cases {
         let email = crate::support::email();
@@ -501,6 +541,19 @@ async fn each_provider_maps_its_user_as_gotrue_does() -> anyhow::Result<()> {
             }
         }
     }
+
+    // Spotify does not verify emails: the account must confirm its address first.
+    let email = crate::support::email();
+    let redirect = authorize(&suite, &format!("provider=spotify&redirect_to={APP}")).await?;
+    assert_eq!(redirect.path(), "/spotify/authorize");
+    let state = query_map(&redirect)["state"].clone();
+    let landed = callback(&suite, &state, &provider.grant(&FakeUser::new(73, &email, true))).await?;
+    assert_eq!(query_map(&landed)["error_code"], "provider_email_needs_verification");
+    let listed = admin_ok(&suite, Method::GET, &format!("/admin/users?filter={email}"), None).await?;
+    let data = &listed["users"][0]["identities"][0]["identity_data"];
+    assert_eq!(data["sub"], "spotify-73");
+    assert_eq!(data["picture"], "https://avatars.example/73.png", "the largest image");
+    assert_eq!(data["email_verified"], false);
 
     // Bitbucket ignores the app's extra scopes; Discord adds them.
     let bitbucket = authorize(&suite, "provider=bitbucket&scopes=repository").await?;
