@@ -2,6 +2,7 @@
 //! then asks the token service for a session); `refresh_token` and `pkce` by the token service;
 //! `id_token` and `web3` answer as GoTrue does while those features are off.
 
+use auth_proto::sso::v1::IdTokenRequest;
 use auth_proto::token::v1::{ExchangeAuthCodeRequest, RefreshSessionRequest};
 use auth_proto::user::v1::SignInWithPasswordRequest;
 use axum::Router;
@@ -49,6 +50,29 @@ struct PkceGrantBody {
 #[serde(default)]
 struct RefreshGrantBody {
     refresh_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct IdTokenGrantBody {
+    id_token: String,
+    access_token: String,
+    nonce: String,
+    provider: String,
+    client_id: String,
+    issuer: String,
+    link_identity: bool,
+}
+
+/// A service's error as GoTrue renders it: OAuth-style when the service says so (its
+/// `OAuthError`s), GoTrue's usual shape otherwise.
+fn oauth_or_api_error(status: tonic::Status) -> Response {
+    if let Some(decoded) = auth_core::error::decode_status(&status)
+        && let Some(error) = decoded.metadata.get(auth_core::error::OAUTH_ERROR_KEY)
+    {
+        return oauth_error(error, &decoded.message);
+    }
+    ApiError::from(status).into_response()
 }
 
 /// GoTrue's OAuth-style error (`{"error","error_description"}`, always 400).
@@ -126,7 +150,29 @@ async fn token(
                 .into_inner();
             Ok(render::token_response(&tokens))
         }
-        "id_token" => Ok(super::feature_off::id_token_grant(&state, body)),
+        "id_token" => {
+            let params: IdTokenGrantBody = serde_json::from_value(body).map_err(ApiError::bad_json)?;
+            let request = IdTokenRequest {
+                id_token: params.id_token,
+                access_token: params.access_token,
+                nonce: params.nonce,
+                provider: params.provider,
+                client_id: params.client_id,
+                issuer: params.issuer,
+                link_identity: params.link_identity,
+                context,
+            };
+            match state
+                .clients
+                .sso
+                .clone()
+                .sign_in_with_id_token(super::with_authorization(&headers, request))
+                .await
+            {
+                Ok(tokens) => Ok(render::token_response(&tokens.into_inner())),
+                Err(status) => Ok(oauth_or_api_error(status)),
+            }
+        }
         _ => Err(super::feature_off::web3_grant(&state, &body)),
     }
 }

@@ -1,8 +1,9 @@
 //! gRPC handlers: decode, call the flow, encode. The browser flows need no caller token (the flow's
 //! `state` binds a callback to its start), except manual linking, which acts for the caller.
 
+use auth_proto::common::v1::SessionTokens;
 use auth_proto::sso::v1::sso_service_server::SsoService;
-use auth_proto::sso::v1::{AuthorizeRequest, AuthorizeResponse, CallbackRequest, CallbackResponse};
+use auth_proto::sso::v1::{AuthorizeRequest, AuthorizeResponse, CallbackRequest, CallbackResponse, IdTokenRequest};
 use tonic::{Request, Response, Status};
 
 use crate::state::SsoState;
@@ -24,6 +25,29 @@ impl SsoService for SsoGrpc {
         };
         Ok(Response::new(
             self.state.authorize(request.into_inner(), linking_target).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn sign_in_with_id_token(&self, request: Request<IdTokenRequest>) -> Result<Response<SessionTokens>, Status> {
+        // GoTrue checks the parameters before it looks at a linking caller.
+        let linking_target = if request.get_ref().link_identity && !request.get_ref().id_token.is_empty() {
+            if request.metadata().get("authorization").is_none() {
+                return Err(auth_core::ServiceError::oauth(
+                    "invalid request",
+                    "Linking requires a valid user access token in Authorization",
+                )
+                .into());
+            }
+            let principal = self.state.authenticate(request.metadata()).await?;
+            Some(principal.require_user()?.id)
+        } else {
+            None
+        };
+        Ok(Response::new(
+            self.state
+                .sign_in_with_id_token(request.into_inner(), linking_target)
+                .await?,
         ))
     }
 

@@ -6,6 +6,17 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+/// Lower-case hex, as Go's `%x` and `hex.EncodeToString` write bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
+}
+
 #[derive(Clone)]
 pub struct ProviderHttp {
     client: reqwest::Client,
@@ -57,11 +68,11 @@ impl ProviderHttp {
         access_token: &str,
         headers: &[(&str, &str)],
     ) -> Result<T, ApiError> {
-        let mut request = self
-            .client
-            .get(url)
-            .bearer_auth(access_token)
-            .header(http::header::ACCEPT, "application/json");
+        let mut request = self.client.get(url).header(http::header::ACCEPT, "application/json");
+        // Public documents (OIDC discovery, JWKS) are fetched without a token.
+        if !access_token.is_empty() {
+            request = request.bearer_auth(access_token);
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

@@ -5,7 +5,9 @@
 
 mod grpc;
 mod http;
+mod id_token;
 mod oauth_flow;
+mod oidc;
 mod providers;
 mod state;
 

@@ -14,7 +14,7 @@ use auth_proto::sso::v1::{
 use auth_proto::token::v1::{FinishExternalFlowRequest, StartExternalFlowRequest, finish_external_flow_response};
 use auth_proto::user::v1::{ExternalIdentityRequest, ProviderEmail};
 
-use crate::providers::Provider;
+use crate::providers::{Endpoints, Kind, Provider};
 use crate::state::SsoState;
 
 /// A callback that failed after its flow was found: redirected to the flow's target.
@@ -68,9 +68,36 @@ impl CallbackFailure {
 }
 
 impl SsoState {
-    fn provider(&self, name: &str, scopes: &str) -> Result<Provider, String> {
+    /// The provider, built as GoTrue builds it: settings checked first, then (Google) the
+    /// issuer's discovery document for its endpoints.
+    async fn provider(&self, name: &str, scopes: &str) -> Result<Provider, String> {
         let name = name.to_lowercase();
-        Provider::build(&name, self.config.external.providers.get(name.as_str()), scopes)
+        let config = self.config.external.providers.get(name.as_str());
+        let (kind, _) = Provider::check_settings(&name, config)?;
+        let discovered = match kind {
+            Kind::Google => {
+                let issuer = self
+                    .oidc
+                    .issuer(&self.google_issuer(), true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Some(Endpoints {
+                    authorize: issuer.discovery.authorization_endpoint.clone(),
+                    token: issuer.discovery.token_endpoint.clone(),
+                    api: self.google_userinfo_url(&issuer.discovery),
+                })
+            }
+            _ => None,
+        };
+        Provider::build(&name, config, scopes, discovered)
+    }
+
+    /// Where a provider's ID tokens come from, for those that are OIDC issuers.
+    fn oidc_issuer_of(&self, provider: &str) -> String {
+        match provider {
+            "google" => self.google_issuer(),
+            _ => String::new(),
+        }
     }
 
     /// `linking_target`: the signed-in user a manual-linking flow adds the identity to.
@@ -80,7 +107,7 @@ impl SsoState {
         linking_target: Option<uuid::Uuid>,
     ) -> Result<AuthorizeResponse, ServiceError> {
         let provider_name = request.provider.to_lowercase();
-        let provider = self.provider(&provider_name, &request.scopes).map_err(|e| {
+        let provider = self.provider(&provider_name, &request.scopes).await.map_err(|e| {
             ServiceError::bad_request(ErrorCode::ValidationFailed, format!("Unsupported provider: {e}"))
         })?;
         if !request.invite_token.is_empty() {
@@ -168,7 +195,7 @@ impl SsoState {
             )
             .into());
         }
-        let provider = self.provider(&flow.provider_type, "").map_err(|e| {
+        let provider = self.provider(&flow.provider_type, "").await.map_err(|e| {
             ServiceError::bad_request(
                 ErrorCode::OauthProviderNotSupported,
                 format!("Unsupported provider: {e}"),
@@ -184,14 +211,18 @@ impl SsoState {
                 format!("Unable to exchange external code: {shown}"),
             )
         })?;
-        let mut user = provider.user_data(&self.http, &tokens).await.map_err(|cause| {
-            tracing::warn!(provider = %flow.provider_type, %cause, "reading the provider's user failed");
-            ServiceError::new(
-                500,
-                ErrorCode::UnexpectedFailure,
-                "Error getting user profile from external provider",
-            )
-        })?;
+        let oidc_issuer = self.oidc_issuer_of(&flow.provider_type);
+        let mut user = provider
+            .user_data(&self.http, &tokens, &self.oidc, &oidc_issuer)
+            .await
+            .map_err(|cause| {
+                tracing::warn!(provider = %flow.provider_type, %cause, "reading the provider's user failed");
+                ServiceError::new(
+                    500,
+                    ErrorCode::UnexpectedFailure,
+                    "Error getting user profile from external provider",
+                )
+            })?;
         if user.emails.is_empty() && !flow.email_optional {
             return Err(ServiceError::new(
                 500,

@@ -11,13 +11,14 @@ use auth_core::grpc::TracedChannel;
 use auth_core::{Config, ServiceError};
 use auth_proto::token::v1::token_service_client::TokenServiceClient;
 use auth_proto::token::v1::{
-    ExternalFlow, FinishExternalFlowRequest, FinishExternalFlowResponse, LoadExternalFlowRequest,
+    ExternalFlow, FinishExternalFlowRequest, FinishExternalFlowResponse, IssueSessionRequest, LoadExternalFlowRequest,
     StartExternalFlowRequest,
 };
 use auth_proto::user::v1::user_service_client::UserServiceClient;
 use auth_proto::user::v1::{ExternalIdentityRequest, ExternalIdentityResponse, LinkExternalIdentityRequest};
 
 use crate::http::ProviderHttp;
+use crate::oidc::OidcCache;
 
 /// GoTrue's `GOTRUE_INTERNAL_HTTP_TIMEOUT` default for calls to providers.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,6 +29,8 @@ pub struct SsoState {
     /// Read only, to authenticate the callers of manual linking.
     pub db: sqlx::PgPool,
     pub http: ProviderHttp,
+    /// Issuers' discovery documents and keys, for ID tokens.
+    pub oidc: OidcCache,
     keys: Arc<JwtKeys>,
     token: TokenServiceClient<TracedChannel>,
     user: UserServiceClient<TracedChannel>,
@@ -37,8 +40,14 @@ impl SsoState {
     pub fn new(config: Arc<Config>, db: sqlx::PgPool) -> anyhow::Result<Self> {
         let suite = &config.suite;
         let channel = |url: &str| auth_core::grpc::traced_channel(url, suite.grpc_connect_timeout, suite.grpc_timeout);
+        let http = ProviderHttp::new(PROVIDER_TIMEOUT)?;
         Ok(Self {
-            http: ProviderHttp::new(PROVIDER_TIMEOUT)?,
+            oidc: OidcCache::new(
+                http.clone(),
+                config.external.oidc_provider_cache_ttl,
+                config.external.oidc_jwks_refresh_interval,
+            ),
+            http,
             keys: Arc::new(JwtKeys::from_config(&config.jwt)?),
             token: TokenServiceClient::new(channel(&suite.token_url)?),
             user: UserServiceClient::new(channel(&suite.user_url)?),
@@ -125,6 +134,26 @@ impl SsoState {
             .user
             .clone()
             .link_external_identity(request)
+            .await
+            .map_err(ServiceError::forwarded)?;
+        Ok(response.into_inner())
+    }
+
+    /// A session for a user an ID token signed in (amr `oauth`, as GoTrue records it).
+    pub async fn issue_session(
+        &self,
+        user_id: &str,
+        context: Option<auth_proto::common::v1::RequestContext>,
+    ) -> Result<auth_proto::common::v1::SessionTokens, ServiceError> {
+        let request = self.as_service(IssueSessionRequest {
+            user_id: user_id.to_string(),
+            authentication_method: "oauth".into(),
+            context,
+        })?;
+        let response = self
+            .token
+            .clone()
+            .issue_session(request)
             .await
             .map_err(ServiceError::forwarded)?;
         Ok(response.into_inner())

@@ -280,6 +280,15 @@ fn field_str<'a>(jwk: &'a Map<String, Value>, name: &str) -> anyhow::Result<&'a 
         .with_context(|| format!("JWK is missing `{name}`"))
 }
 
+/// A private JWK (with `kid` and `alg` or a `kty` that implies it) as a signer: its key and the JWT
+/// header naming it. Also what test doubles of identity providers sign their ID tokens with.
+pub fn signer_from_private_jwk(jwk: &Map<String, Value>) -> anyhow::Result<(EncodingKey, Header)> {
+    let algorithm = jwk_algorithm(jwk)?;
+    let mut header = Header::new(algorithm);
+    header.kid = jwk.get("kid").and_then(Value::as_str).map(str::to_string);
+    Ok((private_encoding_key(jwk, algorithm)?, header))
+}
+
 /// jsonwebtoken signs from DER: PKCS#1 for RSA, PKCS#8 for EC and Ed25519.
 fn private_encoding_key(jwk: &Map<String, Value>, algorithm: Algorithm) -> anyhow::Result<EncodingKey> {
     use Algorithm::*;

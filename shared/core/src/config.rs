@@ -218,6 +218,18 @@ pub struct ExternalConfig {
     pub providers: BTreeMap<&'static str, OAuthProviderConfig>,
     /// `GOTRUE_EXTERNAL_REDIRECT_URL`: where every external sign-in ends, whatever the app asked.
     pub redirect_url: Option<String>,
+    /// `GOTRUE_EXTERNAL_IOS_BUNDLE_ID`: also an acceptable audience of Apple ID tokens.
+    pub ios_bundle_id: Option<String>,
+    /// `GOTRUE_EXTERNAL_OIDC_PROVIDER_CACHE_TTL` (1h): how long an issuer's discovery document and
+    /// keys are kept.
+    pub oidc_provider_cache_ttl: Duration,
+    /// `AUTH_EXTERNAL_GOOGLE_ISSUER` (the suite's): Google's OIDC issuer, `https://accounts.google.com`
+    /// unless a test double or an egress proxy stands in for it.
+    pub google_issuer_override: Option<String>,
+    /// `AUTH_OIDC_JWKS_REFRESH_INTERVAL` (the suite's, 60s): the least time between two refetches
+    /// of an issuer's keys prompted by tokens naming a key it does not publish (a rotation, or a
+    /// forged `kid`).
+    pub oidc_jwks_refresh_interval: Duration,
     /// `GOTRUE_EXPERIMENTAL_PROVIDER_LINKING_DOMAINS` (`provider=domain,…`) with
     /// `GOTRUE_EXPERIMENTAL_PROVIDERS_WITH_OWN_LINKING_DOMAIN` (`provider,…`, each its own domain):
     /// providers outside the `default` domain never link by email to accounts of other domains.
@@ -840,6 +852,10 @@ impl Config {
                 .max(FIVE_MINUTES),
             providers,
             redirect_url: r.optional(&["GOTRUE_EXTERNAL_REDIRECT_URL"]),
+            ios_bundle_id: r.optional(&["GOTRUE_EXTERNAL_IOS_BUNDLE_ID"]),
+            oidc_provider_cache_ttl: r.duration(&["GOTRUE_EXTERNAL_OIDC_PROVIDER_CACHE_TTL"], ONE_HOUR),
+            google_issuer_override: r.optional(&["AUTH_EXTERNAL_GOOGLE_ISSUER"]),
+            oidc_jwks_refresh_interval: r.duration(&["AUTH_OIDC_JWKS_REFRESH_INTERVAL"], ONE_MINUTE),
             provider_linking_domains: r.linking_domains(),
         };
 

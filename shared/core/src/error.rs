@@ -23,6 +23,9 @@ pub const WEAK_PASSWORD_REASONS_KEY: &str = "weak_password_reasons";
 /// Marks a 5xx whose message is meant for the client (GoTrue's deliberate 500s such as "Unable to
 /// get SMS provider"); other 5xx messages are replaced by the generic one at the gateway.
 pub const PUBLIC_MESSAGE_KEY: &str = "public_message";
+/// Marks an OAuth-style error (GoTrue's `OAuthError`, rendered `{"error","error_description"}`):
+/// the value is the `error`, the message the `error_description`.
+pub const OAUTH_ERROR_KEY: &str = "oauth_error";
 
 macro_rules! error_codes {
     ($($variant:ident => $text:literal,)*) => {
@@ -237,6 +240,12 @@ impl ServiceError {
     /// A server-side failure whose message GoTrue shows to clients (a configuration problem).
     pub fn server_misconfigured(message: impl Into<String>) -> Self {
         Self::new(500, ErrorCode::UnexpectedFailure, message).with_metadata(PUBLIC_MESSAGE_KEY, "true")
+    }
+
+    /// GoTrue's `OAuthError` (a 400 rendered `{"error","error_description"}`), e.g. the
+    /// `id_token` grant's "invalid request" answers.
+    pub fn oauth(error: &str, description: impl Into<String>) -> Self {
+        Self::bad_request(ErrorCode::ValidationFailed, description).with_metadata(OAUTH_ERROR_KEY, error)
     }
 
     pub fn with_metadata(mut self, key: &str, value: impl Into<String>) -> Self {

@@ -58,6 +58,12 @@ impl FakeUser {
 
 #[derive(Default)]
 struct Shared {
+    /// The provider's own URL (its OIDC issuer).
+    base_url: String,
+    /// The test JWK (`test_jwk` kind) ID tokens are signed with now; every key signed with so far
+    /// stays published, as issuers do around a rotation.
+    signing_kind: String,
+    published_kinds: Vec<String>,
     client_id: String,
     client_secret: String,
     /// Granted codes and the user each signs in.
@@ -80,6 +86,9 @@ impl FakeOAuthProvider {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared {
+            base_url: format!("http://{addr}"),
+            signing_kind: "ec".into(),
+            published_kinds: vec!["ec".into()],
             client_id: client_id.to_string(),
             client_secret: client_secret.to_string(),
             ..Default::default()
@@ -117,6 +126,10 @@ impl FakeOAuthProvider {
             .route("/spotify/api/token", post(token))
             .route("/spotify/me", get(spotify_user))
             .route("/sso/token", post(token))
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/realms/{realm}/.well-known/openid-configuration", get(realm_discovery))
+            .route("/jwks", get(jwks))
+            .route("/oidc/token", post(token))
             .with_state(shared.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -135,6 +148,20 @@ impl FakeOAuthProvider {
         let code = format!("code-{}", shared.counter);
         shared.codes.insert(code.clone(), user.clone());
         code
+    }
+
+    /// An ID token with `claims`, signed by the provider's current key (ES256 at first). The
+    /// provider is an OIDC issuer at [`Self::base_url`] (and, for Keycloak, at its realms).
+    pub fn id_token(&self, claims: &Value) -> String {
+        let kind = self.shared.lock().expect("fake provider state").signing_kind.clone();
+        sign_with(&kind, claims)
+    }
+
+    /// Rotates the signing key (to RS256): the new key is published beside the old one.
+    pub fn rotate_keys(&self) {
+        let mut shared = self.shared.lock().expect("fake provider state");
+        shared.signing_kind = "rsa".into();
+        shared.published_kinds.push("rsa".into());
     }
 
     /// How many code exchanges were attempted.
@@ -190,6 +217,24 @@ async fn token(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, bod
     let access_token = format!("access-{}", shared.counter);
     let (user_id, primary) = (user.id, primary_email(&user));
     let (first, last) = split_name(&user.name);
+    // OIDC providers (Google) answer with an ID token bound to the access token by `at_hash`.
+    let at_hash = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&sha2::Sha256::digest(access_token.as_bytes())[..16])
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let id_token = sign_with(
+        &shared.signing_kind,
+        &json!({
+            "iss": shared.base_url, "sub": format!("g-{user_id}"), "aud": shared.client_id, "exp": now + 600,
+            "iat": now, "email": primary, "email_verified": user.primary().is_some_and(|e| e.1),
+            "name": user.name, "picture": user.avatar_url, "at_hash": at_hash,
+        }),
+    );
     shared.tokens.insert(access_token.clone(), user);
     axum::Json(json!({
         "access_token": access_token,
@@ -197,6 +242,7 @@ async fn token(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, bod
         "expires_in": 3600,
         "refresh_token": format!("refresh-{}", shared.counter),
         "scope": "user:email",
+        "id_token": id_token,
         // WorkOS hands the profile out with the token; other providers ignore the field.
         "profile": {
             "id": format!("prof_{}", user_id), "connection_id": "conn_1", "organization_id": "org_1",
@@ -285,6 +331,54 @@ async fn keycloak_userinfo(
         claims.insert("email_verified".into(), json!(verified));
     }
     axum::Json(Value::Object(claims)).into_response()
+}
+
+fn sign_with(kind: &str, claims: &Value) -> String {
+    let jwk = crate::test_jwk(kind);
+    let (key, header) =
+        auth_account::jwt::signer_from_private_jwk(jwk.as_object().expect("a JWK object")).expect("the test JWKs sign");
+    jsonwebtoken::encode(&header, claims, &key).expect("signing an ID token")
+}
+
+fn discovery_document(issuer: &str, base: &str) -> Value {
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{base}/oidc/authorize"),
+        "token_endpoint": format!("{base}/oidc/token"),
+        "userinfo_endpoint": format!("{base}/oidc/userinfo"),
+        "jwks_uri": format!("{base}/jwks"),
+        "response_types_supported": ["code", "id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+    })
+}
+
+async fn discovery(State(shared): State<Arc<Mutex<Shared>>>) -> Response {
+    let base = shared.lock().expect("fake provider state").base_url.clone();
+    axum::Json(discovery_document(&base, &base)).into_response()
+}
+
+async fn realm_discovery(State(shared): State<Arc<Mutex<Shared>>>, Path(realm): Path<String>) -> Response {
+    let base = shared.lock().expect("fake provider state").base_url.clone();
+    axum::Json(discovery_document(&format!("{base}/realms/{realm}"), &base)).into_response()
+}
+
+/// The public halves of every key published so far.
+async fn jwks(State(shared): State<Arc<Mutex<Shared>>>) -> Response {
+    let kinds = shared.lock().expect("fake provider state").published_kinds.clone();
+    let keys: Vec<Value> = kinds
+        .iter()
+        .map(|kind| {
+            let mut jwk = crate::test_jwk(kind);
+            if let Some(map) = jwk.as_object_mut() {
+                for private in ["d", "p", "q", "dp", "dq", "qi", "key_ops"] {
+                    map.remove(private);
+                }
+            }
+            jwk
+        })
+        .collect();
+    axum::Json(json!({ "keys": keys })).into_response()
 }
 
 fn primary_email(user: &FakeUser) -> String {

@@ -19,6 +19,13 @@ pub struct Claims {
     pub issuer: String,
     #[serde(rename = "sub", skip_serializing_if = "String::is_empty")]
     pub subject: String,
+    /// Only ID tokens read generically carry these three, as GoTrue copies them.
+    #[serde(rename = "aud", skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<f64>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -26,11 +33,25 @@ pub struct Claims {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub given_name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
+    pub middle_name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub nickname: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub preferred_username: String,
     #[serde(skip_serializing_if = "String::is_empty")]
+    pub profile: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub picture: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub website: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub gender: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub birthdate: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub zoneinfo: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub locale: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub email: String,
     pub email_verified: bool,

@@ -48,14 +48,10 @@ struct FacebookUser {
 
 fn appsecret_proof(secret: &str, access_token: &str) -> String {
     use hmac::{Hmac, KeyInit, Mac};
-    use std::fmt::Write;
     #[allow(clippy::expect_used)] // HMAC takes keys of any length
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(access_token.as_bytes());
-    mac.finalize().into_bytes().iter().fold(String::new(), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
+    crate::http::hex(&mac.finalize().into_bytes())
 }
 
 pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {

@@ -12,6 +12,7 @@ mod figma;
 mod fly;
 mod github;
 mod gitlab;
+mod google;
 mod kakao;
 mod keycloak;
 mod notion;
@@ -42,6 +43,7 @@ pub enum Kind {
     Fly,
     Github,
     Gitlab,
+    Google,
     Kakao,
     Keycloak,
     Notion,
@@ -74,6 +76,7 @@ impl Kind {
             "fly" => Kind::Fly,
             "github" => Kind::Github,
             "gitlab" => Kind::Gitlab,
+            "google" => Kind::Google,
             "kakao" => Kind::Kakao,
             "keycloak" => Kind::Keycloak,
             "notion" => Kind::Notion,
@@ -96,6 +99,7 @@ impl Kind {
             Kind::Fly => &fly::SPEC,
             Kind::Github => &github::SPEC,
             Kind::Gitlab => &gitlab::SPEC,
+            Kind::Google => &google::SPEC,
             Kind::Kakao => &kakao::SPEC,
             Kind::Keycloak => &keycloak::SPEC,
             Kind::Notion => &notion::SPEC,
@@ -117,8 +121,13 @@ pub struct UserApi<'a> {
     pub access_token: &'a str,
     pub client_id: &'a str,
     pub client_secret: &'a str,
-    /// The token response's fields beyond the standard ones (WorkOS sends the profile there).
+    /// The token response's fields beyond the standard ones (WorkOS sends the profile there, OIDC
+    /// providers the `id_token`).
     pub token_extra: &'a serde_json::Map<String, serde_json::Value>,
+    /// Verifies ID tokens of OIDC providers.
+    pub oidc: &'a crate::oidc::OidcCache,
+    /// The OIDC issuer of the provider, when it is one.
+    pub oidc_issuer: &'a str,
 }
 
 /// Where a provider's OAuth endpoints and user API are.
@@ -198,20 +207,25 @@ fn choose_host(configured: Option<&str>, default_host: &str) -> String {
 impl Provider {
     /// GoTrue's `Provider(name, scopes)`: the error text is what GoTrue puts after
     /// "Unsupported provider: ".
-    pub fn build(name: &str, config: Option<&OAuthProviderConfig>, extra_scopes: &str) -> Result<Self, String> {
-        let not_found = || format!("Provider {name} could not be found");
-        let kind = Kind::from_name(name).ok_or_else(not_found)?;
-        let config = config.ok_or_else(not_found)?;
-        // GoTrue's `ValidateOAuth`.
-        if !config.enabled {
-            return Err("provider is not enabled".into());
-        }
+    ///
+    /// `discovered`: the endpoints of an OIDC provider's discovery document (Google's), which
+    /// replace the spec's.
+    pub fn build(
+        name: &str,
+        config: Option<&OAuthProviderConfig>,
+        extra_scopes: &str,
+        discovered: Option<Endpoints>,
+    ) -> Result<Self, String> {
+        let (kind, config) = Self::check_settings(name, config)?;
         let client_id = config.client_ids.first().ok_or("missing OAuth client ID")?;
         let secret = config.secret.as_ref().ok_or("missing OAuth secret")?;
         let redirect_uri = config.redirect_uri.as_deref().ok_or("missing redirect URI")?;
 
         let spec = kind.spec();
-        let endpoints = (spec.endpoints)(config.url.as_deref())?;
+        let endpoints = match discovered {
+            Some(endpoints) => endpoints,
+            None => (spec.endpoints)(config.url.as_deref())?,
+        };
         let mut scopes: Vec<String> = spec.scopes.iter().map(|s| s.to_string()).collect();
         if spec.extra_scopes {
             // GoTrue splits the extra scopes on commas (not spaces) and appends them.
@@ -237,6 +251,29 @@ impl Provider {
             client_id: client_id.clone(),
             client_secret: secret.expose_secret().to_string(),
         })
+    }
+
+    /// GoTrue's checks before it builds a provider: known, and `ValidateOAuth`.
+    pub fn check_settings<'c>(
+        name: &str,
+        config: Option<&'c OAuthProviderConfig>,
+    ) -> Result<(Kind, &'c OAuthProviderConfig), String> {
+        let not_found = || format!("Provider {name} could not be found");
+        let kind = Kind::from_name(name).ok_or_else(not_found)?;
+        let config = config.ok_or_else(not_found)?;
+        if !config.enabled {
+            return Err("provider is not enabled".into());
+        }
+        if config.client_ids.is_empty() {
+            return Err("missing OAuth client ID".into());
+        }
+        if config.secret.is_none() {
+            return Err("missing OAuth secret".into());
+        }
+        if config.redirect_uri.is_none() {
+            return Err("missing redirect URI".into());
+        }
+        Ok((kind, config))
     }
 
     /// The provider's authorization URL for a flow (`state` is the flow's id), with the app's
@@ -277,8 +314,16 @@ impl Provider {
         })
     }
 
-    pub async fn user_data(&self, http: &ProviderHttp, tokens: &ProviderTokens) -> Result<UserData, ApiError> {
+    pub async fn user_data(
+        &self,
+        http: &ProviderHttp,
+        tokens: &ProviderTokens,
+        oidc: &crate::oidc::OidcCache,
+        oidc_issuer: &str,
+    ) -> Result<UserData, ApiError> {
         let api = UserApi {
+            oidc,
+            oidc_issuer,
             http,
             base: &self.api,
             access_token: &tokens.access_token,
@@ -294,6 +339,7 @@ impl Provider {
             Kind::Fly => fly::user_data(&api).await,
             Kind::Github => github::user_data(&api).await,
             Kind::Gitlab => gitlab::user_data(&api).await,
+            Kind::Google => google::user_data(&api).await,
             Kind::Kakao => kakao::user_data(&api).await,
             Kind::Keycloak => keycloak::user_data(&api).await,
             Kind::Notion => notion::user_data(&api).await,
@@ -336,8 +382,9 @@ mod tests {
 
     #[test]
     fn misconfigurations_are_named_as_gotrue_names_them() {
-        let err =
-            |name, config: Option<&OAuthProviderConfig>| Provider::build(name, config, "").err().unwrap_or_default();
+        let err = |name, config: Option<&OAuthProviderConfig>| {
+            Provider::build(name, config, "", None).err().unwrap_or_default()
+        };
         assert_eq!(err("nope", None), "Provider nope could not be found");
         assert_eq!(
             err("github", Some(&OAuthProviderConfig::default())),
@@ -354,7 +401,7 @@ mod tests {
 
     #[test]
     fn the_authorization_url_carries_state_scopes_and_extra_parameters() {
-        let provider = Provider::build("github", Some(&enabled(None)), "repo,gist").expect("built");
+        let provider = Provider::build("github", Some(&enabled(None)), "repo,gist", None).expect("built");
         let url =
             url::Url::parse(&provider.authorize_url("the-state", &[("login".into(), "octo".into())])).expect("url");
         assert_eq!(url.path(), "/login/oauth/authorize");

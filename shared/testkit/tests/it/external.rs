@@ -696,3 +696,242 @@ async fn manual_linking_adds_and_removes_identities() -> anyhow::Result<()> {
     suite.shutdown().await;
     Ok(())
 }
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+async fn id_token_grant(suite: &Suite, body: Value) -> anyhow::Result<reqwest::Response> {
+    Ok(suite.post_json("/token?grant_type=id_token", &body).await?)
+}
+
+async fn oauth_error_of(response: reqwest::Response) -> anyhow::Result<(String, String)> {
+    anyhow::ensure!(response.status() == 400, "expected 400, got {}", response.status());
+    let body: Value = response.json().await?;
+    Ok((
+        body["error"].as_str().unwrap_or_default().to_string(),
+        body["error_description"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
+/// `grant_type=id_token` against the fake provider acting as an OIDC issuer (discovery, JWKS with
+/// a rotation): Keycloak's realm, Google through the suite's issuer override, and an allowed
+/// issuer in the deprecated form; GoTrue's checks of signature, expiry, audience, nonce and
+/// `at_hash`.
+#[tokio::test]
+async fn id_token_sign_in_verifies_the_token_as_gotrue_does() -> anyhow::Result<()> {
+    use base64::Engine;
+    use sha2::Digest;
+    let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
+    let base = provider.base_url();
+    let realm = format!("{base}/realms/test");
+    let builder = with_provider(Suite::builder(), "KEYCLOAK", &realm);
+    let suite = with_provider(builder, "GOOGLE", "")
+        .env("AUTH_EXTERNAL_GOOGLE_ISSUER", &base)
+        .env("GOTRUE_EXTERNAL_ALLOWED_ID_TOKEN_ISSUERS", &base)
+        .env("AUTH_OIDC_JWKS_REFRESH_INTERVAL", "0s")
+        .env("GOTRUE_SECURITY_MANUAL_LINKING_ENABLED", "true")
+        .env("GOTRUE_MAILER_AUTOCONFIRM", "true")
+        .start()
+        .await?;
+    let claims = |email: &str, extra: Value| {
+        let mut claims = json!({
+            "iss": realm, "sub": format!("kc-{email}"), "aud": CLIENT_ID, "exp": now() + 600, "iat": now(),
+            "email": email, "email_verified": true, "name": "Kay Cloak",
+        });
+        if let (Some(map), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+            map.extend(extra.clone());
+        }
+        claims
+    };
+
+    // Keycloak: a verified token signs a new account in, amr oauth.
+    let email = email();
+    let response = id_token_grant(
+        &suite,
+        json!({"provider": "keycloak", "id_token": provider.id_token(&claims(&email, json!({})))}),
+    )
+    .await?;
+    anyhow::ensure!(response.status() == 200, "{}", response.text().await?);
+    let session: Value = response.json().await?;
+    assert_eq!(session["user"]["email"], email);
+    assert_eq!(session["user"]["app_metadata"]["provider"], "keycloak");
+    let identity = &session["user"]["identities"][0];
+    assert_eq!(identity["identity_data"]["iss"], realm);
+    assert_eq!(identity["identity_data"]["aud"], json!([CLIENT_ID]));
+    assert_eq!(claims_of(&session)["amr"][0]["method"], "oauth");
+
+    // The nonce: the token carries the SHA-256 (hex) of the one the app sends.
+    let nonce = "a-nonce-of-the-app";
+    let hashed = sha2::Sha256::digest(nonce.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let with_nonce = provider.id_token(&claims(&email, json!({"nonce": hashed})));
+    let ok = id_token_grant(
+        &suite,
+        json!({"provider": "keycloak", "id_token": with_nonce, "nonce": nonce}),
+    )
+    .await?;
+    assert_eq!(ok.status(), 200);
+    let wrong = id_token_grant(
+        &suite,
+        json!({"provider": "keycloak", "id_token": with_nonce, "nonce": "another"}),
+    )
+    .await?;
+    assert_eq!(
+        oauth_error_of(wrong).await?,
+        ("invalid nonce".into(), "Nonces mismatch".into())
+    );
+    let missing = id_token_grant(&suite, json!({"provider": "keycloak", "id_token": with_nonce})).await?;
+    assert_eq!(
+        oauth_error_of(missing).await?.1,
+        "Passed nonce and nonce in id_token should either both exist or not."
+    );
+
+    // Audience, expiry, at_hash, and tokens not signed by the issuer's keys.
+    let other_audience = provider.id_token(&claims(&email, json!({"aud": "someone-else"})));
+    let refused = id_token_grant(&suite, json!({"provider": "keycloak", "id_token": other_audience})).await?;
+    assert_eq!(
+        oauth_error_of(refused).await?.1,
+        "Unacceptable audience in id_token: [someone-else]"
+    );
+    let expired = provider.id_token(&claims(&email, json!({"exp": now() - 10})));
+    let refused = id_token_grant(&suite, json!({"provider": "keycloak", "id_token": expired})).await?;
+    assert_eq!(
+        oauth_error_of(refused).await?,
+        ("invalid request".into(), "Bad ID token".into())
+    );
+    let digest = sha2::Sha256::digest(b"provider-access-token");
+    let at_hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]);
+    let bound = provider.id_token(&claims(&email, json!({"at_hash": at_hash})));
+    let mismatched = id_token_grant(
+        &suite,
+        json!({"provider": "keycloak", "id_token": bound, "access_token": "another-token"}),
+    )
+    .await?;
+    assert_eq!(oauth_error_of(mismatched).await?.1, "Bad ID token");
+    let matched = id_token_grant(
+        &suite,
+        json!({"provider": "keycloak", "id_token": bound, "access_token": "provider-access-token"}),
+    )
+    .await?;
+    assert_eq!(matched.status(), 200);
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims(&email, json!({})).to_string());
+    let unsigned = format!(
+        "{}.{payload}.",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#)
+    );
+    let refused = id_token_grant(&suite, json!({"provider": "keycloak", "id_token": unsigned})).await?;
+    assert_eq!(oauth_error_of(refused).await?.1, "Bad ID token");
+    let hmac = auth_testkit::jwt::sign_hs256(&claims(&email, json!({})), CLIENT_SECRET);
+    let refused = id_token_grant(&suite, json!({"provider": "keycloak", "id_token": hmac})).await?;
+    assert_eq!(
+        oauth_error_of(refused).await?.1,
+        "Bad ID token",
+        "no HMAC algorithm confusion"
+    );
+
+    // The issuer rotates its key: a token signed with the new one verifies.
+    provider.rotate_keys();
+    let rotated = id_token_grant(
+        &suite,
+        json!({"provider": "keycloak", "id_token": provider.id_token(&claims(&email, json!({})))}),
+    )
+    .await?;
+    assert_eq!(rotated.status(), 200);
+
+    // Google (its claims read as Google's), and an allowed issuer named in the request.
+    let google_email = crate::support::email();
+    let google_token = provider.id_token(&json!({
+        "iss": base, "sub": "g-1", "aud": CLIENT_ID, "exp": now() + 600, "email": google_email,
+        "email_verified": true, "name": "Gee", "picture": "https://g.example/p.png", "hd": "example.com",
+    }));
+    let google: Value = id_token_grant(&suite, json!({"provider": "google", "id_token": google_token}))
+        .await?
+        .json()
+        .await?;
+    assert_eq!(google["user"]["app_metadata"]["provider"], "google");
+    assert_eq!(google["user"]["user_metadata"]["custom_claims"]["hd"], "example.com");
+    assert_eq!(google["user"]["user_metadata"]["avatar_url"], "https://g.example/p.png");
+    let generic_email = crate::support::email();
+    let generic_token = provider.id_token(&json!({"iss": base, "sub": "gen-1", "aud": "app-1", "exp": now() + 600, "email": generic_email, "email_verified": true}));
+    let generic: Value = id_token_grant(
+        &suite,
+        json!({"issuer": base, "client_id": "app-1", "id_token": generic_token}),
+    )
+    .await?
+    .json()
+    .await?;
+    assert_eq!(generic["user"]["identities"][0]["provider"], base);
+    let unknown = id_token_grant(
+        &suite,
+        json!({"issuer": "https://not-allowed.example", "client_id": "x", "id_token": generic_token}),
+    )
+    .await?;
+    let body = assert_gotrue_error(unknown, 400, "validation_failed").await;
+    assert_eq!(body["msg"], "Custom OIDC provider \"\" not allowed");
+
+    // link_identity: the token's identity joins the caller's account.
+    let owner = sign_up(&suite, &crate::support::email()).await?;
+    let linking = provider.id_token(&claims(&crate::support::email(), json!({"sub": "kc-linked"})));
+    let linked = suite
+        .request(Method::POST, "/token?grant_type=id_token")
+        .header("authorization", bearer(&owner))
+        .json(&json!({"provider": "keycloak", "id_token": linking, "link_identity": true}))
+        .send()
+        .await?;
+    assert_eq!(linked.status(), 200);
+    let linked: Value = linked.json().await?;
+    assert_eq!(linked["user"]["id"], owner["user"]["id"]);
+    assert_eq!(
+        linked["user"]["app_metadata"]["providers"],
+        json!(["email", "keycloak"])
+    );
+    let anonymous_link = id_token_grant(
+        &suite,
+        json!({"provider": "keycloak", "id_token": linking, "link_identity": true}),
+    )
+    .await?;
+    assert_eq!(
+        oauth_error_of(anonymous_link).await?.1,
+        "Linking requires a valid user access token in Authorization"
+    );
+    suite.shutdown().await;
+    Ok(())
+}
+
+/// Google's code flow: endpoints from its discovery document (here the fake issuer's, through the
+/// suite's `AUTH_EXTERNAL_GOOGLE_ISSUER`), the user from the verified ID token of the exchange.
+#[tokio::test]
+async fn google_sign_in_reads_the_verified_id_token() -> anyhow::Result<()> {
+    let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
+    let suite = with_provider(Suite::builder(), "GOOGLE", "")
+        .env("AUTH_EXTERNAL_GOOGLE_ISSUER", &provider.base_url())
+        .env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**")
+        .start()
+        .await?;
+    let email = email();
+    let redirect = authorize(&suite, &format!("provider=google&redirect_to={APP}")).await?;
+    assert_eq!(redirect.path(), "/oidc/authorize");
+    assert_eq!(query_map(&redirect)["scope"], "email profile");
+    let state = query_map(&redirect)["state"].clone();
+    let landed = callback(&suite, &state, &provider.grant(&FakeUser::new(88, &email, true))).await?;
+    let user = user_of(&suite, &fragment_map(&landed)).await?;
+    assert_eq!(user["email"], email);
+    let data = &user["identities"][0]["identity_data"];
+    assert_eq!(user["identities"][0]["provider"], "google");
+    assert_eq!(data["sub"], "g-88");
+    assert_eq!(data["iss"], provider.base_url());
+    assert_eq!(data["avatar_url"], "https://avatars.example/88.png");
+    assert_eq!(data["email_verified"], true);
+    suite.shutdown().await;
+    Ok(())
+}
+
+fn claims_of(session: &Value) -> Value {
+    claims(session["access_token"].as_str().unwrap_or_default())
+}

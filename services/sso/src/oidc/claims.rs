@@ -1,0 +1,352 @@
+//! An ID token's claims as an identity, per issuer (GoTrue's `ParseIDToken` parsers): Google,
+//! Apple, Azure, Kakao, Facebook (Limited Login), LinkedIn, Snapchat, and every other issuer read
+//! generically (its standard claims as they are).
+
+use serde_json::{Map, Value, json};
+
+use super::IdToken;
+use crate::providers::UserData;
+use crate::providers::claims::{Claims, Email};
+
+pub const GOOGLE: &str = "https://accounts.google.com";
+pub const APPLE: [&str; 2] = ["https://appleid.apple.com", "https://account.apple.com"];
+pub const FACEBOOK: &str = "https://www.facebook.com";
+pub const KAKAO: &str = "https://kauth.kakao.com";
+pub const LINKEDIN: &str = "https://www.linkedin.com/oauth";
+pub const SNAPCHAT: &str = "https://accounts.snapchat.com/accounts/oauth2/token";
+
+/// `https://login.microsoftonline.com/{tenant}/v2.0` (GoTrue's `IsAzureIssuer`).
+pub fn is_azure_issuer(issuer: &str) -> bool {
+    issuer
+        .strip_prefix("https://login.microsoftonline.com/")
+        .and_then(|rest| rest.strip_suffix("/v2.0").or_else(|| rest.strip_suffix("/v2.0/")))
+        .is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/'))
+}
+
+pub fn is_apple_issuer(issuer: &str) -> bool {
+    APPLE.contains(&issuer)
+}
+
+fn text(claims: &Map<String, Value>, name: &str) -> String {
+    claims.get(name).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+fn flag(claims: &Map<String, Value>, name: &str) -> bool {
+    claims.get(name).and_then(Value::as_bool).unwrap_or_default()
+}
+
+fn primary(address: String, verified: bool) -> Vec<Email> {
+    if address.is_empty() {
+        Vec::new()
+    } else {
+        vec![Email {
+            address,
+            verified,
+            primary: true,
+        }]
+    }
+}
+
+/// The identity an ID token describes, read as its issuer's parser reads it. `provider` names the
+/// parser where the issuer cannot (Google through a stand-in issuer).
+pub fn user_data(token: &IdToken, provider: &str) -> Result<UserData, String> {
+    let claims = &token.claims;
+    let issuer = token.issuer.as_str();
+    Ok(match issuer {
+        _ if provider == "google" => google(token),
+        GOOGLE => google(token),
+        LINKEDIN => linkedin(token)?,
+        KAKAO => kakao(token),
+        FACEBOOK => facebook(token),
+        SNAPCHAT => {
+            let mut data = generic(token);
+            if !data.claims.email.is_empty() {
+                data.emails = primary(data.claims.email.clone(), true);
+                data.claims.email_verified = true;
+            }
+            data
+        }
+        _ if is_azure_issuer(issuer) => azure(token),
+        _ if is_apple_issuer(issuer) => apple(token),
+        _ => {
+            let _ = claims;
+            generic(token)
+        }
+    })
+}
+
+fn google(token: &IdToken) -> UserData {
+    let c = &token.claims;
+    let verified = flag(c, "verified_email") || flag(c, "email_verified");
+    let mut custom_claims = Map::new();
+    let hd = text(c, "hd");
+    if !hd.is_empty() {
+        custom_claims.insert("hd".into(), json!(hd));
+    }
+    let picture = text(c, "picture");
+    UserData {
+        emails: primary(text(c, "email"), verified),
+        claims: Claims {
+            issuer: token.issuer.clone(),
+            subject: token.subject.clone(),
+            name: text(c, "name"),
+            picture: picture.clone(),
+            custom_claims,
+            avatar_url: picture,
+            full_name: text(c, "name"),
+            provider_id: token.subject.clone(),
+            ..Default::default()
+        },
+    }
+}
+
+fn apple(token: &IdToken) -> UserData {
+    let c = &token.claims;
+    let mut custom_claims = Map::new();
+    for name in ["is_private_email", "auth_time"] {
+        if let Some(value) = c.get(name).filter(|v| !v.is_null()) {
+            custom_claims.insert(name.into(), value.clone());
+        }
+    }
+    let transfer_sub = text(c, "transfer_sub");
+    if !transfer_sub.is_empty() {
+        custom_claims.insert("transfer_sub".into(), json!(transfer_sub));
+    }
+    // Apple's emails are verified (relay addresses included); GoTrue lists even an empty one.
+    UserData {
+        emails: vec![Email {
+            address: text(c, "email"),
+            verified: true,
+            primary: true,
+        }],
+        claims: Claims {
+            issuer: token.issuer.clone(),
+            subject: token.subject.clone(),
+            custom_claims,
+            provider_id: token.subject.clone(),
+            ..Default::default()
+        },
+    }
+}
+
+/// Azure's `xms_edov` (email domain owner verified), `true` or `"1"`/`"true"`; without it an
+/// email is taken as verified (single-tenant apps).
+fn azure(token: &IdToken) -> UserData {
+    let c = &token.claims;
+    let email = text(c, "email");
+    let verified = match c.get("xms_edov") {
+        None | Some(Value::Null) => !email.is_empty(),
+        Some(Value::Bool(v)) => !email.is_empty() && *v,
+        Some(Value::String(v)) => !email.is_empty() && (v == "1" || v == "true"),
+        Some(_) => false,
+    };
+    const NOT_CUSTOM: [&str; 16] = [
+        "aud",
+        "iss",
+        "iat",
+        "nbf",
+        "exp",
+        "c_hash",
+        "at_hash",
+        "aio",
+        "nonce",
+        "rh",
+        "uti",
+        "jti",
+        "ver",
+        "sub",
+        "name",
+        "preferred_username",
+    ];
+    let custom_claims = c
+        .iter()
+        .filter(|(name, _)| !NOT_CUSTOM.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    UserData {
+        emails: primary(email, verified),
+        claims: Claims {
+            issuer: token.issuer.clone(),
+            subject: token.subject.clone(),
+            preferred_username: text(c, "preferred_username"),
+            custom_claims,
+            full_name: text(c, "name"),
+            provider_id: token.subject.clone(),
+            ..Default::default()
+        },
+    }
+}
+
+fn kakao(token: &IdToken) -> UserData {
+    let c = &token.claims;
+    UserData {
+        emails: primary(text(c, "email"), true),
+        claims: Claims {
+            issuer: token.issuer.clone(),
+            subject: token.subject.clone(),
+            name: text(c, "nickname"),
+            preferred_username: text(c, "nickname"),
+            provider_id: token.subject.clone(),
+            picture: text(c, "picture"),
+            ..Default::default()
+        },
+    }
+}
+
+/// Facebook Limited Login tokens: their emails are verified.
+fn facebook(token: &IdToken) -> UserData {
+    let c = &token.claims;
+    let email = text(c, "email");
+    UserData {
+        emails: primary(email.clone(), true),
+        claims: Claims {
+            issuer: token.issuer.clone(),
+            subject: token.subject.clone(),
+            name: text(c, "name"),
+            picture: text(c, "picture"),
+            provider_id: token.subject.clone(),
+            email_verified: !email.is_empty(),
+            email,
+            ..Default::default()
+        },
+    }
+}
+
+/// LinkedIn sends `email_verified` as a string.
+fn linkedin(token: &IdToken) -> Result<UserData, String> {
+    let c = &token.claims;
+    let verified = match c.get("email_verified") {
+        Some(Value::String(v)) => v.parse::<bool>().map_err(|e| format!("email_verified: {e}"))?,
+        Some(Value::Bool(v)) => *v,
+        _ => return Err("email_verified: missing".into()),
+    };
+    let (given, family) = (text(c, "given_name"), text(c, "family_name"));
+    Ok(UserData {
+        emails: primary(text(c, "email"), verified),
+        claims: Claims {
+            issuer: token.issuer.clone(),
+            subject: token.subject.clone(),
+            name: format!("{given} {family}").trim().to_string(),
+            given_name: given,
+            family_name: family,
+            locale: text(c, "locale"),
+            picture: text(c, "picture"),
+            provider_id: token.subject.clone(),
+            ..Default::default()
+        },
+    })
+}
+
+/// Any other issuer: its standard claims as they are (GoTrue decodes them into its `Claims`).
+fn generic(token: &IdToken) -> UserData {
+    let c = &token.claims;
+    let number = |name: &str| c.get(name).and_then(Value::as_f64);
+    let claims = Claims {
+        issuer: token.issuer.clone(),
+        subject: token.subject.clone(),
+        audience: token.audience.clone(),
+        iat: number("iat"),
+        exp: number("exp"),
+        name: text(c, "name"),
+        family_name: text(c, "family_name"),
+        given_name: text(c, "given_name"),
+        middle_name: text(c, "middle_name"),
+        nickname: text(c, "nickname"),
+        preferred_username: text(c, "preferred_username"),
+        profile: text(c, "profile"),
+        picture: text(c, "picture"),
+        website: text(c, "website"),
+        gender: text(c, "gender"),
+        birthdate: text(c, "birthdate"),
+        zoneinfo: text(c, "zoneinfo"),
+        locale: text(c, "locale"),
+        email: text(c, "email"),
+        email_verified: flag(c, "email_verified"),
+        phone: text(c, "phone"),
+        phone_verified: flag(c, "phone_verified"),
+        custom_claims: c
+            .get("custom_claims")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        full_name: text(c, "full_name"),
+        avatar_url: text(c, "avatar_url"),
+        slug: text(c, "slug"),
+        provider_id: text(c, "provider_id"),
+        user_name: text(c, "user_name"),
+    };
+    UserData {
+        emails: primary(claims.email.clone(), claims.email_verified),
+        claims,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(issuer: &str, claims: Value) -> IdToken {
+        let serde_json::Value::Object(claims) = claims else {
+            return IdToken {
+                issuer: issuer.into(),
+                subject: String::new(),
+                audience: Vec::new(),
+                nonce: String::new(),
+                access_token_hash: String::new(),
+                claims: Map::new(),
+            };
+        };
+        IdToken {
+            issuer: issuer.into(),
+            subject: "sub-1".into(),
+            audience: vec!["client".into()],
+            nonce: String::new(),
+            access_token_hash: String::new(),
+            claims,
+        }
+    }
+
+    #[test]
+    fn azure_trusts_an_email_only_with_the_domain_owner_flag_when_sent() {
+        let issuer = "https://login.microsoftonline.com/tenant-1/v2.0";
+        assert!(is_azure_issuer(issuer));
+        assert!(!is_azure_issuer("https://login.microsoftonline.com/a/b/v2.0"));
+        let unflagged = user_data(&token(issuer, json!({"email": "a@x.com"})), "azure").expect("parsed");
+        assert!(unflagged.emails[0].verified);
+        let refused = user_data(&token(issuer, json!({"email": "a@x.com", "xms_edov": "0"})), "azure").expect("parsed");
+        assert!(!refused.emails[0].verified);
+        let custom = user_data(
+            &token(issuer, json!({"email": "a@x.com", "tid": "t", "nonce": "n"})),
+            "azure",
+        )
+        .expect("parsed");
+        assert_eq!(custom.claims.custom_claims.get("tid"), Some(&json!("t")));
+        assert!(!custom.claims.custom_claims.contains_key("nonce"));
+    }
+
+    #[test]
+    fn linkedin_reads_its_string_flag_and_generic_issuers_their_standard_claims() {
+        let linkedin = user_data(
+            &token(
+                LINKEDIN,
+                json!({"email": "a@x.com", "email_verified": "true", "given_name": "A", "family_name": "B"}),
+            ),
+            "linkedin_oidc",
+        )
+        .expect("parsed");
+        assert!(linkedin.emails[0].verified);
+        assert_eq!(linkedin.claims.name, "A B");
+        let generic = user_data(
+            &token(
+                "https://idp.example",
+                json!({"email": "a@x.com", "email_verified": true, "iat": 1.0, "exp": 2.0}),
+            ),
+            "keycloak",
+        )
+        .expect("parsed");
+        let data = generic.identity_data();
+        assert_eq!(data["aud"], json!(["client"]));
+        assert_eq!(data["email_verified"], json!(true));
+        assert_eq!(data["iat"], json!(1.0));
+    }
+}

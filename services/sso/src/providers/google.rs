@@ -1,0 +1,73 @@
+//! Google: GoTrue's `google.go`. Its endpoints come from Google's OIDC discovery document
+//! (`_URL` is ignored, as in GoTrue); the user is read from the ID token of the code exchange,
+//! verified like any ID token with the client id as audience, else from the user-info endpoint.
+
+use serde::Deserialize;
+
+use super::claims::{Claims, Email, UserData};
+use super::{Spec, UserApi};
+use crate::http::ApiError;
+use crate::oidc::claims as id_claims;
+
+pub const SPEC: Spec = Spec {
+    endpoints: |_| Err("Google's endpoints come from its discovery document".into()),
+    scopes: &["email", "profile"],
+    extra_scopes: true,
+    credentials_in_body: false,
+};
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct GoogleUser {
+    id: String,
+    name: String,
+    picture: String,
+    email: String,
+    verified_email: bool,
+    email_verified: bool,
+}
+
+pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
+    if let Some(id_token) = call.token_extra.get("id_token").and_then(|v| v.as_str()) {
+        let token = call
+            .oidc
+            .verify(
+                call.oidc_issuer,
+                true,
+                id_token,
+                Some(call.oidc_issuer),
+                Some(call.access_token),
+            )
+            .await
+            .map_err(|e| ApiError(format!("Google's ID token: {e}")))?;
+        if !token.audience.iter().any(|aud| aud == call.client_id) {
+            return Err(ApiError("Google's ID token is for another client".into()));
+        }
+        return id_claims::user_data(&token, "google").map_err(ApiError);
+    }
+    // GoTrue's legacy path: the user-info endpoint.
+    let user: GoogleUser = call.get(call.base).await?;
+    let verified = user.verified_email || user.email_verified;
+    let emails = if user.email.is_empty() {
+        Vec::new()
+    } else {
+        vec![Email {
+            address: user.email.clone(),
+            verified,
+            primary: true,
+        }]
+    };
+    let claims = Claims {
+        issuer: call.base.to_string(),
+        subject: user.id.clone(),
+        name: user.name.clone(),
+        picture: user.picture.clone(),
+        email: user.email,
+        email_verified: verified,
+        avatar_url: user.picture,
+        full_name: user.name,
+        provider_id: user.id,
+        ..Default::default()
+    };
+    Ok(UserData { emails, claims })
+}
