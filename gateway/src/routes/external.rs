@@ -176,6 +176,7 @@ async fn callback(
         code: get("code"),
         error: get("error"),
         error_description: get("error_description"),
+        user: get("user"),
         context: Some(request_context(&headers, request_id.as_deref())),
     };
     match state.clients.sso.clone().callback(request).await {

@@ -12,11 +12,12 @@ use auth_proto::user::v1::{ExternalIdentityRequest, ProviderEmail};
 use sha2::Digest;
 use uuid::Uuid;
 
-use crate::oidc::claims::{self, FACEBOOK, GOOGLE, KAKAO, SNAPCHAT, is_apple_issuer, is_azure_issuer};
+use crate::oidc::claims::{
+    self, FACEBOOK, GOOGLE, KAKAO, SNAPCHAT, VERCEL_MARKETPLACE, is_apple_issuer, is_azure_issuer,
+};
 use crate::oidc::verify::unverified_issuer;
 use crate::state::SsoState;
 
-const VERCEL_MARKETPLACE: &str = "https://marketplace.vercel.com";
 const GOOGLE_USERINFO: &str = "https://www.googleapis.com/userinfo/v2/me";
 
 /// The provider an ID token is for, and how to check it.
@@ -216,19 +217,25 @@ impl SsoState {
     /// Google's user-info endpoint for the (rare) code exchange without an ID token: GoTrue's fixed
     /// one, or the stand-in issuer's.
     pub fn google_userinfo_url(&self, discovery: &crate::oidc::cache::Discovery) -> String {
-        match &self.config.external.google_issuer_override {
+        match self.config.external.oidc_issuer_overrides.get("google") {
             Some(_) => discovery.userinfo_endpoint.clone().unwrap_or_default(),
             None => GOOGLE_USERINFO.to_string(),
         }
     }
 
-    /// Google's issuer: fixed, as in GoTrue, unless the suite's test/egress override names another.
+    /// Google's issuer: fixed, as in GoTrue, unless the suite's stand-in override names another.
     pub fn google_issuer(&self) -> String {
+        self.oidc_issuer("google", GOOGLE)
+    }
+
+    /// A provider's fixed OIDC issuer, or the stand-in `AUTH_EXTERNAL_<P>_ISSUER` names.
+    pub fn oidc_issuer(&self, provider: &str, fixed: &str) -> String {
         self.config
             .external
-            .google_issuer_override
-            .clone()
-            .unwrap_or_else(|| GOOGLE.to_string())
+            .oidc_issuer_overrides
+            .get(provider)
+            .cloned()
+            .unwrap_or_else(|| fixed.to_string())
     }
 }
 

@@ -67,6 +67,29 @@ impl CallbackFailure {
     }
 }
 
+/// Apple sends the user's name once, beside the code (GoTrue's `AppleProvider.ParseUser`).
+fn apple_name(user_field: &str, user: &mut crate::providers::UserData) -> Result<(), ServiceError> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Name {
+        first_name: String,
+        last_name: String,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct AppleUser {
+        name: Name,
+    }
+    let parsed: AppleUser = serde_json::from_str(user_field)
+        .map_err(|e| ServiceError::internal(anyhow::anyhow!("Apple's user field: {e}")))?;
+    let name = format!("{} {}", parsed.name.first_name, parsed.name.last_name)
+        .trim()
+        .to_string();
+    user.claims.name = name.clone();
+    user.claims.full_name = name;
+    Ok(())
+}
+
 impl SsoState {
     /// The provider, built as GoTrue builds it: settings checked first, then (Google) the
     /// issuer's discovery document for its endpoints.
@@ -75,16 +98,20 @@ impl SsoState {
         let config = self.config.external.providers.get(name.as_str());
         let (kind, _) = Provider::check_settings(&name, config)?;
         let discovered = match kind {
-            Kind::Google => {
+            Kind::Google | Kind::Apple => {
                 let issuer = self
                     .oidc
-                    .issuer(&self.google_issuer(), true)
+                    .issuer(&self.oidc_issuer_of(&name), true)
                     .await
                     .map_err(|e| e.to_string())?;
+                let api = match kind {
+                    Kind::Google => self.google_userinfo_url(&issuer.discovery),
+                    _ => String::new(),
+                };
                 Some(Endpoints {
                     authorize: issuer.discovery.authorization_endpoint.clone(),
                     token: issuer.discovery.token_endpoint.clone(),
-                    api: self.google_userinfo_url(&issuer.discovery),
+                    api,
                 })
             }
             _ => None,
@@ -96,6 +123,10 @@ impl SsoState {
     fn oidc_issuer_of(&self, provider: &str) -> String {
         match provider {
             "google" => self.google_issuer(),
+            "apple" => self.oidc_issuer("apple", crate::oidc::claims::APPLE[0]),
+            "linkedin_oidc" => self.oidc_issuer("linkedin_oidc", crate::oidc::claims::LINKEDIN),
+            // Azure's issuer is the tenant's, read from each token; only a stand-in is configured.
+            "azure" => self.oidc_issuer("azure", ""),
             _ => String::new(),
         }
     }
@@ -230,6 +261,9 @@ impl SsoState {
                 "Error getting user email from external provider",
             )
             .into());
+        }
+        if flow.provider_type == "apple" && !request.user.is_empty() {
+            apple_name(&request.user, &mut user)?;
         }
         user.settle_email();
         let identity_data = serde_json::Value::Object(user.identity_data()).to_string();

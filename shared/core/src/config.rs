@@ -223,9 +223,10 @@ pub struct ExternalConfig {
     /// `GOTRUE_EXTERNAL_OIDC_PROVIDER_CACHE_TTL` (1h): how long an issuer's discovery document and
     /// keys are kept.
     pub oidc_provider_cache_ttl: Duration,
-    /// `AUTH_EXTERNAL_GOOGLE_ISSUER` (the suite's): Google's OIDC issuer, `https://accounts.google.com`
-    /// unless a test double or an egress proxy stands in for it.
-    pub google_issuer_override: Option<String>,
+    /// `AUTH_EXTERNAL_{GOOGLE,APPLE,LINKEDIN_OIDC,AZURE}_ISSUER` (the suite's), keyed by provider:
+    /// an OIDC issuer standing in for the provider's own (a test double, an egress proxy). GoTrue
+    /// fixes these issuers (`https://accounts.google.com`, ...).
+    pub oidc_issuer_overrides: BTreeMap<&'static str, String>,
     /// `AUTH_OIDC_JWKS_REFRESH_INTERVAL` (the suite's, 60s): the least time between two refetches
     /// of an issuer's keys prompted by tokens naming a key it does not publish (a rotation, or a
     /// forged `kid`).
@@ -854,7 +855,15 @@ impl Config {
             redirect_url: r.optional(&["GOTRUE_EXTERNAL_REDIRECT_URL"]),
             ios_bundle_id: r.optional(&["GOTRUE_EXTERNAL_IOS_BUNDLE_ID"]),
             oidc_provider_cache_ttl: r.duration(&["GOTRUE_EXTERNAL_OIDC_PROVIDER_CACHE_TTL"], ONE_HOUR),
-            google_issuer_override: r.optional(&["AUTH_EXTERNAL_GOOGLE_ISSUER"]),
+            oidc_issuer_overrides: [
+                ("google", "AUTH_EXTERNAL_GOOGLE_ISSUER"),
+                ("apple", "AUTH_EXTERNAL_APPLE_ISSUER"),
+                ("linkedin_oidc", "AUTH_EXTERNAL_LINKEDIN_OIDC_ISSUER"),
+                ("azure", "AUTH_EXTERNAL_AZURE_ISSUER"),
+            ]
+            .into_iter()
+            .filter_map(|(provider, variable)| r.optional(&[variable]).map(|issuer| (provider, issuer)))
+            .collect(),
             oidc_jwks_refresh_interval: r.duration(&["AUTH_OIDC_JWKS_REFRESH_INTERVAL"], ONE_MINUTE),
             provider_linking_domains: r.linking_domains(),
         };

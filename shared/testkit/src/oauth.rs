@@ -130,6 +130,8 @@ impl FakeOAuthProvider {
             .route("/realms/{realm}/.well-known/openid-configuration", get(realm_discovery))
             .route("/jwks", get(jwks))
             .route("/oidc/token", post(token))
+            .route("/oauth/v2/accessToken", post(token))
+            .route("/oauth2/v2.0/token", post(token))
             .with_state(shared.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -14,6 +14,7 @@ pub const FACEBOOK: &str = "https://www.facebook.com";
 pub const KAKAO: &str = "https://kauth.kakao.com";
 pub const LINKEDIN: &str = "https://www.linkedin.com/oauth";
 pub const SNAPCHAT: &str = "https://accounts.snapchat.com/accounts/oauth2/token";
+pub const VERCEL_MARKETPLACE: &str = "https://marketplace.vercel.com";
 
 /// `https://login.microsoftonline.com/{tenant}/v2.0` (GoTrue's `IsAzureIssuer`).
 pub fn is_azure_issuer(issuer: &str) -> bool {
@@ -53,11 +54,16 @@ pub fn user_data(token: &IdToken, provider: &str) -> Result<UserData, String> {
     let claims = &token.claims;
     let issuer = token.issuer.as_str();
     Ok(match issuer {
+        // The provider names the parser first (a stand-in issuer cannot), then the issuer.
         _ if provider == "google" => google(token),
+        _ if provider == "apple" => apple(token),
+        _ if provider == "azure" => azure(token),
+        _ if provider == "linkedin_oidc" => linkedin(token)?,
         GOOGLE => google(token),
         LINKEDIN => linkedin(token)?,
         KAKAO => kakao(token),
         FACEBOOK => facebook(token),
+        VERCEL_MARKETPLACE => vercel_marketplace(token),
         SNAPCHAT => {
             let mut data = generic(token);
             if !data.claims.email.is_empty() {
@@ -188,6 +194,32 @@ fn kakao(token: &IdToken) -> UserData {
             preferred_username: text(c, "nickname"),
             provider_id: token.subject.clone(),
             picture: text(c, "picture"),
+            ..Default::default()
+        },
+    }
+}
+
+/// Vercel Marketplace: the user's email is verified; a global user id, when given, is the subject.
+fn vercel_marketplace(token: &IdToken) -> UserData {
+    let c = &token.claims;
+    let global = text(c, "global_user_id");
+    let subject = if global.is_empty() {
+        token.subject.clone()
+    } else {
+        format!("global_user_id:{global}")
+    };
+    UserData {
+        emails: vec![Email {
+            address: text(c, "user_email"),
+            verified: true,
+            primary: true,
+        }],
+        claims: Claims {
+            issuer: token.issuer.clone(),
+            subject: subject.clone(),
+            provider_id: subject,
+            name: text(c, "user_name"),
+            picture: text(c, "user_avatar_url"),
             ..Default::default()
         },
     }

@@ -7,7 +7,6 @@ use serde::Deserialize;
 use super::claims::{Claims, Email, UserData};
 use super::{Spec, UserApi};
 use crate::http::ApiError;
-use crate::oidc::claims as id_claims;
 
 pub const SPEC: Spec = Spec {
     endpoints: |_| Err("Google's endpoints come from its discovery document".into()),
@@ -29,21 +28,8 @@ struct GoogleUser {
 
 pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
     if let Some(id_token) = call.token_extra.get("id_token").and_then(|v| v.as_str()) {
-        let token = call
-            .oidc
-            .verify(
-                call.oidc_issuer,
-                true,
-                id_token,
-                Some(call.oidc_issuer),
-                Some(call.access_token),
-            )
-            .await
-            .map_err(|e| ApiError(format!("Google's ID token: {e}")))?;
-        if !token.audience.iter().any(|aud| aud == call.client_id) {
-            return Err(ApiError("Google's ID token is for another client".into()));
-        }
-        return id_claims::user_data(&token, "google").map_err(ApiError);
+        let issuer = call.oidc_issuer;
+        return super::verified_id_token_user(call, id_token, issuer, Some(issuer), "google").await;
     }
     // GoTrue's legacy path: the user-info endpoint.
     let user: GoogleUser = call.get(call.base).await?;

@@ -4,6 +4,8 @@
 //! A provider is built per request from its `GOTRUE_EXTERNAL_<P>_*` settings (cheap: no I/O), so
 //! a misconfiguration is reported where GoTrue reports it: at `/authorize` and `/callback`.
 
+mod apple;
+mod azure;
 mod bitbucket;
 pub mod claims;
 mod discord;
@@ -15,6 +17,7 @@ mod gitlab;
 mod google;
 mod kakao;
 mod keycloak;
+mod linkedin_oidc;
 mod notion;
 mod slack_oidc;
 mod snapchat;
@@ -36,6 +39,8 @@ pub use claims::UserData;
 /// The providers built so far, by their GoTrue name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    Apple,
+    Azure,
     Bitbucket,
     Discord,
     Facebook,
@@ -46,6 +51,7 @@ pub enum Kind {
     Google,
     Kakao,
     Keycloak,
+    LinkedinOidc,
     Notion,
     SlackOidc,
     Snapchat,
@@ -66,9 +72,20 @@ pub struct Spec {
     pub credentials_in_body: bool,
 }
 
+/// What some providers add to the authorization URL, and to the code exchange.
+fn authorize_params(kind: Kind) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        // Apple posts the callback (with the user's name, the first time) as a form.
+        Kind::Apple => &[("response_mode", "form_post")],
+        _ => &[],
+    }
+}
+
 impl Kind {
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
+            "apple" => Kind::Apple,
+            "azure" => Kind::Azure,
             "bitbucket" => Kind::Bitbucket,
             "discord" => Kind::Discord,
             "facebook" => Kind::Facebook,
@@ -79,6 +96,7 @@ impl Kind {
             "google" => Kind::Google,
             "kakao" => Kind::Kakao,
             "keycloak" => Kind::Keycloak,
+            "linkedin_oidc" => Kind::LinkedinOidc,
             "notion" => Kind::Notion,
             "slack_oidc" => Kind::SlackOidc,
             "snapchat" => Kind::Snapchat,
@@ -92,6 +110,8 @@ impl Kind {
 
     fn spec(self) -> &'static Spec {
         match self {
+            Kind::Apple => &apple::SPEC,
+            Kind::Azure => &azure::SPEC,
             Kind::Bitbucket => &bitbucket::SPEC,
             Kind::Discord => &discord::SPEC,
             Kind::Facebook => &facebook::SPEC,
@@ -102,6 +122,7 @@ impl Kind {
             Kind::Google => &google::SPEC,
             Kind::Kakao => &kakao::SPEC,
             Kind::Keycloak => &keycloak::SPEC,
+            Kind::LinkedinOidc => &linkedin_oidc::SPEC,
             Kind::Notion => &notion::SPEC,
             Kind::SlackOidc => &slack_oidc::SPEC,
             Kind::Snapchat => &snapchat::SPEC,
@@ -187,6 +208,41 @@ impl UserApi<'_> {
     pub async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ApiError> {
         self.http.get_json(url, self.access_token, &[]).await
     }
+}
+
+/// The user of an OIDC provider's code exchange, from its ID token: issued by `call.oidc_issuer`
+/// (checked against `expected_issuer` when given), for the client id. No ID token: no user data, as
+/// in GoTrue (the sign-in then fails for want of an email).
+pub async fn oidc_user_data(
+    call: &UserApi<'_>,
+    provider: &str,
+    expected_issuer: Option<&str>,
+) -> Result<UserData, ApiError> {
+    match call.token_extra.get("id_token").and_then(|v| v.as_str()) {
+        Some(id_token) if !call.access_token.is_empty() => {
+            verified_id_token_user(call, id_token, call.oidc_issuer, expected_issuer, provider).await
+        }
+        _ => Ok(UserData::default()),
+    }
+}
+
+/// Verifies an ID token of `issuer` for the client and reads its user as `provider`'s.
+pub async fn verified_id_token_user(
+    call: &UserApi<'_>,
+    id_token: &str,
+    issuer: &str,
+    expected_issuer: Option<&str>,
+    provider: &str,
+) -> Result<UserData, ApiError> {
+    let token = call
+        .oidc
+        .verify(issuer, true, id_token, expected_issuer, Some(call.access_token))
+        .await
+        .map_err(|e| ApiError(format!("{provider}'s ID token: {e}")))?;
+    if !token.audience.iter().any(|aud| aud == call.client_id) {
+        return Err(ApiError(format!("{provider}'s ID token is for another client")));
+    }
+    crate::oidc::claims::user_data(&token, provider).map_err(ApiError)
 }
 
 /// What the code exchange yields.
@@ -283,6 +339,9 @@ impl Provider {
             .client
             .authorize_url(|| CsrfToken::new(state.to_string()))
             .add_scopes(self.scopes.iter().cloned().map(Scope::new));
+        for (key, value) in authorize_params(self.kind) {
+            request = request.add_extra_param(*key, *value);
+        }
         for (key, value) in extra {
             request = request.add_extra_param(key.clone(), value.clone());
         }
@@ -301,9 +360,14 @@ impl Provider {
             let http = http.clone();
             async move { http.send(request).await }
         };
-        let token = self
-            .client
-            .exchange_code(AuthorizationCode::new(code.to_string()))
+        let mut exchange = self.client.exchange_code(AuthorizationCode::new(code.to_string()));
+        if self.kind == Kind::Apple {
+            // GoTrue's Apple exchange repeats the client's credentials as `client_id` and `secret`.
+            exchange = exchange
+                .add_extra_param("client_id", self.client_id.clone())
+                .add_extra_param("secret", self.client_secret.clone());
+        }
+        let token = exchange
             .request_async(&send)
             .await
             .map_err(|e| describe_token_error(&e))?;
@@ -332,6 +396,8 @@ impl Provider {
             client_secret: &self.client_secret,
         };
         match self.kind {
+            Kind::Apple => apple::user_data(&api).await,
+            Kind::Azure => azure::user_data(&api).await,
             Kind::Bitbucket => bitbucket::user_data(&api).await,
             Kind::Discord => discord::user_data(&api).await,
             Kind::Facebook => facebook::user_data(&api).await,
@@ -342,6 +408,7 @@ impl Provider {
             Kind::Google => google::user_data(&api).await,
             Kind::Kakao => kakao::user_data(&api).await,
             Kind::Keycloak => keycloak::user_data(&api).await,
+            Kind::LinkedinOidc => linkedin_oidc::user_data(&api).await,
             Kind::Notion => notion::user_data(&api).await,
             Kind::SlackOidc => slack_oidc::user_data(&api).await,
             Kind::Snapchat => snapchat::user_data(&api).await,

@@ -932,6 +932,66 @@ async fn google_sign_in_reads_the_verified_id_token() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Apple (discovery, form-posted callback with the user's name, ID token), LinkedIn (OIDC) and
+/// Azure (the tenant's issuer from the token) through stand-in issuers.
+#[tokio::test]
+async fn apple_linkedin_and_azure_read_their_id_tokens() -> anyhow::Result<()> {
+    let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
+    let base = provider.base_url();
+    let mut builder = Suite::builder().env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**");
+    for (env_name, url) in [
+        ("APPLE", ""),
+        ("LINKEDIN_OIDC", base.as_str()),
+        ("AZURE", base.as_str()),
+    ] {
+        builder = with_provider(builder, env_name, url).env(&format!("AUTH_EXTERNAL_{env_name}_ISSUER"), &base);
+    }
+    let suite = builder.start().await?;
+
+    // Apple: form_post, its scopes only, the name from the callback's `user` field.
+    let redirect = authorize(&suite, &format!("provider=apple&scopes=extra&redirect_to={APP}")).await?;
+    let query = query_map(&redirect);
+    assert_eq!(redirect.path(), "/oidc/authorize");
+    assert_eq!(query["response_mode"], "form_post");
+    assert_eq!(query["scope"], "email name");
+    let email = email();
+    let code = provider.grant(&FakeUser::new(91, &email, true));
+    let form = format!(
+        "code={code}&state={}&user={}",
+        query["state"],
+        url::form_urlencoded::byte_serialize(br#"{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"x"}"#)
+            .collect::<String>()
+    );
+    let posted = suite
+        .request(Method::POST, "/callback")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await?;
+    assert_eq!(posted.status(), 302);
+    let user = user_of(&suite, &fragment_map(&location(&posted))).await?;
+    assert_eq!(user["email"], email);
+    assert_eq!(user["identities"][0]["provider"], "apple");
+    assert_eq!(user["identities"][0]["identity_data"]["sub"], "g-91");
+    assert_eq!(user["user_metadata"]["full_name"], "Ada Lovelace");
+
+    // LinkedIn and Azure: the user from the verified ID token.
+    for (name, id) in [("linkedin_oidc", 92), ("azure", 93)] {
+        let email = crate::support::email();
+        let user = user_of(
+            &suite,
+            &sign_in_with(&suite, &provider, name, &FakeUser::new(id, &email, true)).await?,
+        )
+        .await?;
+        assert_eq!(user["email"], email, "{name}");
+        assert_eq!(user["identities"][0]["provider"], name);
+        assert_eq!(user["identities"][0]["identity_data"]["sub"], format!("g-{id}"));
+        assert!(user["email_confirmed_at"].is_string(), "{name}: verified");
+    }
+    suite.shutdown().await;
+    Ok(())
+}
+
 fn claims_of(session: &Value) -> Value {
     claims(session["access_token"].as_str().unwrap_or_default())
 }
