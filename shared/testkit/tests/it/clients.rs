@@ -116,6 +116,57 @@ async fn supabase_auth_js_oauth() -> anyhow::Result<()> {
     result
 }
 
+/// supabase-auth's `sign_in_with_oauth` (PKCE), `exchange_code_for_session`, `link_identity`,
+/// `unlink_identity`, `get_user_identities` and `sign_in_with_id_token`, against the fake provider.
+#[tokio::test]
+async fn supabase_auth_python_oauth() -> anyhow::Result<()> {
+    use auth_testkit::oauth::{FakeOAuthProvider, FakeUser};
+    let python = clients_dir().join("python/.venv/bin/python");
+    let provider = FakeOAuthProvider::start("client-id", "client-secret").await?;
+    let mut builder = Suite::builder()
+        .env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**")
+        .env("GOTRUE_SECURITY_MANUAL_LINKING_ENABLED", "true");
+    let realm = format!("{}/realms/test", provider.base_url());
+    for (name, url) in [("GITHUB", provider.base_url()), ("KEYCLOAK", realm.clone())] {
+        builder = builder
+            .env(&format!("GOTRUE_EXTERNAL_{name}_ENABLED"), "true")
+            .env(&format!("GOTRUE_EXTERNAL_{name}_CLIENT_ID"), "client-id")
+            .env(&format!("GOTRUE_EXTERNAL_{name}_SECRET"), "client-secret")
+            .env(
+                &format!("GOTRUE_EXTERNAL_{name}_REDIRECT_URI"),
+                "http://localhost:9999/callback",
+            )
+            .env(&format!("GOTRUE_EXTERNAL_{name}_URL"), &url);
+    }
+    let suite = builder.start().await?;
+    let email = format!("py-octo-{}@example.com", uuid::Uuid::new_v4().simple());
+    let user = FakeUser::new(2001, &email, true);
+    let second = FakeUser::new(2002, &format!("second-{email}"), true);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let id_token = provider.id_token(&json!({
+        "iss": realm, "sub": "py-kc-1", "aud": "client-id", "exp": now + 600,
+        "email": format!("kc-{email}"), "email_verified": true,
+    }));
+    let args = [email.clone(), provider.grant(&user), provider.grant(&second), id_token];
+    // The Python script takes the URL and then these (no service key).
+    let output = tokio::process::Command::new(&python)
+        .arg(clients_dir().join("python/oauth_test.py"))
+        .arg(&suite.base_url)
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    suite.shutdown().await;
+    anyhow::ensure!(
+        output.status.success(),
+        "oauth_test.py failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn supabase_auth_python() -> anyhow::Result<()> {
     let python = clients_dir().join("python/.venv/bin/python");
