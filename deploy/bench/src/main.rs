@@ -7,10 +7,13 @@
 //!                                                        # the same, side by side with any GoTrue
 //!     target/release/auth-bench pipeline [--messages N]   # email: request → NATS → notifier → SMTP
 //!     target/release/auth-bench admin-users [--users N]   # GET /admin/users… with a million users
+//!     target/release/auth-bench oauth [--seconds N] [--provider-port P] [--target URL]
+//!                                                        # external sign-in: /authorize + /callback
 //!
 //! Without a subcommand it runs `sessions`.
 
 mod admin_users;
+mod oauth;
 mod pipeline;
 mod sessions;
 mod versus;
@@ -54,9 +57,13 @@ async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("admin-users") => admin_users::run(&bin_dir, option("--users", 1_000_000)?).await,
         Some("pipeline") => pipeline::run(&bin_dir, usize::try_from(option("--messages", 1000)?)?).await,
+        Some("oauth") => {
+            let port = u16::try_from(option("--provider-port", 0)?)?;
+            oauth::run(&bin_dir, option("--seconds", 10)?, port, text_option("--target")).await
+        }
         Some("sessions") | None => sessions_or_versus(&bin_dir).await,
         Some(flag) if flag.starts_with("--") => sessions_or_versus(&bin_dir).await,
-        Some(other) => anyhow::bail!("unknown benchmark {other}: use `sessions`, `pipeline` or `admin-users`"),
+        Some(other) => anyhow::bail!("unknown benchmark {other}: use `sessions`, `pipeline`, `admin-users` or `oauth`"),
     }
 }
 

@@ -83,7 +83,12 @@ pub struct FakeOAuthProvider {
 impl FakeOAuthProvider {
     /// A provider that knows one client.
     pub async fn start(client_id: &str, client_secret: &str) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(0, client_id, client_secret).await
+    }
+
+    /// [`Self::start`] on a given port of 127.0.0.1 (0: any), for servers configured before it starts.
+    pub async fn start_on(port: u16, client_id: &str, client_secret: &str) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared {
             base_url: format!("http://{addr}"),
