@@ -3,6 +3,7 @@
 //! no user rows: the user service finds, links or creates accounts and the token service keeps
 //! the flows (`flow_state`) and issues the sessions.
 
+mod client_state;
 mod grpc;
 mod http;
 mod id_token;

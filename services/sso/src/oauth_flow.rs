@@ -90,6 +90,11 @@ fn apple_name(user_field: &str, user: &mut crate::providers::UserData) -> Result
     Ok(())
 }
 
+/// A PKCE verifier of 32 random bytes (43 characters), as Go's `oauth2.GenerateVerifier`.
+fn random_verifier() -> String {
+    oauth2::PkceCodeChallenge::new_random_sha256().1.secret().clone()
+}
+
 impl SsoState {
     /// The provider, built as GoTrue builds it: settings checked first, then (Google) the
     /// issuer's discovery document for its endpoints.
@@ -155,6 +160,14 @@ impl SsoState {
             .providers
             .get(provider_name.as_str())
             .is_some_and(|p| p.email_optional);
+        // A provider that requires PKCE of its clients gets a verifier kept for the callback.
+        let (client_state_id, pkce_verifier) = if provider.requires_pkce() {
+            let verifier = oauth2::PkceCodeVerifier::new(random_verifier());
+            let id = crate::client_state::store(&self.db, &provider_name, verifier.secret()).await?;
+            (id.to_string(), Some(verifier.secret().clone()))
+        } else {
+            (String::new(), None)
+        };
         let flow_state_id = self
             .start_flow(StartExternalFlowRequest {
                 provider_type: provider_name,
@@ -164,6 +177,7 @@ impl SsoState {
                 invite_token: String::new(),
                 linking_target_id: linking_target.map(|id| id.to_string()).unwrap_or_default(),
                 email_optional,
+                oauth_client_state_id: client_state_id,
             })
             .await?;
         // Go's url.Values iterate sorted; keep the URL stable for the same request.
@@ -181,7 +195,7 @@ impl SsoState {
             .collect();
         extra.sort();
         Ok(AuthorizeResponse {
-            url: provider.authorize_url(&flow_state_id, &extra),
+            url: provider.authorize_url(&flow_state_id, &extra, pkce_verifier.as_deref()),
         })
     }
 
@@ -232,16 +246,29 @@ impl SsoState {
                 format!("Unsupported provider: {e}"),
             )
         })?;
-        let tokens = provider.exchange(&self.http, &request.code).await.map_err(|cause| {
-            // GoTrue shows the code's first four characters, nothing more.
-            let shown: String = request.code.chars().take(4).collect();
-            tracing::warn!(provider = %flow.provider_type, %cause, "code exchange failed");
-            ServiceError::new(
-                500,
-                ErrorCode::UnexpectedFailure,
-                format!("Unable to exchange external code: {shown}"),
-            )
-        })?;
+        let pkce_verifier = if flow.oauth_client_state_id.is_empty() {
+            None
+        } else {
+            Some(crate::client_state::take(&self.db, &flow.oauth_client_state_id, &flow.provider_type).await?)
+        };
+        if provider.requires_pkce() && pkce_verifier.is_none() {
+            return Err(
+                ServiceError::bad_request(ErrorCode::OauthInvalidState, "OAuth PKCE code verifier missing").into(),
+            );
+        }
+        let tokens = provider
+            .exchange(&self.http, &request.code, pkce_verifier.as_deref())
+            .await
+            .map_err(|cause| {
+                // GoTrue shows the code's first four characters, nothing more.
+                let shown: String = request.code.chars().take(4).collect();
+                tracing::warn!(provider = %flow.provider_type, %cause, "code exchange failed");
+                ServiceError::new(
+                    500,
+                    ErrorCode::UnexpectedFailure,
+                    format!("Unable to exchange external code: {shown}"),
+                )
+            })?;
         let oidc_issuer = self.oidc_issuer_of(&flow.provider_type);
         let mut user = provider
             .user_data(&self.http, &tokens, &self.oidc, &oidc_issuer)

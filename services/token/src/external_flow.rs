@@ -45,6 +45,7 @@ struct FlowRow {
     invite_token: Option<String>,
     linking_target_id: Option<Uuid>,
     email_optional: bool,
+    oauth_client_state_id: Option<Uuid>,
     user_id: Option<Uuid>,
     created_at: Option<DateTime<Utc>>,
 }
@@ -64,12 +65,14 @@ impl TokenState {
             None
         };
         let linking_target_id = optional_uuid(&request.linking_target_id, "linking_target_id")?;
+        let client_state_id = optional_uuid(&request.oauth_client_state_id, "oauth_client_state_id")?;
         let id = Uuid::new_v4();
         // GoTrue gives every flow an auth code; only a PKCE flow ever hands it out.
         sqlx::query!(
             "INSERT INTO flow_state (id, auth_code, code_challenge_method, code_challenge, provider_type, \
-               authentication_method, referrer, invite_token, linking_target_id, email_optional, created_at, updated_at) \
-             VALUES ($1, $2, $3::text::code_challenge_method, $4, $5, $6, $7, $8, $9, $10, now(), now())",
+               authentication_method, referrer, invite_token, linking_target_id, email_optional, oauth_client_state_id, \
+               created_at, updated_at) \
+             VALUES ($1, $2, $3::text::code_challenge_method, $4, $5, $6, $7, $8, $9, $10, $11, now(), now())",
             id,
             Uuid::new_v4().to_string(),
             method,
@@ -79,7 +82,8 @@ impl TokenState {
             non_empty(&request.referrer),
             non_empty(&request.invite_token),
             linking_target_id,
-            request.email_optional
+            request.email_optional,
+            client_state_id
         )
         .execute(&self.db)
         .await?;
@@ -102,6 +106,7 @@ impl TokenState {
             invite_token: flow.invite_token.clone().unwrap_or_default(),
             linking_target_id: flow.linking_target_id.map(|id| id.to_string()).unwrap_or_default(),
             email_optional: flow.email_optional,
+            oauth_client_state_id: flow.oauth_client_state_id.map(|id| id.to_string()).unwrap_or_default(),
         })
     }
 
@@ -157,7 +162,7 @@ impl TokenState {
             sqlx::query_as!(
                 FlowRow,
                 "SELECT id, provider_type, code_challenge, referrer, invite_token, linking_target_id, email_optional, \
-                   user_id, created_at FROM flow_state WHERE id = $1 AND authentication_method = 'oauth' FOR UPDATE",
+                   oauth_client_state_id, user_id, created_at FROM flow_state WHERE id = $1 AND authentication_method = 'oauth' FOR UPDATE",
                 id
             )
             .fetch_optional(db)
@@ -166,7 +171,7 @@ impl TokenState {
             sqlx::query_as!(
                 FlowRow,
                 "SELECT id, provider_type, code_challenge, referrer, invite_token, linking_target_id, email_optional, \
-                   user_id, created_at FROM flow_state WHERE id = $1 AND authentication_method = 'oauth'",
+                   oauth_client_state_id, user_id, created_at FROM flow_state WHERE id = $1 AND authentication_method = 'oauth'",
                 id
             )
             .fetch_optional(db)

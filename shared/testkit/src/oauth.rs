@@ -68,6 +68,8 @@ struct Shared {
     client_secret: String,
     /// Granted codes and the user each signs in.
     codes: HashMap<String, FakeUser>,
+    /// The PKCE challenge a code was granted under (RFC 7636, S256), for providers requiring PKCE.
+    challenges: HashMap<String, String>,
     /// Issued access tokens.
     tokens: HashMap<String, FakeUser>,
     counter: u64,
@@ -137,6 +139,8 @@ impl FakeOAuthProvider {
             .route("/oidc/token", post(token))
             .route("/oauth/v2/accessToken", post(token))
             .route("/oauth2/v2.0/token", post(token))
+            .route("/2/oauth2/token", post(token))
+            .route("/2/users/me", get(x_user))
             .with_state(shared.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -154,6 +158,14 @@ impl FakeOAuthProvider {
         shared.counter += 1;
         let code = format!("code-{}", shared.counter);
         shared.codes.insert(code.clone(), user.clone());
+        code
+    }
+
+    /// A code granted under a PKCE challenge: the exchange must bring its verifier.
+    pub fn grant_pkce(&self, user: &FakeUser, code_challenge: &str) -> String {
+        let code = self.grant(user);
+        let mut shared = self.shared.lock().expect("fake provider state");
+        shared.challenges.insert(code.clone(), code_challenge.to_string());
         code
     }
 
@@ -217,7 +229,19 @@ async fn token(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, bod
     if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
         return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
     }
-    let Some(user) = form.get("code").and_then(|code| shared.codes.remove(code)) else {
+    let code = form.get("code").cloned().unwrap_or_default();
+    if let Some(challenge) = shared.challenges.remove(&code) {
+        use base64::Engine;
+        use sha2::Digest;
+        let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+        let computed =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+        if computed != challenge {
+            shared.codes.remove(&code);
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+        }
+    }
+    let Some(user) = shared.codes.remove(&code) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     };
     shared.counter += 1;
@@ -386,6 +410,18 @@ async fn jwks(State(shared): State<Arc<Mutex<Shared>>>) -> Response {
         })
         .collect();
     axum::Json(json!({ "keys": keys })).into_response()
+}
+
+async fn x_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    axum::Json(json!({"data": {
+        "id": format!("x-{}", user.id), "name": user.name, "username": user.login,
+        "confirmed_email": primary_email(&user), "profile_image_url": user.avatar_url,
+        "url": "https://example.com", "created_at": "2020-01-01T00:00:00.000Z",
+    }}))
+    .into_response()
 }
 
 fn primary_email(user: &FakeUser) -> String {

@@ -24,6 +24,7 @@ mod snapchat;
 mod spotify;
 mod twitch;
 mod workos;
+mod x;
 mod zoom;
 
 use auth_core::config::OAuthProviderConfig;
@@ -58,6 +59,7 @@ pub enum Kind {
     Spotify,
     Twitch,
     Workos,
+    X,
     Zoom,
 }
 
@@ -103,6 +105,7 @@ impl Kind {
             "spotify" => Kind::Spotify,
             "twitch" => Kind::Twitch,
             "workos" => Kind::Workos,
+            "x" => Kind::X,
             "zoom" => Kind::Zoom,
             _ => return None,
         })
@@ -129,6 +132,7 @@ impl Kind {
             Kind::Spotify => &spotify::SPEC,
             Kind::Twitch => &twitch::SPEC,
             Kind::Workos => &workos::SPEC,
+            Kind::X => &x::SPEC,
             Kind::Zoom => &zoom::SPEC,
         }
     }
@@ -332,15 +336,25 @@ impl Provider {
         Ok((kind, config))
     }
 
+    /// Whether the provider requires PKCE from its clients (GoTrue's `RequiresPKCE`).
+    pub fn requires_pkce(&self) -> bool {
+        self.kind == Kind::X
+    }
+
     /// The provider's authorization URL for a flow (`state` is the flow's id), with the app's
-    /// extra query parameters passed on.
-    pub fn authorize_url(&self, state: &str, extra: &[(String, String)]) -> String {
+    /// extra query parameters passed on, and the challenge of `pkce_verifier` when the provider
+    /// requires PKCE.
+    pub fn authorize_url(&self, state: &str, extra: &[(String, String)], pkce_verifier: Option<&str>) -> String {
         let mut request = self
             .client
             .authorize_url(|| CsrfToken::new(state.to_string()))
             .add_scopes(self.scopes.iter().cloned().map(Scope::new));
         for (key, value) in authorize_params(self.kind) {
             request = request.add_extra_param(*key, *value);
+        }
+        if let Some(verifier) = pkce_verifier {
+            let verifier = oauth2::PkceCodeVerifier::new(verifier.to_string());
+            request = request.set_pkce_challenge(oauth2::PkceCodeChallenge::from_code_verifier_sha256(&verifier));
         }
         for (key, value) in extra {
             request = request.add_extra_param(key.clone(), value.clone());
@@ -354,13 +368,21 @@ impl Provider {
     }
 
     /// Trades the callback's code for the provider's tokens.
-    pub async fn exchange(&self, http: &ProviderHttp, code: &str) -> Result<ProviderTokens, String> {
+    pub async fn exchange(
+        &self,
+        http: &ProviderHttp,
+        code: &str,
+        pkce_verifier: Option<&str>,
+    ) -> Result<ProviderTokens, String> {
         // An owned future per request: the oauth2 crate's client trait is higher-ranked over its borrow.
         let send = |request: oauth2::HttpRequest| {
             let http = http.clone();
             async move { http.send(request).await }
         };
         let mut exchange = self.client.exchange_code(AuthorizationCode::new(code.to_string()));
+        if let Some(verifier) = pkce_verifier {
+            exchange = exchange.set_pkce_verifier(oauth2::PkceCodeVerifier::new(verifier.to_string()));
+        }
         if self.kind == Kind::Apple {
             // GoTrue's Apple exchange repeats the client's credentials as `client_id` and `secret`.
             exchange = exchange
@@ -415,6 +437,7 @@ impl Provider {
             Kind::Spotify => spotify::user_data(&api).await,
             Kind::Twitch => twitch::user_data(&api).await,
             Kind::Workos => workos::user_data(&api).await,
+            Kind::X => x::user_data(&api).await,
             Kind::Zoom => zoom::user_data(&api).await,
         }
     }
@@ -469,8 +492,8 @@ mod tests {
     #[test]
     fn the_authorization_url_carries_state_scopes_and_extra_parameters() {
         let provider = Provider::build("github", Some(&enabled(None)), "repo,gist", None).expect("built");
-        let url =
-            url::Url::parse(&provider.authorize_url("the-state", &[("login".into(), "octo".into())])).expect("url");
+        let url = url::Url::parse(&provider.authorize_url("the-state", &[("login".into(), "octo".into())], None))
+            .expect("url");
         assert_eq!(url.path(), "/login/oauth/authorize");
         assert_eq!(url.host_str(), Some("github.com"));
         let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();

@@ -992,6 +992,37 @@ async fn apple_linkedin_and_azure_read_their_id_tokens() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// X requires PKCE from its clients: the suite keeps a verifier per flow in
+/// `oauth_client_states`, sends its challenge and proves it at the exchange, once.
+#[tokio::test]
+async fn x_sign_in_does_pkce_with_the_provider() -> anyhow::Result<()> {
+    let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
+    let suite = with_provider(Suite::builder(), "X", &provider.base_url())
+        .env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**")
+        .start()
+        .await?;
+    let redirect = authorize(&suite, &format!("provider=x&redirect_to={APP}")).await?;
+    assert_eq!(redirect.path(), "/i/oauth2/authorize");
+    let query = query_map(&redirect);
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_eq!(query["scope"], "users.email tweet.read users.read offline.access");
+    let email = email();
+    let code = provider.grant_pkce(&FakeUser::new(77, &email, true), &query["code_challenge"]);
+    let landed = callback(&suite, &query["state"], &code).await?;
+    let user = user_of(&suite, &fragment_map(&landed)).await?;
+    assert_eq!(user["email"], email);
+    let data = &user["identities"][0]["identity_data"];
+    assert_eq!(data["sub"], "x-77");
+    assert_eq!(data["profile"], "https://x.com/user77");
+    assert_eq!(data["custom_claims"]["created_at"], "2020-01-01T00:00:00.000Z");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM oauth_client_states")
+        .fetch_one(&suite.db)
+        .await?;
+    assert_eq!(left, 0, "the verifier is spent");
+    suite.shutdown().await;
+    Ok(())
+}
+
 fn claims_of(session: &Value) -> Value {
     claims(session["access_token"].as_str().unwrap_or_default())
 }
