@@ -112,6 +112,7 @@ impl SsoState {
             identity_data_json: serde_json::Value::Object(user.identity_data()).to_string(),
             email_optional: choice.email_optional,
             context: request.context.clone(),
+            invite_token: String::new(),
         };
         let signed_in = match linking_target {
             Some(target) => self.link_identity(&target.to_string(), identity).await?,

@@ -124,6 +124,16 @@ impl SsoState {
         Provider::build(&name, config, scopes, discovered)
     }
 
+    /// Whether an invitation with this token is pending (a read of `users`, which the user service
+    /// owns; accepting it is the user service's).
+    async fn invitation_exists(&self, token: &str) -> Result<bool, ServiceError> {
+        let found: Option<Option<i32>> =
+            sqlx::query_scalar!("SELECT 1 FROM users WHERE confirmation_token = $1 LIMIT 1", token)
+                .fetch_optional(&self.db)
+                .await?;
+        Ok(found.is_some())
+    }
+
     /// Where a provider's ID tokens come from, for those that are OIDC issuers.
     fn oidc_issuer_of(&self, provider: &str) -> String {
         match provider {
@@ -146,11 +156,10 @@ impl SsoState {
         let provider = self.provider(&provider_name, &request.scopes).await.map_err(|e| {
             ServiceError::bad_request(ErrorCode::ValidationFailed, format!("Unsupported provider: {e}"))
         })?;
-        if !request.invite_token.is_empty() {
-            // Accepting an invitation through a provider is not built yet; refusing beats ignoring it.
+        if !request.invite_token.is_empty() && !self.invitation_exists(&request.invite_token).await? {
             return Err(ServiceError::not_found(
-                ErrorCode::FeatureDisabled,
-                "Accepting an invite through an external provider is not supported yet",
+                ErrorCode::UserNotFound,
+                "User identified by token not found",
             ));
         }
         auth_account::pkce::validate(&request.code_challenge_method, &request.code_challenge)?;
@@ -174,7 +183,7 @@ impl SsoState {
                 code_challenge: request.code_challenge,
                 code_challenge_method: request.code_challenge_method,
                 referrer: request.referrer,
-                invite_token: String::new(),
+                invite_token: request.invite_token.clone(),
                 linking_target_id: linking_target.map(|id| id.to_string()).unwrap_or_default(),
                 email_optional,
                 oauth_client_state_id: client_state_id,
@@ -309,6 +318,7 @@ impl SsoState {
             identity_data_json: identity_data,
             email_optional: flow.email_optional,
             context: request.context.clone(),
+            invite_token: flow.invite_token.clone(),
         };
         // A manual-linking flow adds the identity to the user who started it; any other signs in.
         let signed_in = if flow.linking_target_id.is_empty() {

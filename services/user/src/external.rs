@@ -87,6 +87,9 @@ impl UserState {
             ));
         }
         let identity_data = validate::metadata(&request.identity_data_json)?;
+        if !request.invite_token.is_empty() {
+            return self.accept_invite_with_identity(&request, &identity_data).await;
+        }
         let aud = self.request_aud(request.context.as_ref());
         let mut candidate = candidate(&request.emails);
         let verified_emails: Vec<String> = request
@@ -204,6 +207,56 @@ impl UserState {
         Ok(ExternalIdentityResponse {
             user_id: user_id.to_string(),
             decision: decision.as_str().to_string(),
+        })
+    }
+
+    /// GoTrue's `processInvite`: the invited user (found by the invitation's token) takes the
+    /// identity, provided the provider vouches for the invited address; the account is confirmed
+    /// (the invitation proved the address) and keeps only this identity and no password.
+    async fn accept_invite_with_identity(
+        &self,
+        request: &ExternalIdentityRequest,
+        identity_data: &Map<String, Value>,
+    ) -> Result<ExternalIdentityResponse, ServiceError> {
+        let provider = request.provider.as_str();
+        let mut tx = self.db.begin().await?;
+        let user = store::users::lock_by_confirmation_token(&mut tx, &request.invite_token)
+            .await?
+            .ok_or_else(|| ServiceError::not_found(ErrorCode::InviteNotFound, "Invite not found"))?;
+        if !request
+            .emails
+            .iter()
+            .any(|e| e.email.eq_ignore_ascii_case(user.email()))
+        {
+            return Err(ServiceError::bad_request(
+                ErrorCode::ValidationFailed,
+                "Invited email does not match emails from external provider",
+            ));
+        }
+        let identity_id =
+            store::identities::insert_external(&mut tx, user.id, provider, &request.subject, identity_data).await?;
+        let mut app_metadata = user.app_metadata();
+        app_metadata.insert("provider".into(), json!(provider));
+        store::users::set_app_metadata(&mut tx, user.id, app_metadata).await?;
+        store::users::refresh_providers(&mut tx, user.id).await?;
+        self.merge_user_metadata(&mut tx, user.id, identity_data).await?;
+        audit::record(
+            &mut *tx,
+            &user,
+            AuditAction::InviteAccepted,
+            Some(json!({"provider": provider})),
+        )
+        .await?;
+        self.keep_only_identity(&mut tx, &user, provider, identity_id, identity_data)
+            .await?;
+        store::users::confirm_email(&mut tx, user.id).await?;
+        store::one_time_tokens::delete_all(&mut tx, user.id).await?;
+        store::users::record_sign_in(&mut tx, user.id).await?;
+        tx.commit().await?;
+        self.accounts.forget(user.id);
+        Ok(ExternalIdentityResponse {
+            user_id: user.id.to_string(),
+            decision: "accept_invite".into(),
         })
     }
 

@@ -701,3 +701,24 @@ pub async fn make_permanent(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Res
     .await?;
     Ok(())
 }
+
+/// The invited (or otherwise unconfirmed) user whose pending confirmation code is `token`,
+/// locked; GoTrue's `FindUserByConfirmationToken`.
+pub async fn lock_by_confirmation_token(
+    conn: &mut PgConnection,
+    token: &str,
+) -> Result<Option<UserRecord>, ServiceError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let id: Option<Uuid> = sqlx::query_scalar!(
+        "SELECT id FROM users WHERE confirmation_token = $1 LIMIT 1 FOR UPDATE",
+        token
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match id {
+        Some(id) => Ok(Some(load(conn, id).await?)),
+        None => Ok(None),
+    }
+}

@@ -1023,6 +1023,64 @@ async fn x_sign_in_does_pkce_with_the_provider() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An invitation accepted through a provider (`/authorize?invite_token=`): the invited account
+/// takes the identity when the provider vouches for the invited address.
+#[tokio::test]
+async fn an_invitation_is_accepted_through_a_provider() -> anyhow::Result<()> {
+    let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
+    let suite = github_suite(&provider).start().await?;
+    let invited = email();
+    let user = admin_ok(&suite, Method::POST, "/invite", Some(json!({"email": invited}))).await?;
+    let token: String = sqlx::query_scalar("SELECT confirmation_token FROM users WHERE email = $1")
+        .bind(&invited)
+        .fetch_one(&suite.db)
+        .await?;
+
+    let unknown = suite.get("/authorize?provider=github&invite_token=nope").await?;
+    let body = assert_gotrue_error(unknown, 404, "user_not_found").await;
+    assert_eq!(body["msg"], "User identified by token not found");
+
+    // Another address than the invited one is refused.
+    let redirect = authorize(
+        &suite,
+        &format!("provider=github&invite_token={token}&redirect_to={APP}"),
+    )
+    .await?;
+    let state = query_map(&redirect)["state"].clone();
+    let other = callback(
+        &suite,
+        &state,
+        &provider.grant(&FakeUser::new(61, &crate::support::email(), true)),
+    )
+    .await?;
+    assert_eq!(
+        query_map(&other)["error_description"],
+        "Invited email does not match emails from external provider"
+    );
+
+    let redirect = authorize(
+        &suite,
+        &format!("provider=github&invite_token={token}&redirect_to={APP}"),
+    )
+    .await?;
+    let state = query_map(&redirect)["state"].clone();
+    let landed = callback(&suite, &state, &provider.grant(&FakeUser::new(62, &invited, true))).await?;
+    let accepted = user_of(&suite, &fragment_map(&landed)).await?;
+    assert_eq!(accepted["id"], user["id"]);
+    assert!(accepted["email_confirmed_at"].is_string());
+    assert_eq!(accepted["app_metadata"]["provider"], "github");
+    assert_eq!(accepted["identities"].as_array().map(Vec::len), Some(1));
+    let audit = admin_ok(&suite, Method::GET, "/admin/audit?per_page=50", None).await?;
+    assert!(
+        audit
+            .as_array()
+            .is_some_and(|entries| entries.iter().any(|e| e["payload"]["action"] == "invite_accepted")),
+        "invite_accepted is audited: {audit}"
+    );
+    suite.shutdown().await;
+    Ok(())
+}
+
 fn claims_of(session: &Value) -> Value {
     claims(session["access_token"].as_str().unwrap_or_default())
 }
