@@ -8,7 +8,6 @@
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::common::v1::SessionTokens;
 use auth_proto::sso::v1::IdTokenRequest;
-use auth_proto::user::v1::{ExternalIdentityRequest, ProviderEmail};
 use sha2::Digest;
 use uuid::Uuid;
 
@@ -97,23 +96,12 @@ impl SsoState {
                 }
             }
         }
-        let identity = ExternalIdentityRequest {
-            provider: choice.provider_type.clone(),
-            subject: user.claims.subject.clone(),
-            emails: user
-                .emails
-                .iter()
-                .map(|e| ProviderEmail {
-                    email: e.address.clone(),
-                    verified: e.verified,
-                    primary: e.primary,
-                })
-                .collect(),
-            identity_data_json: serde_json::Value::Object(user.identity_data()).to_string(),
-            email_optional: choice.email_optional,
-            context: request.context.clone(),
-            invite_token: String::new(),
-        };
+        let identity = user.identity_request(
+            &choice.provider_type,
+            choice.email_optional,
+            request.context.clone(),
+            String::new(),
+        );
         let signed_in = match linking_target {
             Some(target) => self.link_identity(&target.to_string(), identity).await?,
             None => self.sign_in_identity(identity).await?,

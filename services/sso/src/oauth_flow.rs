@@ -12,7 +12,6 @@ use auth_proto::sso::v1::{
     AuthorizeRequest, AuthorizeResponse, CallbackError, CallbackRequest, CallbackResponse, SignedIn, callback_response,
 };
 use auth_proto::token::v1::{FinishExternalFlowRequest, StartExternalFlowRequest, finish_external_flow_response};
-use auth_proto::user::v1::{ExternalIdentityRequest, ProviderEmail};
 
 use crate::providers::{Endpoints, Kind, Provider};
 use crate::state::SsoState;
@@ -302,24 +301,12 @@ impl SsoState {
             apple_name(&request.user, &mut user)?;
         }
         user.settle_email();
-        let identity_data = serde_json::Value::Object(user.identity_data()).to_string();
-        let identity = ExternalIdentityRequest {
-            provider: flow.provider_type.clone(),
-            subject: user.claims.subject.clone(),
-            emails: user
-                .emails
-                .iter()
-                .map(|e| ProviderEmail {
-                    email: e.address.clone(),
-                    verified: e.verified,
-                    primary: e.primary,
-                })
-                .collect(),
-            identity_data_json: identity_data,
-            email_optional: flow.email_optional,
-            context: request.context.clone(),
-            invite_token: flow.invite_token.clone(),
-        };
+        let identity = user.identity_request(
+            &flow.provider_type,
+            flow.email_optional,
+            request.context.clone(),
+            flow.invite_token.clone(),
+        );
         // A manual-linking flow adds the identity to the user who started it; any other signs in.
         let signed_in = if flow.linking_target_id.is_empty() {
             self.sign_in_identity(identity).await?

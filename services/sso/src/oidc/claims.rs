@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::IdToken;
 use crate::providers::UserData;
-use crate::providers::claims::{Claims, Email};
+use crate::providers::claims::{Claims, Email, primary_email};
 
 pub const GOOGLE: &str = "https://accounts.google.com";
 pub const APPLE: [&str; 2] = ["https://appleid.apple.com", "https://account.apple.com"];
@@ -36,18 +36,6 @@ fn flag(claims: &Map<String, Value>, name: &str) -> bool {
     claims.get(name).and_then(Value::as_bool).unwrap_or_default()
 }
 
-fn primary(address: String, verified: bool) -> Vec<Email> {
-    if address.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address,
-            verified,
-            primary: true,
-        }]
-    }
-}
-
 /// The identity an ID token describes, read as its issuer's parser reads it. `provider` names the
 /// parser where the issuer cannot (Google through a stand-in issuer).
 pub fn user_data(token: &IdToken, provider: &str) -> Result<UserData, String> {
@@ -67,7 +55,7 @@ pub fn user_data(token: &IdToken, provider: &str) -> Result<UserData, String> {
         SNAPCHAT => {
             let mut data = generic(token);
             if !data.claims.email.is_empty() {
-                data.emails = primary(data.claims.email.clone(), true);
+                data.emails = primary_email(data.claims.email.clone(), true);
                 data.claims.email_verified = true;
             }
             data
@@ -91,7 +79,7 @@ fn google(token: &IdToken) -> UserData {
     }
     let picture = text(c, "picture");
     UserData {
-        emails: primary(text(c, "email"), verified),
+        emails: primary_email(text(c, "email"), verified),
         claims: Claims {
             issuer: token.issuer.clone(),
             subject: token.subject.clone(),
@@ -170,7 +158,7 @@ fn azure(token: &IdToken) -> UserData {
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
     UserData {
-        emails: primary(email, verified),
+        emails: primary_email(email, verified),
         claims: Claims {
             issuer: token.issuer.clone(),
             subject: token.subject.clone(),
@@ -186,7 +174,7 @@ fn azure(token: &IdToken) -> UserData {
 fn kakao(token: &IdToken) -> UserData {
     let c = &token.claims;
     UserData {
-        emails: primary(text(c, "email"), true),
+        emails: primary_email(text(c, "email"), true),
         claims: Claims {
             issuer: token.issuer.clone(),
             subject: token.subject.clone(),
@@ -230,7 +218,7 @@ fn facebook(token: &IdToken) -> UserData {
     let c = &token.claims;
     let email = text(c, "email");
     UserData {
-        emails: primary(email.clone(), true),
+        emails: primary_email(email.clone(), true),
         claims: Claims {
             issuer: token.issuer.clone(),
             subject: token.subject.clone(),
@@ -254,7 +242,7 @@ fn linkedin(token: &IdToken) -> Result<UserData, String> {
     };
     let (given, family) = (text(c, "given_name"), text(c, "family_name"));
     Ok(UserData {
-        emails: primary(text(c, "email"), verified),
+        emails: primary_email(text(c, "email"), verified),
         claims: Claims {
             issuer: token.issuer.clone(),
             subject: token.subject.clone(),
@@ -308,7 +296,7 @@ fn generic(token: &IdToken) -> UserData {
         user_name: text(c, "user_name"),
     };
     UserData {
-        emails: primary(claims.email.clone(), claims.email_verified),
+        emails: primary_email(claims.email.clone(), claims.email_verified),
         claims,
     }
 }

@@ -73,6 +73,19 @@ pub struct Claims {
     pub user_name: String,
 }
 
+/// The one address a provider reports (as its primary email), or none when it reports none.
+pub fn primary_email(address: String, verified: bool) -> Vec<Email> {
+    if address.is_empty() {
+        Vec::new()
+    } else {
+        vec![Email {
+            address,
+            verified,
+            primary: true,
+        }]
+    }
+}
+
 /// A provider's answer about the signed-in user.
 #[derive(Debug, Clone, Default)]
 pub struct UserData {
@@ -89,6 +102,33 @@ impl UserData {
         if let Some(email) = chosen {
             self.claims.email = email.address.clone();
             self.claims.email_verified = email.verified;
+        }
+    }
+
+    /// What the user service is asked to sign in (or link) for `provider`.
+    pub fn identity_request(
+        &self,
+        provider: &str,
+        email_optional: bool,
+        context: Option<auth_proto::common::v1::RequestContext>,
+        invite_token: String,
+    ) -> auth_proto::user::v1::ExternalIdentityRequest {
+        auth_proto::user::v1::ExternalIdentityRequest {
+            provider: provider.to_string(),
+            subject: self.claims.subject.clone(),
+            emails: self
+                .emails
+                .iter()
+                .map(|e| auth_proto::user::v1::ProviderEmail {
+                    email: e.address.clone(),
+                    verified: e.verified,
+                    primary: e.primary,
+                })
+                .collect(),
+            identity_data_json: Value::Object(self.identity_data()).to_string(),
+            email_optional,
+            context,
+            invite_token,
         }
     }
 

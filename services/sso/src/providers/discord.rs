@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi, choose_host};
 use crate::http::ApiError;
 
@@ -60,15 +60,7 @@ fn avatar_url(user: &DiscordUser) -> Result<String, ApiError> {
 pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
     let user: DiscordUser = call.get(&format!("{}/users/@me", call.base)).await?;
     let avatar = avatar_url(&user)?;
-    let emails = if user.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: user.email.clone(),
-            verified: user.verified,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(user.email.clone(), user.verified);
     let mut custom_claims = serde_json::Map::new();
     custom_claims.insert(
         "global_name".into(),

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi, choose_host};
 use crate::http::ApiError;
 
@@ -58,15 +58,7 @@ pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
     let profile_url = call.base;
     let proof = appsecret_proof(call.client_secret, call.access_token);
     let user: FacebookUser = call.get(&format!("{profile_url}&appsecret_proof={proof}")).await?;
-    let emails = if user.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: user.email.clone(),
-            verified: true,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(user.email.clone(), true);
     let name = format!("{} {}", user.first_name, user.last_name).trim().to_string();
     let claims = Claims {
         issuer: profile_url.to_string(),

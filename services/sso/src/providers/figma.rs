@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi, choose_host};
 use crate::http::ApiError;
 
@@ -31,15 +31,7 @@ struct FigmaUser {
 
 pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
     let user: FigmaUser = call.get(&format!("{}/v1/me", call.base)).await?;
-    let emails = if user.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: user.email.clone(),
-            verified: true,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(user.email.clone(), true);
     let claims = Claims {
         issuer: call.base.to_string(),
         subject: user.id.clone(),

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi, choose_host};
 use crate::http::ApiError;
 
@@ -37,15 +37,7 @@ struct FlyUser {
 
 pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
     let user: FlyUser = call.get(&format!("{}/oauth/token/info", call.base)).await?;
-    let emails = if user.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: user.email.clone(),
-            verified: true,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(user.email.clone(), true);
     let or_null = |v: Value| if v.is_null() { json!(null) } else { v };
     let mut custom_claims = serde_json::Map::new();
     custom_claims.insert("resource_owner_id".into(), json!(user.resource_owner_id));

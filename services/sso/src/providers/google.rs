@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Spec, UserApi};
 use crate::http::ApiError;
 
@@ -34,15 +34,7 @@ pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
     // GoTrue's legacy path: the user-info endpoint.
     let user: GoogleUser = call.get(call.base).await?;
     let verified = user.verified_email || user.email_verified;
-    let emails = if user.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: user.email.clone(),
-            verified,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(user.email.clone(), verified);
     let claims = Claims {
         issuer: call.base.to_string(),
         subject: user.id.clone(),

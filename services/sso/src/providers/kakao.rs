@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi, choose_host};
 use crate::http::ApiError;
 
@@ -47,15 +47,10 @@ struct KakaoUser {
 pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
     let user: KakaoUser = call.get(&format!("{}/v2/user/me", call.base)).await?;
     let account = user.kakao_account;
-    let emails = if account.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: account.email.clone(),
-            verified: account.is_email_verified && account.is_email_valid,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(
+        account.email.clone(),
+        account.is_email_verified && account.is_email_valid,
+    );
     let id = user.id.to_string();
     let nickname = account.profile.nickname;
     let claims = Claims {

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi};
 use crate::http::ApiError;
 
@@ -49,15 +49,7 @@ pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
         .into_iter()
         .filter(|(key, _)| !matches!(key.as_str(), "name" | "sub" | "email" | "email_verified"))
         .collect();
-    let emails = if user.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: user.email.clone(),
-            verified: user.email_verified,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(user.email.clone(), user.email_verified);
     let claims = Claims {
         issuer: realm.to_string(),
         subject: user.sub.clone(),

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi, choose_host};
 use crate::http::ApiError;
 
@@ -67,15 +67,7 @@ pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
         )
         .await?;
     let user = me.bot.owner.user;
-    let emails = if user.person.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: user.person.email.clone(),
-            verified: true,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(user.person.email.clone(), true);
     let avatar = user.avatar_url.unwrap_or_default();
     let claims = Claims {
         issuer: call.base.to_string(),

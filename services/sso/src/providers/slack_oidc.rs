@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi, choose_host};
 use crate::http::ApiError;
 
@@ -36,15 +36,7 @@ struct SlackUser {
 
 pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
     let user: SlackUser = call.get(&format!("{}/openid.connect.userInfo", call.base)).await?;
-    let emails = if user.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: user.email.clone(),
-            verified: user.email_verified,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(user.email.clone(), user.email_verified);
     let mut custom_claims = serde_json::Map::new();
     custom_claims.insert("https://slack.com/team_id".into(), json!(user.team_id));
     let claims = Claims {

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi, choose_host};
 use crate::http::ApiError;
 
@@ -59,15 +59,7 @@ pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
     url.query_pairs_mut().append_pair("query", QUERY);
     let answer: Answer = call.get(url.as_str()).await?;
     let me = answer.data.me;
-    let emails = if me.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: me.email.clone(),
-            verified: true,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(me.email.clone(), true);
     let claims = Claims {
         issuer: ISSUER.to_string(),
         subject: me.external_id.clone(),

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi, choose_host};
 use crate::http::ApiError;
 
@@ -40,15 +40,7 @@ struct SpotifyUser {
 
 pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
     let user: SpotifyUser = call.get(&format!("{}/me", call.base)).await?;
-    let emails = if user.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: user.email.clone(),
-            verified: false,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(user.email.clone(), false);
     // The largest image; the first of equals, as GoTrue picks it.
     let area = |image: &Image| image.height.unwrap_or_default() * image.width.unwrap_or_default();
     let avatar = user

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi, choose_host};
 use crate::http::ApiError;
 
@@ -57,15 +57,7 @@ pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
         .into_iter()
         .next()
         .ok_or_else(|| ApiError("unable to find user with twitch provider".into()))?;
-    let emails = if user.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: user.email.clone(),
-            verified: true,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(user.email.clone(), true);
     let mut custom_claims = serde_json::Map::new();
     custom_claims.insert("broadcaster_type".into(), json!(user.broadcaster_type));
     custom_claims.insert("description".into(), json!(user.description));

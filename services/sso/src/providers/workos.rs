@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi, choose_host};
 use crate::http::ApiError;
 
@@ -40,15 +40,7 @@ pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
         }
         None => Profile::default(),
     };
-    let emails = if profile.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: profile.email.clone(),
-            verified: true,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(profile.email.clone(), true);
     let name = format!(
         "{} {}",
         profile.first_name.unwrap_or_default(),

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi, choose_host};
 use crate::http::ApiError;
 
@@ -48,15 +48,7 @@ pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
         ))
         .await?;
     let user = answer.data;
-    let emails = if user.confirmed_email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: user.confirmed_email.clone(),
-            verified: true,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(user.confirmed_email.clone(), true);
     let mut custom_claims = serde_json::Map::new();
     custom_claims.insert("created_at".into(), json!(user.created_at));
     let claims = Claims {

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::claims::{Claims, Email, UserData};
+use super::claims::{Claims, UserData, primary_email};
 use super::{Endpoints, Spec, UserApi, choose_host};
 use crate::http::ApiError;
 
@@ -40,15 +40,7 @@ pub async fn user_data(call: &UserApi<'_>) -> Result<UserData, ApiError> {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let emails = if user.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![Email {
-            address: user.email.clone(),
-            verified: login_type != "100" || user.verified != 0,
-            primary: true,
-        }]
-    };
+    let emails = primary_email(user.email.clone(), login_type != "100" || user.verified != 0);
     let name = format!("{} {}", user.first_name, user.last_name).trim().to_string();
     let claims = Claims {
         issuer: call.base.to_string(),

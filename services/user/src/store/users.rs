@@ -41,6 +41,19 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRecord
     }
 }
 
+/// A new account's insert refused by the unique indexes: 422 `email_exists` / `phone_exists`.
+fn address_taken(error: sqlx::Error) -> ServiceError {
+    match error.as_database_error().and_then(|d| d.constraint()) {
+        Some("users_phone_key") => {
+            ServiceError::unprocessable(ErrorCode::PhoneExists, "Phone number already registered")
+        }
+        Some("users_email_partial_key") => {
+            ServiceError::unprocessable(ErrorCode::EmailExists, "Email address already registered")
+        }
+        _ => ServiceError::internal(error),
+    }
+}
+
 /// A new account, as the sign-up, invite and OTP flows make it.
 pub struct NewUser<'a> {
     pub id: Uuid,
@@ -87,15 +100,7 @@ pub async fn insert(conn: &mut PgConnection, new: NewUser<'_>) -> Result<(), Ser
     )
     .execute(conn)
     .await
-    .map_err(|e| match e.as_database_error().and_then(|d| d.constraint()) {
-        Some("users_phone_key") => {
-            ServiceError::unprocessable(ErrorCode::PhoneExists, "Phone number already registered")
-        }
-        Some("users_email_partial_key") => {
-            ServiceError::unprocessable(ErrorCode::EmailExists, "Email address already registered")
-        }
-        _ => ServiceError::internal(e),
-    })?;
+    .map_err(address_taken)?;
     Ok(())
 }
 
@@ -631,12 +636,7 @@ pub async fn insert_external(conn: &mut PgConnection, new: ExternalNewUser<'_>) 
     )
     .execute(conn)
     .await
-    .map_err(|e| match e.as_database_error().and_then(|d| d.constraint()) {
-        Some("users_email_partial_key") => {
-            ServiceError::unprocessable(ErrorCode::EmailExists, "Email address already registered")
-        }
-        _ => ServiceError::internal(e),
-    })?;
+    .map_err(address_taken)?;
     Ok(())
 }
 
@@ -721,4 +721,24 @@ pub async fn lock_by_confirmation_token(
         Some(id) => Ok(Some(load(conn, id).await?)),
         None => Ok(None),
     }
+}
+
+/// GoTrue's `UpdateUserMetaData` in one statement: `updates`' keys overwrite the account's, a
+/// top-level `null` removes its key.
+pub async fn merge_user_metadata(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    updates: &Map<String, Value>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE users SET updated_at = now(), raw_user_meta_data = \
+           (COALESCE(raw_user_meta_data, '{}'::jsonb) || $2) \
+           - COALESCE(ARRAY(SELECT key FROM jsonb_each($2) WHERE jsonb_typeof(value) = 'null'), '{}'::text[]) \
+         WHERE id = $1",
+        user_id,
+        sqlx::types::Json(Value::Object(updates.clone())) as _
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
