@@ -22,7 +22,7 @@ pub async fn store(db: &sqlx::PgPool, provider_type: &str, code_verifier: &str) 
     // States of abandoned flows are left behind: clear a few expired ones each time.
     sqlx::query!(
         "DELETE FROM oauth_client_states WHERE id IN \
-           (SELECT id FROM oauth_client_states WHERE created_at < now() - interval '1 hour' LIMIT 100)"
+           (SELECT id FROM oauth_client_states WHERE created_at < now() - interval '1 hour' LIMIT 100 FOR UPDATE SKIP LOCKED)"
     )
     .execute(db)
     .await?;

@@ -87,6 +87,14 @@ impl TokenState {
         )
         .execute(&self.db)
         .await?;
+        // Anyone can start a flow and abandon it: clear a few day-old ones each time, as GoTrue's
+        // cleanup does, so the table cannot grow without bound.
+        sqlx::query!(
+            "DELETE FROM flow_state WHERE id IN (SELECT id FROM flow_state \
+               WHERE created_at < now() - interval '24 hours' LIMIT 100 FOR UPDATE SKIP LOCKED)"
+        )
+        .execute(&self.db)
+        .await?;
         Ok(id)
     }
 

@@ -288,6 +288,22 @@ async fn unverified_provider_emails_never_take_over_accounts() -> anyhow::Result
         "Unable to exchange external code: bogu"
     );
 
+    // Abandoned flows do not pile up: a day-old one goes when the next flow starts.
+    let abandoned = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO flow_state (id, auth_code, provider_type, authentication_method, created_at, updated_at) \
+         VALUES ($1, 'x', 'github', 'oauth', now() - interval '25 hours', now() - interval '25 hours')",
+    )
+    .bind(abandoned)
+    .execute(&suite.db)
+    .await?;
+    authorize(&suite, &format!("provider=github&redirect_to={APP}")).await?;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM flow_state WHERE id = $1")
+        .bind(abandoned)
+        .fetch_one(&suite.db)
+        .await?;
+    assert_eq!(left, 0, "the abandoned flow was cleared");
+
     // Unknown and disabled providers, and PKCE parameters out of pairs.
     let unknown = suite.get("/authorize?provider=nope").await?;
     let body = assert_gotrue_error(unknown, 400, "validation_failed").await;
