@@ -140,6 +140,9 @@ impl FakeOAuthProvider {
             .route("/oauth/v2/accessToken", post(token))
             .route("/oauth2/v2.0/token", post(token))
             .route("/2/oauth2/token", post(token))
+            .route("/api/oauth.access", post(token))
+            .route("/v2/me", get(linkedin_profile))
+            .route("/v2/emailAddress", get(linkedin_email))
             .route("/2/users/me", get(x_user))
             .with_state(shared.clone());
         tokio::spawn(async move {
@@ -410,6 +413,30 @@ async fn jwks(State(shared): State<Arc<Mutex<Shared>>>) -> Response {
         })
         .collect();
     axum::Json(json!({ "keys": keys })).into_response()
+}
+
+async fn linkedin_profile(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    let (first, last) = split_name(&user.name);
+    axum::Json(json!({
+        "id": format!("li-{}", user.id),
+        "firstName": {"localized": {"en_US": first}, "preferredLocale": {"country": "US", "language": "en"}},
+        "lastName": {"localized": {"en_US": last}, "preferredLocale": {"country": "US", "language": "en"}},
+        "profilePicture": {"displayImage~": {"elements": [{"identifiers": [{"identifier": user.avatar_url}]}]}},
+    }))
+    .into_response()
+}
+
+async fn linkedin_email(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    axum::Json(
+        json!({"elements": [{"handle": "urn:li:emailAddress:1", "handle~": {"emailAddress": primary_email(&user)}}]}),
+    )
+    .into_response()
 }
 
 async fn x_user(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {

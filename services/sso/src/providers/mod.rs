@@ -17,8 +17,10 @@ mod gitlab;
 mod google;
 mod kakao;
 mod keycloak;
+mod linkedin;
 mod linkedin_oidc;
 mod notion;
+mod slack;
 mod slack_oidc;
 mod snapchat;
 mod spotify;
@@ -52,8 +54,10 @@ pub enum Kind {
     Google,
     Kakao,
     Keycloak,
+    Linkedin,
     LinkedinOidc,
     Notion,
+    Slack,
     SlackOidc,
     Snapchat,
     Spotify,
@@ -98,8 +102,10 @@ impl Kind {
             "google" => Kind::Google,
             "kakao" => Kind::Kakao,
             "keycloak" => Kind::Keycloak,
+            "linkedin" => Kind::Linkedin,
             "linkedin_oidc" => Kind::LinkedinOidc,
             "notion" => Kind::Notion,
+            "slack" => Kind::Slack,
             "slack_oidc" => Kind::SlackOidc,
             "snapchat" => Kind::Snapchat,
             "spotify" => Kind::Spotify,
@@ -125,8 +131,10 @@ impl Kind {
             Kind::Google => &google::SPEC,
             Kind::Kakao => &kakao::SPEC,
             Kind::Keycloak => &keycloak::SPEC,
+            Kind::Linkedin => &linkedin::SPEC,
             Kind::LinkedinOidc => &linkedin_oidc::SPEC,
             Kind::Notion => &notion::SPEC,
+            Kind::Slack => &slack::SPEC,
             Kind::SlackOidc => &slack_oidc::SPEC,
             Kind::Snapchat => &snapchat::SPEC,
             Kind::Spotify => &spotify::SPEC,
@@ -430,8 +438,10 @@ impl Provider {
             Kind::Google => google::user_data(&api).await,
             Kind::Kakao => kakao::user_data(&api).await,
             Kind::Keycloak => keycloak::user_data(&api).await,
+            Kind::Linkedin => linkedin::user_data(&api).await,
             Kind::LinkedinOidc => linkedin_oidc::user_data(&api).await,
             Kind::Notion => notion::user_data(&api).await,
+            Kind::Slack => slack::user_data(&api).await,
             Kind::SlackOidc => slack_oidc::user_data(&api).await,
             Kind::Snapchat => snapchat::user_data(&api).await,
             Kind::Spotify => spotify::user_data(&api).await,

@@ -446,6 +446,8 @@ async fn each_provider_maps_its_user_as_gotrue_does() -> anyhow::Result<()> {
     let mut builder = Suite::builder().env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**");
     for env_name in [
         "BITBUCKET",
+        "SLACK",
+        "LINKEDIN",
         "DISCORD",
         "FACEBOOK",
         "FIGMA",
@@ -526,6 +528,16 @@ async fn each_provider_maps_its_user_as_gotrue_does() -> anyhow::Result<()> {
             "workos",
             72,
             json!({"sub": "prof_72", "name": "User 72", "custom_claims": {"connection_id": "conn_1", "organization_id": "org_1"}}),
+        ),
+        (
+            "slack",
+            74,
+            json!({"sub": "U74", "name": "User 74", "iss": "BASE/api", "custom_claims": {"https://slack.com/team_id": "T0001"}}),
+        ),
+        (
+            "linkedin",
+            75,
+            json!({"sub": "li-75", "name": "User 75", "picture": "https://avatars.example/75.png", "email_verified": true}),
         ),
     ];
     for (name, id, expected) in cases {
