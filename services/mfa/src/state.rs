@@ -50,8 +50,7 @@ impl MfaState {
 
     /// A call to the token service carrying this service's own short-lived `service_role` token.
     fn as_service<T>(&self, body: T) -> Result<tonic::Request<T>, ServiceError> {
-        let token = principal::service_token(&self.keys, &self.config).map_err(ServiceError::internal)?;
-        Ok(principal::with_bearer(tonic::Request::new(body), &token))
+        principal::service_request(&self.keys, &self.config, body)
     }
 
     /// Asks the token service (the sessions' owner) to drop a removed factor's step-up.

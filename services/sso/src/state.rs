@@ -65,8 +65,7 @@ impl SsoState {
     }
 
     fn as_service<T>(&self, body: T) -> Result<tonic::Request<T>, ServiceError> {
-        let token = principal::service_token(&self.keys, &self.config).map_err(ServiceError::internal)?;
-        Ok(principal::with_bearer(tonic::Request::new(body), &token))
+        principal::service_request(&self.keys, &self.config, body)
     }
 
     pub async fn start_flow(&self, request: StartExternalFlowRequest) -> Result<String, ServiceError> {

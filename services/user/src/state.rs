@@ -103,8 +103,7 @@ impl UserState {
     }
 
     fn service_request<T>(&self, body: T) -> Result<tonic::Request<T>, ServiceError> {
-        let token = principal::service_token(&self.keys, &self.config).map_err(ServiceError::internal)?;
-        Ok(principal::with_bearer(tonic::Request::new(body), &token))
+        principal::service_request(&self.keys, &self.config, body)
     }
 
     /// Asks the token service for a session for a user who just proved who they are.

@@ -304,6 +304,12 @@ pub fn service_token(keys: &JwtKeys, config: &Config) -> anyhow::Result<String> 
 }
 
 /// Attaches `authorization: Bearer <token>` to an outgoing request.
+/// A call to another service carrying this service's own short-lived `service_role` token.
+pub fn service_request<T>(keys: &JwtKeys, config: &Config, body: T) -> Result<tonic::Request<T>, ServiceError> {
+    let token = service_token(keys, config).map_err(ServiceError::internal)?;
+    Ok(with_bearer(tonic::Request::new(body), &token))
+}
+
 pub fn with_bearer<T>(mut request: tonic::Request<T>, token: &str) -> tonic::Request<T> {
     if let Ok(value) = format!("Bearer {token}").parse() {
         request.metadata_mut().insert("authorization", value);
