@@ -139,6 +139,7 @@ impl SsoState {
             "google" => self.google_issuer(),
             "apple" => self.oidc_issuer("apple", crate::oidc::claims::APPLE[0]),
             "linkedin_oidc" => self.oidc_issuer("linkedin_oidc", crate::oidc::claims::LINKEDIN),
+            "vercel_marketplace" => self.oidc_issuer("vercel_marketplace", crate::oidc::claims::VERCEL_MARKETPLACE),
             // Azure's issuer is the tenant's, read from each token; only a stand-in is configured.
             "azure" => self.oidc_issuer("azure", ""),
             _ => String::new(),

@@ -223,7 +223,7 @@ pub struct ExternalConfig {
     /// `GOTRUE_EXTERNAL_OIDC_PROVIDER_CACHE_TTL` (1h): how long an issuer's discovery document and
     /// keys are kept.
     pub oidc_provider_cache_ttl: Duration,
-    /// `AUTH_EXTERNAL_{GOOGLE,APPLE,LINKEDIN_OIDC,AZURE}_ISSUER` (the suite's), keyed by provider:
+    /// `AUTH_EXTERNAL_{GOOGLE,APPLE,LINKEDIN_OIDC,AZURE,VERCEL_MARKETPLACE}_ISSUER` (the suite's), keyed by provider:
     /// an OIDC issuer standing in for the provider's own (a test double, an egress proxy). GoTrue
     /// fixes these issuers (`https://accounts.google.com`, ...).
     pub oidc_issuer_overrides: BTreeMap<&'static str, String>,
@@ -860,6 +860,7 @@ impl Config {
                 ("apple", "AUTH_EXTERNAL_APPLE_ISSUER"),
                 ("linkedin_oidc", "AUTH_EXTERNAL_LINKEDIN_OIDC_ISSUER"),
                 ("azure", "AUTH_EXTERNAL_AZURE_ISSUER"),
+                ("vercel_marketplace", "AUTH_EXTERNAL_VERCEL_MARKETPLACE_ISSUER"),
             ]
             .into_iter()
             .filter_map(|(provider, variable)| r.optional(&[variable]).map(|issuer| (provider, issuer)))

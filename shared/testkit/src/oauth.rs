@@ -267,6 +267,8 @@ async fn token(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, bod
             "iss": shared.base_url, "sub": format!("g-{user_id}"), "aud": shared.client_id, "exp": now + 600,
             "iat": now, "email": primary, "email_verified": user.primary().is_some_and(|e| e.1),
             "name": user.name, "picture": user.avatar_url, "at_hash": at_hash,
+            // Vercel Marketplace's own claims.
+            "user_email": primary, "user_name": user.name, "global_user_id": format!("vg-{user_id}"),
         }),
     );
     shared.tokens.insert(access_token.clone(), user);

@@ -47,6 +47,7 @@ pub fn user_data(token: &IdToken, provider: &str) -> Result<UserData, String> {
         _ if provider == "apple" => apple(token),
         _ if provider == "azure" => azure(token),
         _ if provider == "linkedin_oidc" => linkedin(token)?,
+        _ if provider == "vercel_marketplace" => vercel_marketplace(token),
         GOOGLE => google(token),
         LINKEDIN => linkedin(token)?,
         KAKAO => kakao(token),

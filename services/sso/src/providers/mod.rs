@@ -25,6 +25,7 @@ mod slack_oidc;
 mod snapchat;
 mod spotify;
 mod twitch;
+mod vercel_marketplace;
 mod workos;
 mod x;
 mod zoom;
@@ -62,6 +63,7 @@ pub enum Kind {
     Snapchat,
     Spotify,
     Twitch,
+    VercelMarketplace,
     Workos,
     X,
     Zoom,
@@ -110,6 +112,7 @@ impl Kind {
             "snapchat" => Kind::Snapchat,
             "spotify" => Kind::Spotify,
             "twitch" => Kind::Twitch,
+            "vercel_marketplace" => Kind::VercelMarketplace,
             "workos" => Kind::Workos,
             "x" => Kind::X,
             "zoom" => Kind::Zoom,
@@ -139,6 +142,7 @@ impl Kind {
             Kind::Snapchat => &snapchat::SPEC,
             Kind::Spotify => &spotify::SPEC,
             Kind::Twitch => &twitch::SPEC,
+            Kind::VercelMarketplace => &vercel_marketplace::SPEC,
             Kind::Workos => &workos::SPEC,
             Kind::X => &x::SPEC,
             Kind::Zoom => &zoom::SPEC,
@@ -446,6 +450,7 @@ impl Provider {
             Kind::Snapchat => snapchat::user_data(&api).await,
             Kind::Spotify => spotify::user_data(&api).await,
             Kind::Twitch => twitch::user_data(&api).await,
+            Kind::VercelMarketplace => vercel_marketplace::user_data(&api).await,
             Kind::Workos => workos::user_data(&api).await,
             Kind::X => x::user_data(&api).await,
             Kind::Zoom => zoom::user_data(&api).await,

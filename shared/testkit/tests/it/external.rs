@@ -971,6 +971,7 @@ async fn apple_linkedin_and_azure_read_their_id_tokens() -> anyhow::Result<()> {
         ("APPLE", ""),
         ("LINKEDIN_OIDC", base.as_str()),
         ("AZURE", base.as_str()),
+        ("VERCEL_MARKETPLACE", base.as_str()),
     ] {
         builder = with_provider(builder, env_name, url).env(&format!("AUTH_EXTERNAL_{env_name}_ISSUER"), &base);
     }
@@ -1004,7 +1005,7 @@ async fn apple_linkedin_and_azure_read_their_id_tokens() -> anyhow::Result<()> {
     assert_eq!(user["user_metadata"]["full_name"], "Ada Lovelace");
 
     // LinkedIn and Azure: the user from the verified ID token.
-    for (name, id) in [("linkedin_oidc", 92), ("azure", 93)] {
+    for (name, id) in [("linkedin_oidc", 92), ("azure", 93), ("vercel_marketplace", 94)] {
         let email = crate::support::email();
         let user = user_of(
             &suite,
@@ -1013,7 +1014,12 @@ async fn apple_linkedin_and_azure_read_their_id_tokens() -> anyhow::Result<()> {
         .await?;
         assert_eq!(user["email"], email, "{name}");
         assert_eq!(user["identities"][0]["provider"], name);
-        assert_eq!(user["identities"][0]["identity_data"]["sub"], format!("g-{id}"));
+        let expected_sub = if name == "vercel_marketplace" {
+            format!("global_user_id:vg-{id}")
+        } else {
+            format!("g-{id}")
+        };
+        assert_eq!(user["identities"][0]["identity_data"]["sub"], expected_sub);
         assert!(user["email_confirmed_at"].is_string(), "{name}: verified");
     }
     suite.shutdown().await;
