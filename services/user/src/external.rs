@@ -124,7 +124,7 @@ impl UserState {
         let (user_id, identity_id) = match decision {
             Decision::AccountExists { user, identity } => {
                 store::identities::refresh_external(&mut tx, identity, &identity_data).await?;
-                self.merge_user_metadata(&mut tx, user, &identity_data).await?;
+                store::users::merge_user_metadata(&mut tx, user, &identity_data).await?;
                 store::users::refresh_providers(&mut tx, user).await?;
                 (user, identity)
             }
@@ -132,7 +132,7 @@ impl UserState {
                 let identity =
                     store::identities::insert_external(&mut tx, user, provider, &request.subject, &identity_data)
                         .await?;
-                self.merge_user_metadata(&mut tx, user, &identity_data).await?;
+                store::users::merge_user_metadata(&mut tx, user, &identity_data).await?;
                 store::users::refresh_providers(&mut tx, user).await?;
                 let record = store::users::load(&mut tx, user).await?;
                 let traits = json!({"identity_id": identity, "provider": provider, "provider_id": request.subject});
@@ -239,7 +239,7 @@ impl UserState {
         app_metadata.insert("provider".into(), json!(provider));
         store::users::set_app_metadata(&mut tx, user.id, app_metadata).await?;
         store::users::refresh_providers(&mut tx, user.id).await?;
-        self.merge_user_metadata(&mut tx, user.id, identity_data).await?;
+        store::users::merge_user_metadata(&mut tx, user.id, identity_data).await?;
         audit::record(
             &mut *tx,
             &user,
@@ -334,18 +334,6 @@ impl UserState {
             }
         }
         Ok(users::find_by_email(&mut *conn, email, aud).await?.is_some())
-    }
-
-    /// GoTrue's `UpdateUserMetaData`: the identity's keys overwrite the account's (one statement,
-    /// on the hot path of every returning external sign-in).
-    async fn merge_user_metadata(
-        &self,
-        conn: &mut PgConnection,
-        user_id: Uuid,
-        data: &Map<String, Value>,
-    ) -> Result<(), ServiceError> {
-        store::users::merge_user_metadata(conn, user_id, data).await?;
-        Ok(())
     }
 
     /// GoTrue's `RemoveUnconfirmedIdentities`: an unconfirmed account claimed by an external
