@@ -5,6 +5,7 @@
 //! clients and snapshot tests compare these documents.
 
 use auth_proto::common::v1::{Factor, Identity, SessionTokens, User};
+use auth_proto::sso::v1::CustomProvider;
 use auth_proto::user::v1::{AuditLogEntry, GenerateLinkResponse};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue};
@@ -41,6 +42,43 @@ fn json_object(text: &str) -> Value {
         Ok(value @ Value::Object(_)) => value,
         _ => json!({}),
     }
+}
+
+/// GoTrue's `models.CustomOAuthProvider` JSON: the client secret never appears, the type's other
+/// URLs are left out.
+pub fn custom_provider(provider: &CustomProvider) -> Value {
+    let mut map = Map::new();
+    map.insert("id".into(), json!(provider.id));
+    map.insert("provider_type".into(), json!(provider.provider_type));
+    map.insert("identifier".into(), json!(provider.identifier));
+    map.insert("name".into(), json!(provider.name));
+    map.insert("client_id".into(), json!(provider.client_id));
+    map.insert("acceptable_client_ids".into(), json!(provider.acceptable_client_ids));
+    map.insert("scopes".into(), json!(provider.scopes));
+    map.insert("pkce_enabled".into(), json!(provider.pkce_enabled));
+    map.insert("attribute_mapping".into(), json_object(&provider.attribute_mapping_json));
+    map.insert("custom_claims_allowlist".into(), json!(provider.custom_claims_allowlist));
+    map.insert("authorization_params".into(), json_object(&provider.authorization_params_json));
+    map.insert("enabled".into(), json!(provider.enabled));
+    map.insert("email_optional".into(), json!(provider.email_optional));
+    let put_some = |map: &mut Map<String, Value>, key: &str, value: &Option<String>| {
+        if let Some(value) = value {
+            map.insert(key.into(), json!(value));
+        }
+    };
+    put_some(&mut map, "issuer", &provider.issuer);
+    put_some(&mut map, "discovery_url", &provider.discovery_url);
+    map.insert("skip_nonce_check".into(), json!(provider.skip_nonce_check));
+    if !provider.discovery_document_json.is_empty() {
+        map.insert("discovery_document".into(), json_object(&provider.discovery_document_json));
+    }
+    put_some(&mut map, "authorization_url", &provider.authorization_url);
+    put_some(&mut map, "token_url", &provider.token_url);
+    put_some(&mut map, "userinfo_url", &provider.userinfo_url);
+    put_some(&mut map, "jwks_uri", &provider.jwks_uri);
+    map.insert("created_at".into(), required_time(provider.created_at.as_ref()));
+    map.insert("updated_at".into(), required_time(provider.updated_at.as_ref()));
+    Value::Object(map)
 }
 
 pub fn user(user: &User) -> Value {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod admin_audit;
+mod admin_custom_providers;
 mod admin_factors;
 mod external;
 mod factors;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .merge(general::router())
         .merge(admin::router())
         .merge(admin_audit::router())
+        .merge(admin_custom_providers::router())
         .merge(admin_factors::router())
         .merge(factors::router())
         .merge(recovery_codes::router())

@@ -35,11 +35,23 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl ProviderHttp {
-    pub fn new(timeout: Duration) -> anyhow::Result<Self> {
+    /// `extra_roots`: a PEM file of certificate authorities trusted beside the system's
+    /// (`AUTH_EXTERNAL_CA_CERTS`).
+    pub fn new(timeout: Duration, extra_roots: Option<&std::path::Path>) -> anyhow::Result<Self> {
         // reqwest is built without a crypto provider of its own; building a client before one is
         // installed panics.
         auth_core::install_tls_provider();
+        let roots = match extra_roots {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("AUTH_EXTERNAL_CA_CERTS: cannot read {}: {e}", path.display()))?;
+                reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| anyhow::anyhow!("AUTH_EXTERNAL_CA_CERTS: {} holds no usable PEM certificates: {e}", path.display()))?
+            }
+            None => Vec::new(),
+        };
         let client = reqwest::Client::builder()
+            .tls_certs_merge(roots)
             .timeout(timeout)
             .user_agent(concat!("auth-suite/", env!("CARGO_PKG_VERSION")))
             // A token endpoint that redirects is misconfigured; following would leak the code.
@@ -102,6 +114,6 @@ mod tests {
     /// In a process where nothing installed a TLS provider before (as in the sso binary).
     #[test]
     fn builds_in_a_fresh_process() {
-        assert!(ProviderHttp::new(Duration::from_secs(1)).is_ok());
+        assert!(ProviderHttp::new(Duration::from_secs(1), None).is_ok());
     }
 }

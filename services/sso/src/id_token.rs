@@ -26,6 +26,8 @@ struct Choice {
     client_ids: Vec<String>,
     skip_nonce_check: bool,
     email_optional: bool,
+    /// A custom OIDC provider's discovery document, when not at the issuer's well-known place.
+    discovery_url: Option<String>,
 }
 
 fn invalid(description: impl Into<String>) -> ServiceError {
@@ -47,7 +49,12 @@ impl SsoState {
         request: IdTokenRequest,
         linking_target: Option<Uuid>,
     ) -> Result<SessionTokens, ServiceError> {
-        let choice = self.id_token_provider(&request)?;
+        let choice = self.id_token_provider(&request).await?;
+        if let Some(url) = &choice.discovery_url {
+            self.oidc.issuer_at(&choice.issuer, url).await.map_err(|cause| {
+                ServiceError::internal(anyhow::anyhow!("custom provider's OIDC discovery: {cause}"))
+            })?;
+        }
         let apple = choice.provider_type == "apple";
         // Apple's discovery document names one issuer while tokens carry either of two; GoTrue
         // skips the issuer checks and checked the token's issuer itself (above).
@@ -110,7 +117,7 @@ impl SsoState {
     }
 
     /// GoTrue's `IdTokenGrantParams.getProvider`, up to the provider's switch.
-    fn id_token_provider(&self, request: &IdTokenRequest) -> Result<Choice, ServiceError> {
+    async fn id_token_provider(&self, request: &IdTokenRequest) -> Result<Choice, ServiceError> {
         if request.id_token.is_empty() {
             return Err(invalid("id_token required"));
         }
@@ -163,7 +170,7 @@ impl SsoState {
                 ("vercel_marketplace", VERCEL_MARKETPLACE.to_string())
             }
             p if p == "snapchat" || asked_issuer == SNAPCHAT => ("snapchat", SNAPCHAT.to_string()),
-            p if p.starts_with("custom:") => return Err(validation("Custom OAuth providers are disabled")),
+            p if p.starts_with(crate::custom::PREFIX) => return self.custom_id_token_provider(p).await,
             _ if external
                 .allowed_id_token_issuers
                 .iter()
@@ -176,6 +183,7 @@ impl SsoState {
                     client_ids: vec![request.client_id.clone()],
                     skip_nonce_check: false,
                     email_optional: false,
+                    discovery_url: None,
                 });
             }
             p => return Err(validation(format!("Custom OIDC provider {} not allowed", go_quote(p)))),
@@ -200,6 +208,43 @@ impl SsoState {
             // Facebook's Limited Login tokens carry no nonce GoTrue can check.
             skip_nonce_check: key == "facebook" || settings.skip_nonce_check,
             email_optional: settings.email_optional,
+            discovery_url: None,
+        })
+    }
+
+    /// GoTrue's `custom:` case of `getProvider`: an enabled OIDC custom provider, whose client id
+    /// and acceptable client ids are the audiences.
+    async fn custom_id_token_provider(&self, identifier: &str) -> Result<Choice, ServiceError> {
+        if !self.config.custom_oauth.enabled {
+            return Err(validation("Custom OAuth providers are disabled"));
+        }
+        let quoted = go_quote(identifier);
+        let row = self
+            .find_custom_provider(identifier)
+            .await?
+            .ok_or_else(|| validation(format!("Custom provider {quoted} not found")))?;
+        if !row.enabled {
+            return Err(ServiceError::bad_request(
+                ErrorCode::ProviderDisabled,
+                format!("Custom provider {quoted} is disabled"),
+            ));
+        }
+        if !row.is_oidc() {
+            return Err(validation(format!("Provider {quoted} is not an OIDC provider")));
+        }
+        let discovery_url = row.discovery_url();
+        let issuer = row
+            .issuer
+            .ok_or_else(|| validation(format!("OIDC provider {quoted} missing issuer")))?;
+        let mut client_ids = vec![row.client_id];
+        client_ids.extend(row.acceptable_client_ids);
+        Ok(Choice {
+            provider_type: identifier.to_string(),
+            issuer,
+            client_ids,
+            skip_nonce_check: row.skip_nonce_check,
+            email_optional: row.email_optional,
+            discovery_url,
         })
     }
 

@@ -4,6 +4,7 @@
 //! the flows (`flow_state`) and issues the sessions.
 
 mod client_state;
+mod custom;
 mod grpc;
 mod http;
 mod id_token;

@@ -99,6 +99,9 @@ impl SsoState {
     /// issuer's discovery document for its endpoints.
     async fn provider(&self, name: &str, scopes: &str) -> Result<Provider, String> {
         let name = name.to_lowercase();
+        if name.starts_with(crate::custom::PREFIX) {
+            return self.custom_provider(&name, scopes).await;
+        }
         let config = self.config.external.providers.get(name.as_str());
         let (kind, _) = Provider::check_settings(&name, config)?;
         let discovered = match kind {
@@ -163,12 +166,7 @@ impl SsoState {
             ));
         }
         auth_account::pkce::validate(&request.code_challenge_method, &request.code_challenge)?;
-        let email_optional = self
-            .config
-            .external
-            .providers
-            .get(provider_name.as_str())
-            .is_some_and(|p| p.email_optional);
+        let email_optional = provider.email_optional;
         // A provider that requires PKCE of its clients gets a verifier kept for the callback.
         let (client_state_id, pkce_verifier) = if provider.requires_pkce() {
             let verifier = oauth2::PkceCodeVerifier::new(random_verifier());

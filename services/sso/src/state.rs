@@ -40,7 +40,7 @@ impl SsoState {
     pub fn new(config: Arc<Config>, db: sqlx::PgPool) -> anyhow::Result<Self> {
         let suite = &config.suite;
         let channel = |url: &str| auth_core::grpc::traced_channel(url, suite.grpc_connect_timeout, suite.grpc_timeout);
-        let http = ProviderHttp::new(PROVIDER_TIMEOUT)?;
+        let http = ProviderHttp::new(PROVIDER_TIMEOUT, config.external.provider_ca_certs.as_deref())?;
         Ok(Self {
             oidc: OidcCache::new(
                 http.clone(),

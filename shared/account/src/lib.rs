@@ -7,6 +7,7 @@
 extern crate self as auth_account;
 
 pub mod audit;
+pub mod db_encryption;
 pub mod jwt;
 pub mod login;
 pub mod pkce;

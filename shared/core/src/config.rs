@@ -127,6 +127,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub sessions: SessionsConfig,
     pub rate_limit: RateLimitConfig,
+    pub custom_oauth: CustomOAuthConfig,
     /// `GOTRUE_PASSKEY_ENABLED`
     pub passkey_enabled: bool,
     /// `GOTRUE_PASSKEY_MAX_PASSKEYS_PER_USER` (10)
@@ -242,6 +243,9 @@ pub struct ExternalConfig {
     /// `GOTRUE_EXTERNAL_ALLOWED_ID_TOKEN_ISSUERS`: issuers accepted by `grant_type=id_token` without
     /// a provider (GoTrue's default: Apple's and Google's).
     pub allowed_id_token_issuers: Vec<String>,
+    /// `AUTH_EXTERNAL_CA_CERTS` (the suite's): a PEM file of certificate authorities trusted for
+    /// calls to OAuth providers beside the system's (an identity provider behind a private CA).
+    pub provider_ca_certs: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -504,6 +508,43 @@ pub struct SecurityConfig {
     pub sb_forwarded_for_enabled: bool,
     /// `GOTRUE_SECURITY_MANUAL_LINKING_ENABLED`: `/user/identities/*`
     pub manual_linking_enabled: bool,
+    /// `GOTRUE_SECURITY_DB_ENCRYPTION_*`: secrets the suite keeps in Postgres (custom providers'
+    /// client secrets) are encrypted as GoTrue encrypts them.
+    pub db_encryption: DbEncryptionConfig,
+}
+
+/// GoTrue's `DatabaseEncryptionConfiguration`: AES-256-GCM with a key derived per row (HKDF of the
+/// row's id), stored as `{"key_id","alg","data","nonce"}`. Keys are 32 bytes, base64url without
+/// padding. Turning `ENCRYPT` off stops encrypting new values; old ones stay readable as long as
+/// their key is among the decryption keys.
+#[derive(Debug, Clone, Default)]
+pub struct DbEncryptionConfig {
+    /// `GOTRUE_SECURITY_DB_ENCRYPTION_ENCRYPT` (default false)
+    pub encrypt: bool,
+    /// `GOTRUE_SECURITY_DB_ENCRYPTION_ENCRYPTION_KEY_ID`
+    pub encryption_key_id: String,
+    /// `GOTRUE_SECURITY_DB_ENCRYPTION_ENCRYPTION_KEY`
+    pub encryption_key: Option<SecretString>,
+    /// `GOTRUE_SECURITY_DB_ENCRYPTION_DECRYPTION_KEYS`: `key_id:key,...`
+    pub decryption_keys: BTreeMap<String, SecretString>,
+}
+
+/// `GOTRUE_CUSTOM_OAUTH_*`: OAuth 2.0 / OIDC providers an admin adds at run time
+/// (`/admin/custom-providers`), signed in with as `custom:<identifier>`.
+#[derive(Debug, Clone)]
+pub struct CustomOAuthConfig {
+    /// `GOTRUE_CUSTOM_OAUTH_ENABLED` (default true)
+    pub enabled: bool,
+    /// `GOTRUE_CUSTOM_OAUTH_MAX_PROVIDERS` (default 0: no limit)
+    pub max_providers: u64,
+    /// `GOTRUE_CUSTOM_OAUTH_EXTERNAL_URL`: the base of the callback URL custom providers are given
+    /// (`<url>/callback`), instead of `GOTRUE_API_EXTERNAL_URL`.
+    pub external_url: Option<String>,
+    /// `AUTH_CUSTOM_OAUTH_ALLOW_PRIVATE_NETWORKS` (the suite's, default false): accept provider URLs
+    /// on loopback and private addresses (an identity provider inside the cluster). GoTrue always
+    /// refuses them, as a guard against server-side request forgery through the admin API; HTTPS
+    /// stays required either way.
+    pub allow_private_networks: bool,
 }
 
 /// `GOTRUE_MFA_*`: multi-factor authentication (GoTrue's `MFAConfiguration`).
@@ -867,6 +908,7 @@ impl Config {
             .collect(),
             oidc_jwks_refresh_interval: r.duration(&["AUTH_OIDC_JWKS_REFRESH_INTERVAL"], ONE_MINUTE),
             provider_linking_domains: r.linking_domains(),
+            provider_ca_certs: r.optional(&["AUTH_EXTERNAL_CA_CERTS"]).map(PathBuf::from),
         };
 
         let log_format = match r.string(&["AUTH_LOG_FORMAT"], "text").as_str() {
@@ -998,6 +1040,7 @@ impl Config {
                     .bool(&["GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_CURRENT_PASSWORD"], false),
                 sb_forwarded_for_enabled: r.bool(&["GOTRUE_SECURITY_SB_FORWARDED_FOR_ENABLED"], false),
                 manual_linking_enabled: r.bool(&["GOTRUE_SECURITY_MANUAL_LINKING_ENABLED"], false),
+                db_encryption: r.db_encryption(),
             },
             sessions: SessionsConfig {
                 timebox: r
@@ -1031,6 +1074,18 @@ impl Config {
             saml: SamlConfig {
                 enabled: r.bool(&["GOTRUE_SAML_ENABLED"], false),
                 private_key_next_configured: r.optional(&["GOTRUE_SAML_PRIVATE_KEY_NEXT"]).is_some(),
+            },
+            custom_oauth: CustomOAuthConfig {
+                enabled: r.bool(&["GOTRUE_CUSTOM_OAUTH_ENABLED"], true),
+                max_providers: r.parse(&["GOTRUE_CUSTOM_OAUTH_MAX_PROVIDERS"], 0u64),
+                external_url: {
+                    let url = r.optional(&["GOTRUE_CUSTOM_OAUTH_EXTERNAL_URL"]);
+                    if url.as_deref().is_some_and(|u| Url::parse(u).is_err()) {
+                        r.problem("GOTRUE_CUSTOM_OAUTH_EXTERNAL_URL", "must be an absolute URL");
+                    }
+                    url
+                },
+                allow_private_networks: r.bool(&["AUTH_CUSTOM_OAUTH_ALLOW_PRIVATE_NETWORKS"], false),
             },
             passkey_enabled: r.bool(&["GOTRUE_PASSKEY_ENABLED"], false),
             passkey_max_per_user: r.parse(&["GOTRUE_PASSKEY_MAX_PASSKEYS_PER_USER"], 10),
@@ -1459,6 +1514,49 @@ impl Reader<'_> {
             domains.entry(provider.clone()).or_insert(provider);
         }
         domains
+    }
+
+    /// GoTrue's `DatabaseEncryptionConfiguration.Validate`: 256-bit keys (43 base64url characters),
+    /// and the encryption key among the decryption keys.
+    fn db_encryption(&mut self) -> DbEncryptionConfig {
+        const PREFIX: &str = "GOTRUE_SECURITY_DB_ENCRYPTION_";
+        let is_256_bit_key =
+            |key: &str| key.len() == 43 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let encrypt = self.bool(&[&format!("{PREFIX}ENCRYPT")], false);
+        let encryption_key_id = self.string(&[&format!("{PREFIX}ENCRYPTION_KEY_ID")], "");
+        let encryption_key = self.optional(&[&format!("{PREFIX}ENCRYPTION_KEY")]);
+        let mut decryption_keys = BTreeMap::new();
+        for pair in self.list(&[&format!("{PREFIX}DECRYPTION_KEYS")], &[]) {
+            match pair.split_once(':') {
+                Some((id, key)) if is_256_bit_key(key) => {
+                    decryption_keys.insert(id.to_string(), SecretString::from(key.to_string()));
+                }
+                _ => self.problem(
+                    &format!("{PREFIX}DECRYPTION_KEYS"),
+                    &format!("each entry must be `key_id:key` with a 256-bit base64url key (entry `{}`)", pair.split(':').next().unwrap_or_default()),
+                ),
+            }
+        }
+        if encrypt {
+            if encryption_key_id.is_empty() {
+                self.problem(&format!("{PREFIX}ENCRYPTION_KEY_ID"), "must be set when encrypting");
+            }
+            if !encryption_key.as_deref().is_some_and(is_256_bit_key) {
+                self.problem(&format!("{PREFIX}ENCRYPTION_KEY"), "must be a 256-bit key, base64url without padding");
+            }
+            if !decryption_keys.contains_key(&encryption_key_id) {
+                self.problem(
+                    &format!("{PREFIX}DECRYPTION_KEYS"),
+                    "must hold the encryption key under its key id",
+                );
+            }
+        }
+        DbEncryptionConfig {
+            encrypt,
+            encryption_key_id,
+            encryption_key: encryption_key.map(SecretString::from),
+            decryption_keys,
+        }
     }
 
     fn list(&self, names: &[&str], default: &[&str]) -> Vec<String> {

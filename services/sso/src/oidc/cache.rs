@@ -45,6 +45,9 @@ pub struct OidcCache {
     ttl: Duration,
     key_refresh_interval: Duration,
     entries: Arc<Mutex<HashMap<String, Entry>>>,
+    /// Issuers whose discovery document is not at `{issuer}/.well-known/openid-configuration`
+    /// (custom providers with a `discovery_url`).
+    discovery_urls: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl OidcCache {
@@ -54,7 +57,33 @@ impl OidcCache {
             ttl,
             key_refresh_interval,
             entries: Arc::default(),
+            discovery_urls: Arc::default(),
         }
+    }
+
+    /// [`Self::issuer`] for an issuer whose discovery document lives at `discovery_url`; the
+    /// location is remembered for later refetches (and for verifying its ID tokens).
+    pub async fn issuer_at(&self, issuer: &str, discovery_url: &str) -> Result<Issuer, ApiError> {
+        let well_known = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+        {
+            let mut urls = self.discovery_urls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if discovery_url.is_empty() || discovery_url == well_known {
+                urls.remove(issuer);
+            } else if urls.get(issuer).map(String::as_str) != Some(discovery_url) {
+                urls.insert(issuer.to_string(), discovery_url.to_string());
+                // A new location: what was cached came from elsewhere.
+                self.invalidate(issuer);
+            }
+        }
+        self.issuer(issuer, true).await
+    }
+
+    /// Forgets an issuer (a custom provider changed or went away): the next use fetches anew.
+    pub fn invalidate(&self, issuer: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(issuer);
     }
 
     fn cached(&self, issuer: &str) -> Option<(Issuer, Instant, Instant)> {
@@ -123,7 +152,14 @@ impl OidcCache {
     }
 
     async fn fetch(&self, url: &str, exact_issuer: bool) -> Result<Issuer, ApiError> {
-        let well_known = format!("{}/.well-known/openid-configuration", url.trim_end_matches('/'));
+        let configured = self
+            .discovery_urls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(url)
+            .cloned();
+        let well_known = configured
+            .unwrap_or_else(|| format!("{}/.well-known/openid-configuration", url.trim_end_matches('/')));
         let discovery: Discovery = self.http.get_json(&well_known, "", &[]).await?;
         if exact_issuer && discovery.issuer != url {
             return Err(ApiError(format!(

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::IdToken;
 use crate::providers::UserData;
-use crate::providers::claims::{Claims, Email, primary_email};
+use crate::providers::claims::{Claims, Email, flag, primary_email, text};
 
 pub const GOOGLE: &str = "https://accounts.google.com";
 pub const APPLE: [&str; 2] = ["https://appleid.apple.com", "https://account.apple.com"];
@@ -28,13 +28,6 @@ pub fn is_apple_issuer(issuer: &str) -> bool {
     APPLE.contains(&issuer)
 }
 
-fn text(claims: &Map<String, Value>, name: &str) -> String {
-    claims.get(name).and_then(Value::as_str).unwrap_or_default().to_string()
-}
-
-fn flag(claims: &Map<String, Value>, name: &str) -> bool {
-    claims.get(name).and_then(Value::as_bool).unwrap_or_default()
-}
 
 /// The identity an ID token describes, read as its issuer's parser reads it. `provider` names the
 /// parser where the issuer cannot (Google through a stand-in issuer).
@@ -260,41 +253,11 @@ fn linkedin(token: &IdToken) -> Result<UserData, String> {
 
 /// Any other issuer: its standard claims as they are (GoTrue decodes them into its `Claims`).
 fn generic(token: &IdToken) -> UserData {
-    let c = &token.claims;
-    let number = |name: &str| c.get(name).and_then(Value::as_f64);
     let claims = Claims {
         issuer: token.issuer.clone(),
         subject: token.subject.clone(),
         audience: token.audience.clone(),
-        iat: number("iat"),
-        exp: number("exp"),
-        name: text(c, "name"),
-        family_name: text(c, "family_name"),
-        given_name: text(c, "given_name"),
-        middle_name: text(c, "middle_name"),
-        nickname: text(c, "nickname"),
-        preferred_username: text(c, "preferred_username"),
-        profile: text(c, "profile"),
-        picture: text(c, "picture"),
-        website: text(c, "website"),
-        gender: text(c, "gender"),
-        birthdate: text(c, "birthdate"),
-        zoneinfo: text(c, "zoneinfo"),
-        locale: text(c, "locale"),
-        email: text(c, "email"),
-        email_verified: flag(c, "email_verified"),
-        phone: text(c, "phone"),
-        phone_verified: flag(c, "phone_verified"),
-        custom_claims: c
-            .get("custom_claims")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
-        full_name: text(c, "full_name"),
-        avatar_url: text(c, "avatar_url"),
-        slug: text(c, "slug"),
-        provider_id: text(c, "provider_id"),
-        user_name: text(c, "user_name"),
+        ..Claims::from_map(&token.claims)
     };
     UserData {
         emails: primary_email(claims.email.clone(), claims.email_verified),

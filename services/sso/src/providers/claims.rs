@@ -73,6 +73,71 @@ pub struct Claims {
     pub user_name: String,
 }
 
+/// A text claim: absent or null reads as empty; a number as its decimal text (some providers send
+/// numeric subjects).
+pub fn text(claims: &Map<String, Value>, name: &str) -> String {
+    match claims.get(name) {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Number(number)) => number.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A boolean claim; `"true"` as text counts too (some providers send their flags as strings).
+pub fn flag(claims: &Map<String, Value>, name: &str) -> bool {
+    match claims.get(name) {
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::String(text)) => text.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+impl Claims {
+    /// The standard and GoTrue's own claims out of a JSON object (an ID token's payload, a
+    /// userinfo answer), as GoTrue decodes `provider.Claims`: other keys are dropped.
+    pub fn from_map(c: &Map<String, Value>) -> Claims {
+        let number = |name: &str| c.get(name).and_then(Value::as_f64);
+        Claims {
+            issuer: text(c, "iss"),
+            subject: text(c, "sub"),
+            audience: match c.get("aud") {
+                Some(Value::String(aud)) => vec![aud.clone()],
+                Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                _ => Vec::new(),
+            },
+            iat: number("iat"),
+            exp: number("exp"),
+            name: text(c, "name"),
+            family_name: text(c, "family_name"),
+            given_name: text(c, "given_name"),
+            middle_name: text(c, "middle_name"),
+            nickname: text(c, "nickname"),
+            preferred_username: text(c, "preferred_username"),
+            profile: text(c, "profile"),
+            picture: text(c, "picture"),
+            website: text(c, "website"),
+            gender: text(c, "gender"),
+            birthdate: text(c, "birthdate"),
+            zoneinfo: text(c, "zoneinfo"),
+            locale: text(c, "locale"),
+            email: text(c, "email"),
+            email_verified: flag(c, "email_verified"),
+            phone: text(c, "phone"),
+            phone_verified: flag(c, "phone_verified"),
+            custom_claims: c
+                .get("custom_claims")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+            full_name: text(c, "full_name"),
+            avatar_url: text(c, "avatar_url"),
+            slug: text(c, "slug"),
+            provider_id: text(c, "provider_id"),
+            user_name: text(c, "user_name"),
+        }
+    }
+}
+
 /// The one address a provider reports (as its primary email), or none when it reports none.
 pub fn primary_email(address: String, verified: bool) -> Vec<Email> {
     if address.is_empty() {

@@ -8,6 +8,7 @@ mod apple;
 mod azure;
 mod bitbucket;
 pub mod claims;
+pub mod custom;
 mod discord;
 mod facebook;
 mod figma;
@@ -67,6 +68,8 @@ pub enum Kind {
     Workos,
     X,
     Zoom,
+    /// An admin's provider (`custom:<identifier>`), described by [`custom::CustomSettings`].
+    Custom,
 }
 
 /// How GoTrue sets a provider up: its endpoints (from `_URL` or the provider's hosts), its
@@ -146,9 +149,18 @@ impl Kind {
             Kind::Workos => &workos::SPEC,
             Kind::X => &x::SPEC,
             Kind::Zoom => &zoom::SPEC,
+            Kind::Custom => &CUSTOM_SPEC,
         }
     }
 }
+
+/// Custom providers are built from their row ([`Provider::build_custom`]), never from a spec.
+static CUSTOM_SPEC: Spec = Spec {
+    endpoints: |_| Err("custom providers are configured through the admin API".into()),
+    scopes: &[],
+    extra_scopes: false,
+    credentials_in_body: false,
+};
 
 /// What a provider's user API is called with.
 pub struct UserApi<'a> {
@@ -217,6 +229,10 @@ pub struct Provider {
     api: String,
     client_id: String,
     client_secret: String,
+    /// The flow may sign in without an email (`GOTRUE_EXTERNAL_<P>_EMAIL_OPTIONAL`, or the custom
+    /// provider's `email_optional`).
+    pub email_optional: bool,
+    custom: Option<custom::CustomSettings>,
 }
 
 impl UserApi<'_> {
@@ -322,6 +338,37 @@ impl Provider {
             api: endpoints.api,
             client_id: client_id.clone(),
             client_secret: secret.expose_secret().to_string(),
+            email_optional: config.email_optional,
+            custom: None,
+        })
+    }
+
+    /// A custom provider (GoTrue's `loadCustomProvider`), from its row's settings and endpoints.
+    pub fn build_custom(
+        credentials: (String, String),
+        redirect_uri: &str,
+        scopes: Vec<String>,
+        endpoints: &Endpoints,
+        email_optional: bool,
+        settings: custom::CustomSettings,
+    ) -> Result<Self, String> {
+        let (client_id, client_secret) = credentials;
+        let invalid = |what: &str, e: url::ParseError| format!("invalid {what} URL: {e}");
+        let client = NewClient::new(ClientId::new(client_id.clone()))
+            .set_client_secret(ClientSecret::new(client_secret.clone()))
+            .set_auth_type(oauth2::AuthType::BasicAuth)
+            .set_auth_uri(AuthUrl::new(endpoints.authorize.clone()).map_err(|e| invalid("authorization", e))?)
+            .set_token_uri(TokenUrl::new(endpoints.token.clone()).map_err(|e| invalid("token", e))?)
+            .set_redirect_uri(RedirectUrl::new(redirect_uri.to_string()).map_err(|e| invalid("redirect", e))?);
+        Ok(Self {
+            kind: Kind::Custom,
+            client,
+            scopes,
+            api: String::new(),
+            client_id,
+            client_secret,
+            email_optional,
+            custom: Some(settings),
         })
     }
 
@@ -350,7 +397,7 @@ impl Provider {
 
     /// Whether the provider requires PKCE from its clients (GoTrue's `RequiresPKCE`).
     pub fn requires_pkce(&self) -> bool {
-        self.kind == Kind::X
+        self.kind == Kind::X || self.custom.as_ref().is_some_and(|c| c.pkce_enabled)
     }
 
     /// The provider's authorization URL for a flow (`state` is the flow's id), with the app's
@@ -363,6 +410,9 @@ impl Provider {
             .add_scopes(self.scopes.iter().cloned().map(Scope::new));
         for (key, value) in authorize_params(self.kind) {
             request = request.add_extra_param(*key, *value);
+        }
+        for (key, value) in self.custom.iter().flat_map(|c| c.authorization_params.iter()) {
+            request = request.add_extra_param(key.clone(), value.clone());
         }
         if let Some(verifier) = pkce_verifier {
             let verifier = oauth2::PkceCodeVerifier::new(verifier.to_string());
@@ -401,10 +451,20 @@ impl Provider {
                 .add_extra_param("client_id", self.client_id.clone())
                 .add_extra_param("secret", self.client_secret.clone());
         }
-        let token = exchange
-            .request_async(&send)
-            .await
-            .map_err(|e| describe_token_error(&e))?;
+        let token = match exchange.request_async(&send).await {
+            Ok(token) => token,
+            // Go's oauth2 auto-detects a custom provider's client authentication: HTTP Basic
+            // first, then the credentials in the form when the provider refused.
+            Err(oauth2::RequestTokenError::ServerResponse(_)) if self.kind == Kind::Custom => {
+                let in_body = self.client.clone().set_auth_type(oauth2::AuthType::RequestBody);
+                let mut retry = in_body.exchange_code(AuthorizationCode::new(code.to_string()));
+                if let Some(verifier) = pkce_verifier {
+                    retry = retry.set_pkce_verifier(oauth2::PkceCodeVerifier::new(verifier.to_string()));
+                }
+                retry.request_async(&send).await.map_err(|e| describe_token_error(&e))?
+            }
+            Err(e) => return Err(describe_token_error(&e)),
+        };
         Ok(ProviderTokens {
             access_token: token.access_token().secret().clone(),
             refresh_token: token.refresh_token().map(|t| t.secret().clone()).unwrap_or_default(),
@@ -454,6 +514,10 @@ impl Provider {
             Kind::Workos => workos::user_data(&api).await,
             Kind::X => x::user_data(&api).await,
             Kind::Zoom => zoom::user_data(&api).await,
+            Kind::Custom => match &self.custom {
+                Some(settings) => custom::user_data(&api, settings).await,
+                None => Err(ApiError("a custom provider without its settings".into())),
+            },
         }
     }
 }
