@@ -56,9 +56,18 @@ pub fn custom_provider(provider: &CustomProvider) -> Value {
     map.insert("acceptable_client_ids".into(), json!(provider.acceptable_client_ids));
     map.insert("scopes".into(), json!(provider.scopes));
     map.insert("pkce_enabled".into(), json!(provider.pkce_enabled));
-    map.insert("attribute_mapping".into(), json_object(&provider.attribute_mapping_json));
-    map.insert("custom_claims_allowlist".into(), json!(provider.custom_claims_allowlist));
-    map.insert("authorization_params".into(), json_object(&provider.authorization_params_json));
+    map.insert(
+        "attribute_mapping".into(),
+        json_object(&provider.attribute_mapping_json),
+    );
+    map.insert(
+        "custom_claims_allowlist".into(),
+        json!(provider.custom_claims_allowlist),
+    );
+    map.insert(
+        "authorization_params".into(),
+        json_object(&provider.authorization_params_json),
+    );
     map.insert("enabled".into(), json!(provider.enabled));
     map.insert("email_optional".into(), json!(provider.email_optional));
     let put_some = |map: &mut Map<String, Value>, key: &str, value: &Option<String>| {
@@ -70,7 +79,10 @@ pub fn custom_provider(provider: &CustomProvider) -> Value {
     put_some(&mut map, "discovery_url", &provider.discovery_url);
     map.insert("skip_nonce_check".into(), json!(provider.skip_nonce_check));
     if !provider.discovery_document_json.is_empty() {
-        map.insert("discovery_document".into(), json_object(&provider.discovery_document_json));
+        map.insert(
+            "discovery_document".into(),
+            json_object(&provider.discovery_document_json),
+        );
     }
     put_some(&mut map, "authorization_url", &provider.authorization_url);
     put_some(&mut map, "token_url", &provider.token_url);

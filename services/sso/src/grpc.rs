@@ -74,7 +74,10 @@ impl SsoService for SsoGrpc {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn get_custom_provider(&self, request: Request<CustomProviderRef>) -> Result<Response<CustomProvider>, Status> {
+    async fn get_custom_provider(
+        &self,
+        request: Request<CustomProviderRef>,
+    ) -> Result<Response<CustomProvider>, Status> {
         self.require_admin(&request).await?;
         Ok(Response::new(
             self.state.get_custom_provider(&request.get_ref().identifier).await?,

@@ -45,8 +45,12 @@ impl ProviderHttp {
             Some(path) => {
                 let pem = std::fs::read(path)
                     .map_err(|e| anyhow::anyhow!("AUTH_EXTERNAL_CA_CERTS: cannot read {}: {e}", path.display()))?;
-                reqwest::Certificate::from_pem_bundle(&pem)
-                    .map_err(|e| anyhow::anyhow!("AUTH_EXTERNAL_CA_CERTS: {} holds no usable PEM certificates: {e}", path.display()))?
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                    anyhow::anyhow!(
+                        "AUTH_EXTERNAL_CA_CERTS: {} holds no usable PEM certificates: {e}",
+                        path.display()
+                    )
+                })?
             }
             None => Vec::new(),
         };

@@ -73,7 +73,8 @@ fn parse(stored: &str) -> Option<EncryptedString> {
         return None;
     }
     let parsed: EncryptedString = serde_json::from_str(stored).ok()?;
-    let valid = !parsed.key_id.is_empty() && !parsed.data.is_empty() && parsed.nonce.len() == 12 && parsed.alg == ALGORITHM;
+    let valid =
+        !parsed.key_id.is_empty() && !parsed.data.is_empty() && parsed.nonce.len() == 12 && parsed.alg == ALGORITHM;
     valid.then_some(parsed)
 }
 
@@ -107,7 +108,11 @@ pub fn open(config: &DbEncryptionConfig, row_id: &str, stored: &str) -> Result<S
         .get(&sealed.key_id)
         .ok_or_else(|| EncryptionError::UnknownKey(sealed.key_id.clone()))?;
     let cipher = row_cipher(row_id, &sealed.key_id, key.expose_secret())?;
-    let nonce: [u8; 12] = sealed.nonce.as_slice().try_into().map_err(|_| EncryptionError::Inauthentic)?;
+    let nonce: [u8; 12] = sealed
+        .nonce
+        .as_slice()
+        .try_into()
+        .map_err(|_| EncryptionError::Inauthentic)?;
     let plain = cipher
         .decrypt(&Nonce::from(nonce), sealed.data.as_slice())
         .map_err(|_| EncryptionError::Inauthentic)?;
@@ -139,7 +144,10 @@ mod tests {
         assert_eq!(json["alg"], "aes-gcm-hkdf");
         assert!(!sealed.contains("the secret"));
         assert_eq!(open(&config, "row-1", &sealed).unwrap(), "the secret");
-        assert!(matches!(open(&config, "row-2", &sealed), Err(EncryptionError::Inauthentic)));
+        assert!(matches!(
+            open(&config, "row-2", &sealed),
+            Err(EncryptionError::Inauthentic)
+        ));
     }
 
     #[test]

@@ -1533,7 +1533,10 @@ impl Reader<'_> {
                 }
                 _ => self.problem(
                     &format!("{PREFIX}DECRYPTION_KEYS"),
-                    &format!("each entry must be `key_id:key` with a 256-bit base64url key (entry `{}`)", pair.split(':').next().unwrap_or_default()),
+                    &format!(
+                        "each entry must be `key_id:key` with a 256-bit base64url key (entry `{}`)",
+                        pair.split(':').next().unwrap_or_default()
+                    ),
                 ),
             }
         }
@@ -1542,7 +1545,10 @@ impl Reader<'_> {
                 self.problem(&format!("{PREFIX}ENCRYPTION_KEY_ID"), "must be set when encrypting");
             }
             if !encryption_key.as_deref().is_some_and(is_256_bit_key) {
-                self.problem(&format!("{PREFIX}ENCRYPTION_KEY"), "must be a 256-bit key, base64url without padding");
+                self.problem(
+                    &format!("{PREFIX}ENCRYPTION_KEY"),
+                    "must be a 256-bit key, base64url without padding",
+                );
             }
             if !decryption_keys.contains_key(&encryption_key_id) {
                 self.problem(

@@ -80,6 +80,50 @@ struct Shared {
 pub struct FakeOAuthProvider {
     addr: SocketAddr,
     shared: Arc<Mutex<Shared>>,
+    /// `https` when started with [`FakeOAuthProvider::start_tls`].
+    scheme: &'static str,
+    /// The PEM of the authority that signed the HTTPS certificate.
+    ca_pem: Option<String>,
+}
+
+/// A certificate authority made for one provider, and the provider's certificate for
+/// `localhost` and 127.0.0.1 signed by it.
+fn test_certificates() -> anyhow::Result<(String, rustls::ServerConfig)> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "auth-suite test provider CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+    let server_key = KeyPair::generate()?;
+    let server_cert =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?.signed_by(&server_key, &ca)?;
+    auth_core::install_tls_provider();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).map_err(anyhow::Error::msg)?;
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![server_cert.der().clone()], key)?;
+    Ok((ca.pem(), config))
+}
+
+/// Serves `app` over TLS on `listener` until the runtime ends.
+fn serve_tls(listener: TcpListener, app: Router, config: rustls::ServerConfig) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
 }
 
 impl FakeOAuthProvider {
@@ -90,10 +134,39 @@ impl FakeOAuthProvider {
 
     /// [`Self::start`] on a given port of 127.0.0.1 (0: any), for servers configured before it starts.
     pub async fn start_on(port: u16, client_id: &str, client_secret: &str) -> anyhow::Result<Self> {
+        Self::start_with(port, client_id, client_secret, None).await
+    }
+
+    /// [`Self::start`] over HTTPS at `https://localhost:<port>`, with a certificate signed by an
+    /// authority of its own ([`Self::ca_pem`], for the suite's `AUTH_EXTERNAL_CA_CERTS`).
+    pub async fn start_tls(client_id: &str, client_secret: &str) -> anyhow::Result<Self> {
+        let (ca_pem, config) = test_certificates()?;
+        let mut provider = Self::start_with(0, client_id, client_secret, Some(config)).await?;
+        provider.ca_pem = Some(ca_pem);
+        Ok(provider)
+    }
+
+    /// The authority that signed the HTTPS certificate (PEM), when serving HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    async fn start_with(
+        port: u16,
+        client_id: &str,
+        client_secret: &str,
+        tls: Option<rustls::ServerConfig>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let host = if tls.is_some() {
+            format!("localhost:{}", addr.port())
+        } else {
+            addr.to_string()
+        };
         let shared = Arc::new(Mutex::new(Shared {
-            base_url: format!("http://{addr}"),
+            base_url: format!("{scheme}://{host}"),
             signing_kind: "ec".into(),
             published_kinds: vec!["ec".into()],
             client_id: client_id.to_string(),
@@ -144,15 +217,30 @@ impl FakeOAuthProvider {
             .route("/v2/me", get(linkedin_profile))
             .route("/v2/emailAddress", get(linkedin_email))
             .route("/2/users/me", get(x_user))
+            .route("/oidc/userinfo", get(oidc_userinfo))
+            .route("/custom/userinfo", get(custom_userinfo))
             .with_state(shared.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Self { addr, shared })
+        match tls {
+            Some(config) => serve_tls(listener, app, config),
+            None => {
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+            }
+        }
+        Ok(Self {
+            addr,
+            shared,
+            scheme,
+            ca_pem: None,
+        })
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.scheme {
+            "https" => format!("https://localhost:{}", self.addr.port()),
+            _ => format!("http://{}", self.addr),
+        }
     }
 
     /// A one-time authorization code that signs `user` in.
@@ -261,16 +349,20 @@ async fn token(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, bod
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    let id_token = sign_with(
-        &shared.signing_kind,
-        &json!({
-            "iss": shared.base_url, "sub": format!("g-{user_id}"), "aud": shared.client_id, "exp": now + 600,
-            "iat": now, "email": primary, "email_verified": user.primary().is_some_and(|e| e.1),
-            "name": user.name, "picture": user.avatar_url, "at_hash": at_hash,
-            // Vercel Marketplace's own claims.
-            "user_email": primary, "user_name": user.name, "global_user_id": format!("vg-{user_id}"),
-        }),
-    );
+    let mut id_claims = json!({
+        "iss": shared.base_url, "sub": format!("g-{user_id}"), "aud": shared.client_id, "exp": now + 600,
+        "iat": now, "email": primary, "email_verified": user.primary().is_some_and(|e| e.1),
+        "name": user.name, "picture": user.avatar_url, "at_hash": at_hash,
+        // Vercel Marketplace's own claims.
+        "user_email": primary, "user_name": user.name, "global_user_id": format!("vg-{user_id}"),
+    });
+    // The user's extra claims ride along, under the standard ones.
+    if let Some(map) = id_claims.as_object_mut() {
+        for (key, value) in &user.extra_claims {
+            map.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    let id_token = sign_with(&shared.signing_kind, &id_claims);
     shared.tokens.insert(access_token.clone(), user);
     axum::Json(json!({
         "access_token": access_token,
@@ -356,6 +448,27 @@ async fn keycloak_userinfo(
     Path(_realm): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    oidc_userinfo(State(shared), headers).await
+}
+
+/// A plain OAuth 2.0 provider's own user API: an `id` instead of `sub`, the login, the extra claims.
+async fn custom_userinfo(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&shared, &headers) else {
+        return unauthorized();
+    };
+    let mut claims = user.extra_claims.clone();
+    claims.insert("id".into(), json!(user.id));
+    claims.insert("login".into(), json!(user.login));
+    claims.insert("name".into(), json!(user.name));
+    if let Some((email, verified, _)) = user.primary() {
+        claims.insert("email".into(), json!(email));
+        claims.insert("email_verified".into(), json!(verified));
+    }
+    axum::Json(Value::Object(claims)).into_response()
+}
+
+/// The OIDC userinfo endpoint (also a Keycloak realm's).
+async fn oidc_userinfo(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap) -> Response {
     let Some(user) = bearer_user(&shared, &headers) else {
         return unauthorized();
     };

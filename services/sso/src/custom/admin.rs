@@ -104,7 +104,10 @@ fn check_authorization_params(params: &Map<String, Value>) -> Result<(), Service
 
 /// GoTrue's `validateAttributeMapping`.
 fn check_attribute_mapping(mapping: &Map<String, Value>) -> Result<(), ServiceError> {
-    match mapping.keys().find(|target| PROTECTED_MAPPING_TARGETS.contains(&target.as_str())) {
+    match mapping
+        .keys()
+        .find(|target| PROTECTED_MAPPING_TARGETS.contains(&target.as_str()))
+    {
         Some(target) => Err(invalid(format!("Cannot map to protected system field: {target}"))),
         None => Ok(()),
     }
@@ -216,7 +219,12 @@ impl SsoState {
     /// GoTrue's `fetchAndValidateDiscovery`: the document must name the issuer and the endpoints
     /// sign-in needs, or the provider is refused now rather than failing at a user's sign-in.
     async fn fetch_discovery(&self, discovery_url: &str, issuer: &str) -> Result<Value, ServiceError> {
-        let failed = |e: String| invalid(format!("OIDC discovery from {} failed: {e}", Value::String(discovery_url.into())));
+        let failed = |e: String| {
+            invalid(format!(
+                "OIDC discovery from {} failed: {e}",
+                Value::String(discovery_url.into())
+            ))
+        };
         let document: DiscoveryDocument = self
             .http
             .get_json(discovery_url, "", &[])
@@ -266,7 +274,10 @@ impl SsoState {
         Ok(row.to_proto())
     }
 
-    pub async fn create_custom_provider(&self, params: pb::CustomProviderParams) -> Result<pb::CustomProvider, ServiceError> {
+    pub async fn create_custom_provider(
+        &self,
+        params: pb::CustomProviderParams,
+    ) -> Result<pb::CustomProvider, ServiceError> {
         self.require_custom_oauth()?;
         let oidc = match params.provider_type.as_str() {
             "oidc" => true,
@@ -302,9 +313,15 @@ impl SsoState {
                 "identifier must be 'custom:' and a name of lower-case letters, digits, ':' or '-', 2 to 50 characters in all",
             ));
         }
-        let authorization_params = json_object(params.authorization_params_json.as_deref().unwrap_or("{}"), "authorization_params")?;
+        let authorization_params = json_object(
+            params.authorization_params_json.as_deref().unwrap_or("{}"),
+            "authorization_params",
+        )?;
         check_authorization_params(&authorization_params)?;
-        let attribute_mapping = json_object(params.attribute_mapping_json.as_deref().unwrap_or("{}"), "attribute_mapping")?;
+        let attribute_mapping = json_object(
+            params.attribute_mapping_json.as_deref().unwrap_or("{}"),
+            "attribute_mapping",
+        )?;
         check_attribute_mapping(&attribute_mapping)?;
         let allowlist = list_values(&params.custom_claims_allowlist).unwrap_or_default();
         check_allowlist(&allowlist)?;
@@ -359,7 +376,11 @@ impl SsoState {
             discovery_url: if oidc { some_text(&params.discovery_url) } else { None },
             skip_nonce_check: oidc && params.skip_nonce_check.unwrap_or(false),
             cached_discovery: None,
-            authorization_url: if oidc { None } else { some_text(&params.authorization_url) },
+            authorization_url: if oidc {
+                None
+            } else {
+                some_text(&params.authorization_url)
+            },
             token_url: if oidc { None } else { some_text(&params.token_url) },
             userinfo_url: if oidc { None } else { some_text(&params.userinfo_url) },
             jwks_uri: if oidc { None } else { some_text(&params.jwks_uri) },
@@ -385,7 +406,10 @@ impl SsoState {
         Ok(row.to_proto())
     }
 
-    pub async fn update_custom_provider(&self, params: pb::CustomProviderParams) -> Result<pb::CustomProvider, ServiceError> {
+    pub async fn update_custom_provider(
+        &self,
+        params: pb::CustomProviderParams,
+    ) -> Result<pb::CustomProvider, ServiceError> {
         self.require_custom_oauth()?;
         checked_identifier(&params.identifier)?;
         let authorization_params = params
@@ -408,7 +432,10 @@ impl SsoState {
         if let Some(allowlist) = &allowlist {
             check_allowlist(allowlist)?;
         }
-        let mut row = self.find_custom_provider(&params.identifier).await?.ok_or_else(not_found)?;
+        let mut row = self
+            .find_custom_provider(&params.identifier)
+            .await?
+            .ok_or_else(not_found)?;
         let old_issuer = row.issuer.clone();
 
         let name = some_text(&params.name);
@@ -457,7 +484,10 @@ impl SsoState {
         }
         // Only the URLs of the provider's own type apply; each is checked as on creation.
         let fields: Vec<(&String, &mut Option<String>)> = if row.is_oidc() {
-            vec![(&params.issuer, &mut row.issuer), (&params.discovery_url, &mut row.discovery_url)]
+            vec![
+                (&params.issuer, &mut row.issuer),
+                (&params.discovery_url, &mut row.discovery_url),
+            ]
         } else {
             vec![
                 (&params.authorization_url, &mut row.authorization_url),

@@ -43,14 +43,21 @@ fn string_pairs(object: &Value) -> Vec<(String, String)> {
 }
 
 impl SsoState {
-    pub(crate) async fn find_custom_provider(&self, identifier: &str) -> Result<Option<CustomProviderRow>, ServiceError> {
+    pub(crate) async fn find_custom_provider(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<CustomProviderRow>, ServiceError> {
         Ok(store::find(&self.db, identifier).await?)
     }
 
     /// The provider's client secret in the clear.
     fn custom_client_secret(&self, row: &CustomProviderRow) -> Result<String, String> {
-        auth_account::db_encryption::open(&self.config.security.db_encryption, &row.id.to_string(), &row.client_secret)
-            .map_err(|e| format!("error decrypting client secret for provider {}: {e}", row.identifier))
+        auth_account::db_encryption::open(
+            &self.config.security.db_encryption,
+            &row.id.to_string(),
+            &row.client_secret,
+        )
+        .map_err(|e| format!("error decrypting client secret for provider {}: {e}", row.identifier))
     }
 
     /// GoTrue's `loadCustomProvider`; the error text is what follows "Unsupported provider: ".

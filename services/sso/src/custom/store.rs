@@ -135,7 +135,11 @@ pub async fn insert(db: &sqlx::PgPool, row: &CustomProviderRow) -> Result<bool, 
 
 /// Writes every changeable column of the row (GoTrue's `UpdateCustomOAuthProvider`); `false` when
 /// the row is gone.
-pub async fn update(db: &sqlx::PgPool, row: &CustomProviderRow, discovery_refreshed: bool) -> Result<bool, sqlx::Error> {
+pub async fn update(
+    db: &sqlx::PgPool,
+    row: &CustomProviderRow,
+    discovery_refreshed: bool,
+) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query!(
         "UPDATE custom_oauth_providers SET name = $2, client_id = $3, client_secret = $4, \
              acceptable_client_ids = $5, scopes = $6, pkce_enabled = $7, attribute_mapping = $8, \

@@ -100,7 +100,10 @@ mod tests {
             message("https://app.localhost").await,
             "URL cannot point to localhost or loopback addresses"
         );
-        assert_eq!(message("https://127.0.0.2").await, "URL cannot resolve to loopback addresses");
+        assert_eq!(
+            message("https://127.0.0.2").await,
+            "URL cannot resolve to loopback addresses"
+        );
         assert_eq!(
             message("https://10.1.2.3").await,
             "URL cannot resolve to private network addresses"

@@ -66,7 +66,10 @@ impl OidcCache {
     pub async fn issuer_at(&self, issuer: &str, discovery_url: &str) -> Result<Issuer, ApiError> {
         let well_known = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
         {
-            let mut urls = self.discovery_urls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut urls = self
+                .discovery_urls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if discovery_url.is_empty() || discovery_url == well_known {
                 urls.remove(issuer);
             } else if urls.get(issuer).map(String::as_str) != Some(discovery_url) {
@@ -158,8 +161,8 @@ impl OidcCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(url)
             .cloned();
-        let well_known = configured
-            .unwrap_or_else(|| format!("{}/.well-known/openid-configuration", url.trim_end_matches('/')));
+        let well_known =
+            configured.unwrap_or_else(|| format!("{}/.well-known/openid-configuration", url.trim_end_matches('/')));
         let discovery: Discovery = self.http.get_json(&well_known, "", &[]).await?;
         if exact_issuer && discovery.issuer != url {
             return Err(ApiError(format!(

@@ -28,7 +28,6 @@ pub fn is_apple_issuer(issuer: &str) -> bool {
     APPLE.contains(&issuer)
 }
 
-
 /// The identity an ID token describes, read as its issuer's parser reads it. `provider` names the
 /// parser where the issuer cannot (Google through a stand-in issuer).
 pub fn user_data(token: &IdToken, provider: &str) -> Result<UserData, String> {

@@ -50,8 +50,12 @@ pub async fn user_data(call: &UserApi<'_>, settings: &CustomSettings) -> Result<
             .verify(issuer, true, id_token, Some(issuer), None)
             .await
             .map_err(|e| ApiError(format!("failed to verify ID token: {e}")))?;
-        let acceptable = std::iter::once(call.client_id).chain(settings.acceptable_client_ids.iter().map(String::as_str));
-        if !acceptable.into_iter().any(|id| token.audience.iter().any(|aud| aud == id)) {
+        let acceptable =
+            std::iter::once(call.client_id).chain(settings.acceptable_client_ids.iter().map(String::as_str));
+        if !acceptable
+            .into_iter()
+            .any(|id| token.audience.iter().any(|aud| aud == id))
+        {
             return Err(ApiError(format!(
                 "token audience {:?} does not match any acceptable client ID",
                 token.audience

@@ -13,9 +13,9 @@ use url::Url;
 
 use crate::support::*;
 
-const CLIENT_ID: &str = "suite-client";
-const CLIENT_SECRET: &str = "suite-client-secret";
-const APP: &str = "http://localhost:3000/welcome";
+pub(crate) const CLIENT_ID: &str = "suite-client";
+pub(crate) const CLIENT_SECRET: &str = "suite-client-secret";
+pub(crate) const APP: &str = "http://localhost:3000/welcome";
 
 fn with_provider(builder: SuiteBuilder, env_name: &str, url: &str) -> SuiteBuilder {
     let name = |field: &str| format!("GOTRUE_EXTERNAL_{env_name}_{field}");
@@ -32,7 +32,7 @@ fn github_suite(provider: &FakeOAuthProvider) -> SuiteBuilder {
         .env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**")
 }
 
-fn location(response: &reqwest::Response) -> Url {
+pub(crate) fn location(response: &reqwest::Response) -> Url {
     let location = response
         .headers()
         .get("location")
@@ -42,18 +42,18 @@ fn location(response: &reqwest::Response) -> Url {
     Url::parse(location).expect("an absolute location")
 }
 
-fn query_map(url: &Url) -> HashMap<String, String> {
+pub(crate) fn query_map(url: &Url) -> HashMap<String, String> {
     url.query_pairs().into_owned().collect()
 }
 
-fn fragment_map(url: &Url) -> HashMap<String, String> {
+pub(crate) fn fragment_map(url: &Url) -> HashMap<String, String> {
     url::form_urlencoded::parse(url.fragment().unwrap_or_default().as_bytes())
         .into_owned()
         .collect()
 }
 
 /// `/authorize` for `provider`; the provider's URL it redirects to.
-async fn authorize(suite: &Suite, query: &str) -> anyhow::Result<Url> {
+pub(crate) async fn authorize(suite: &Suite, query: &str) -> anyhow::Result<Url> {
     let response = suite.get(&format!("/authorize?{query}")).await?;
     anyhow::ensure!(
         response.status() == 302,
@@ -65,7 +65,7 @@ async fn authorize(suite: &Suite, query: &str) -> anyhow::Result<Url> {
 }
 
 /// The provider's redirect back with `code` for the flow `state`; the app URL the gateway sends to.
-async fn callback(suite: &Suite, state: &str, code: &str) -> anyhow::Result<Url> {
+pub(crate) async fn callback(suite: &Suite, state: &str, code: &str) -> anyhow::Result<Url> {
     let response = suite.get(&format!("/callback?code={code}&state={state}")).await?;
     anyhow::ensure!(
         response.status() == 302,
@@ -89,7 +89,7 @@ async fn sign_in_with(
     Ok(fragment_map(&landed))
 }
 
-async fn user_of(suite: &Suite, fragment: &HashMap<String, String>) -> anyhow::Result<Value> {
+pub(crate) async fn user_of(suite: &Suite, fragment: &HashMap<String, String>) -> anyhow::Result<Value> {
     let access_token = fragment.get("access_token").cloned().unwrap_or_default();
     let response = get_user(suite, &format!("Bearer {access_token}")).await?;
     anyhow::ensure!(
@@ -732,11 +732,11 @@ fn now() -> i64 {
         .unwrap_or_default()
 }
 
-async fn id_token_grant(suite: &Suite, body: Value) -> anyhow::Result<reqwest::Response> {
+pub(crate) async fn id_token_grant(suite: &Suite, body: Value) -> anyhow::Result<reqwest::Response> {
     Ok(suite.post_json("/token?grant_type=id_token", &body).await?)
 }
 
-async fn oauth_error_of(response: reqwest::Response) -> anyhow::Result<(String, String)> {
+pub(crate) async fn oauth_error_of(response: reqwest::Response) -> anyhow::Result<(String, String)> {
     anyhow::ensure!(response.status() == 400, "expected 400, got {}", response.status());
     let body: Value = response.json().await?;
     Ok((

@@ -14,6 +14,7 @@ mod admin_links;
 mod clients;
 mod compat;
 mod compat_links;
+mod custom_providers;
 mod deploy_files;
 mod external;
 mod general;
