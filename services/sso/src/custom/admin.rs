@@ -5,7 +5,7 @@
 
 use auth_core::{ErrorCode, ServiceError};
 use auth_proto::sso::v1 as pb;
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -355,7 +355,8 @@ impl SsoState {
             ));
         }
 
-        let now = Utc::now();
+        // Postgres keeps microseconds: answer what later reads will show.
+        let now = Utc::now().trunc_subsecs(6);
         let scopes = list_values(&params.scopes).unwrap_or_default();
         let mut row = CustomProviderRow {
             id: Uuid::new_v4(),
@@ -519,7 +520,7 @@ impl SsoState {
             )
             .map_err(ServiceError::internal)?;
         }
-        row.updated_at = Utc::now();
+        row.updated_at = Utc::now().trunc_subsecs(6);
         if !store::update(&self.db, &row, rediscover).await? {
             return Err(not_found());
         }

@@ -421,10 +421,14 @@ impl Provider {
         for (key, value) in extra {
             request = request.add_extra_param(key.clone(), value.clone());
         }
-        // Go's AuthCodeURL encodes its parameters sorted by key; so do we, for identical URLs.
+        // Go's AuthCodeURL appends its parameters, sorted by key, to the query the configured
+        // authorization URL already has; so do we, for identical URLs.
+        let configured = self.client.auth_uri().url().query_pairs().count();
         let mut url = request.url().0;
         let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(added) = pairs.get_mut(configured..) {
+            added.sort_by(|a, b| a.0.cmp(&b.0));
+        }
         url.query_pairs_mut().clear().extend_pairs(pairs);
         url.to_string()
     }

@@ -209,7 +209,7 @@ async fn an_oauth2_custom_provider_reads_its_userinfo_through_the_mapping() -> a
         "name": "Forge",
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
-        "authorization_url": format!("{base}/login/oauth/authorize"),
+        "authorization_url": format!("{base}/login/oauth/authorize?tenant=t1"),
         "token_url": format!("{base}/oauth/token"),
         "userinfo_url": format!("{base}/custom/userinfo"),
         "scopes": ["read:user", "user:email"],
@@ -219,6 +219,8 @@ async fn an_oauth2_custom_provider_reads_its_userinfo_through_the_mapping() -> a
     let created = create_provider(&suite, body).await?;
     assert_eq!(created["token_url"], format!("{base}/oauth/token"));
     assert!(created.get("issuer").is_none() && created.get("discovery_document").is_none());
+    let read = admin_ok(&suite, Method::GET, "/admin/custom-providers/custom:forge", None).await?;
+    assert_eq!(read, created, "the answer to the creation is what is stored");
 
     let redirect = authorize(
         &suite,
@@ -227,6 +229,10 @@ async fn an_oauth2_custom_provider_reads_its_userinfo_through_the_mapping() -> a
     .await?;
     let query = query_map(&redirect);
     assert_eq!(query["scope"], "read:org", "the app's scopes replace the provider's");
+    assert!(
+        redirect.query().is_some_and(|q| q.starts_with("tenant=t1&")),
+        "the configured query comes first, as Go's AuthCodeURL keeps it: {redirect}"
+    );
     assert!(!query.contains_key("code_challenge"));
 
     let email = email();
