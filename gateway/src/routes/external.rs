@@ -177,6 +177,8 @@ async fn callback(
         error: get("error"),
         error_description: get("error_description"),
         user: get("user"),
+        oauth_token: get("oauth_token"),
+        oauth_verifier: get("oauth_verifier"),
         context: Some(request_context(&headers, request_id.as_deref())),
     };
     match state.clients.sso.clone().callback(request).await {

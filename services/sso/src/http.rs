@@ -76,6 +76,29 @@ impl ProviderHttp {
         Ok(answer.body(body).unwrap_or_default())
     }
 
+    /// A GET answered with a form (OAuth 1.0a's token endpoints), with its `Authorization` header.
+    pub async fn get_form(&self, url: &str, authorization: &str) -> Result<Vec<(String, String)>, ApiError> {
+        let response = self
+            .client
+            .get(url)
+            .header(http::header::AUTHORIZATION, authorization)
+            .send()
+            .await
+            .map_err(|e| ApiError(format!("request to {url} failed: {e}")))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ApiError(format!("reading {url} failed: {e}")))?;
+        if !status.is_success() {
+            return Err(ApiError(format!(
+                "{url} answered {status}: {}",
+                String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
+            )));
+        }
+        Ok(url::form_urlencoded::parse(&body).into_owned().collect())
+    }
+
     /// GoTrue's `makeRequest`: a GET with the user's access token (and any header the provider
     /// wants beside it), decoded from JSON.
     pub async fn get_json<T: DeserializeOwned>(

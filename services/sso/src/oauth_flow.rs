@@ -13,8 +13,15 @@ use auth_proto::sso::v1::{
 };
 use auth_proto::token::v1::{FinishExternalFlowRequest, StartExternalFlowRequest, finish_external_flow_response};
 
-use crate::providers::{Endpoints, Kind, Provider};
+use crate::providers::twitter::Twitter;
+use crate::providers::{Endpoints, Kind, Provider, ProviderTokens};
 use crate::state::SsoState;
+
+/// How a provider is sent the user: OAuth 2.0 (every provider but one) or OAuth 1.0a (twitter).
+enum Protocol {
+    OAuth2(Box<Provider>),
+    OAuth1(Twitter),
+}
 
 /// A callback that failed after its flow was found: redirected to the flow's target.
 enum CallbackFailure {
@@ -126,6 +133,15 @@ impl SsoState {
         Provider::build(&name, config, scopes, discovered)
     }
 
+    /// The provider for `/authorize` and `/callback`: OAuth 2.0, or OAuth 1.0a for twitter.
+    async fn protocol(&self, name: &str, scopes: &str) -> Result<Protocol, String> {
+        if name == "twitter" {
+            let config = self.config.external.providers.get("twitter");
+            return Ok(Protocol::OAuth1(Twitter::from_config(config)?));
+        }
+        Ok(Protocol::OAuth2(Box::new(self.provider(name, scopes).await?)))
+    }
+
     /// Whether an invitation with this token is pending (a read of `users`, which the user service
     /// owns; accepting it is the user service's).
     async fn invitation_exists(&self, token: &str) -> Result<bool, ServiceError> {
@@ -156,7 +172,7 @@ impl SsoState {
         linking_target: Option<uuid::Uuid>,
     ) -> Result<AuthorizeResponse, ServiceError> {
         let provider_name = request.provider.to_lowercase();
-        let provider = self.provider(&provider_name, &request.scopes).await.map_err(|e| {
+        let protocol = self.protocol(&provider_name, &request.scopes).await.map_err(|e| {
             ServiceError::bad_request(ErrorCode::ValidationFailed, format!("Unsupported provider: {e}"))
         })?;
         if !request.invite_token.is_empty() && !self.invitation_exists(&request.invite_token).await? {
@@ -166,9 +182,16 @@ impl SsoState {
             ));
         }
         auth_account::pkce::validate(&request.code_challenge_method, &request.code_challenge)?;
-        let email_optional = provider.email_optional;
+        let oauth2_provider = match &protocol {
+            Protocol::OAuth2(provider) => Some(provider.as_ref()),
+            Protocol::OAuth1(_) => None,
+        };
+        let email_optional = match &protocol {
+            Protocol::OAuth2(provider) => provider.email_optional,
+            Protocol::OAuth1(twitter) => twitter.email_optional,
+        };
         // A provider that requires PKCE of its clients gets a verifier kept for the callback.
-        let (client_state_id, pkce_verifier) = if provider.requires_pkce() {
+        let (client_state_id, pkce_verifier) = if oauth2_provider.is_some_and(Provider::requires_pkce) {
             let verifier = oauth2::PkceCodeVerifier::new(random_verifier());
             let id = crate::client_state::store(&self.db, &provider_name, verifier.secret()).await?;
             (id.to_string(), Some(verifier.secret().clone()))
@@ -201,9 +224,22 @@ impl SsoState {
             })
             .collect();
         extra.sort();
-        Ok(AuthorizeResponse {
-            url: provider.authorize_url(&flow_state_id, &extra, pkce_verifier.as_deref()),
-        })
+        let url = match &protocol {
+            Protocol::OAuth2(provider) => provider.authorize_url(&flow_state_id, &extra, pkce_verifier.as_deref()),
+            // OAuth 1.0a passes nothing on (GoTrue ignores the parameters for twitter).
+            Protocol::OAuth1(twitter) => twitter
+                .authorize_url(&self.http, &flow_state_id)
+                .await
+                .map_err(|cause| {
+                    tracing::warn!(%cause, "Twitter refused a request token");
+                    ServiceError::new(
+                        500,
+                        ErrorCode::UnexpectedFailure,
+                        "Unable to get a request token from Twitter",
+                    )
+                })?,
+        };
+        Ok(AuthorizeResponse { url })
     }
 
     pub async fn callback(&self, request: CallbackRequest) -> Result<CallbackResponse, ServiceError> {
@@ -234,60 +270,11 @@ impl SsoState {
         flow: &auth_proto::token::v1::ExternalFlow,
         request: &CallbackRequest,
     ) -> Result<callback_response::Outcome, CallbackFailure> {
-        if !request.error.is_empty() {
-            return Err(CallbackFailure::Provider {
-                error: request.error.clone(),
-                description: request.error_description.clone(),
-            });
-        }
-        if request.code.is_empty() {
-            return Err(ServiceError::bad_request(
-                ErrorCode::BadOauthCallback,
-                "OAuth callback with missing authorization code missing",
-            )
-            .into());
-        }
-        let provider = self.provider(&flow.provider_type, "").await.map_err(|e| {
-            ServiceError::bad_request(
-                ErrorCode::OauthProviderNotSupported,
-                format!("Unsupported provider: {e}"),
-            )
-        })?;
-        let pkce_verifier = if flow.oauth_client_state_id.is_empty() {
-            None
+        let (mut user, tokens) = if flow.provider_type == "twitter" {
+            self.twitter_user(flow, request).await?
         } else {
-            Some(crate::client_state::take(&self.db, &flow.oauth_client_state_id, &flow.provider_type).await?)
+            self.oauth2_user(flow, request).await?
         };
-        if provider.requires_pkce() && pkce_verifier.is_none() {
-            return Err(
-                ServiceError::bad_request(ErrorCode::OauthInvalidState, "OAuth PKCE code verifier missing").into(),
-            );
-        }
-        let tokens = provider
-            .exchange(&self.http, &request.code, pkce_verifier.as_deref())
-            .await
-            .map_err(|cause| {
-                // GoTrue shows the code's first four characters, nothing more.
-                let shown: String = request.code.chars().take(4).collect();
-                tracing::warn!(provider = %flow.provider_type, %cause, "code exchange failed");
-                ServiceError::new(
-                    500,
-                    ErrorCode::UnexpectedFailure,
-                    format!("Unable to exchange external code: {shown}"),
-                )
-            })?;
-        let oidc_issuer = self.oidc_issuer_of(&flow.provider_type);
-        let mut user = provider
-            .user_data(&self.http, &tokens, &self.oidc, &oidc_issuer)
-            .await
-            .map_err(|cause| {
-                tracing::warn!(provider = %flow.provider_type, %cause, "reading the provider's user failed");
-                ServiceError::new(
-                    500,
-                    ErrorCode::UnexpectedFailure,
-                    "Error getting user profile from external provider",
-                )
-            })?;
         if user.emails.is_empty() && !flow.email_optional {
             return Err(ServiceError::new(
                 500,
@@ -336,5 +323,104 @@ impl SsoState {
                 Err(ServiceError::internal(anyhow::anyhow!("the token service finished the flow with nothing")).into())
             }
         }
+    }
+
+    /// The OAuth 2.0 callback: the provider's error forwarded, the code traded (with the flow's
+    /// PKCE verifier when the provider requires one), the user read from the provider.
+    async fn oauth2_user(
+        &self,
+        flow: &auth_proto::token::v1::ExternalFlow,
+        request: &CallbackRequest,
+    ) -> Result<(crate::providers::UserData, ProviderTokens), CallbackFailure> {
+        if !request.error.is_empty() {
+            return Err(CallbackFailure::Provider {
+                error: request.error.clone(),
+                description: request.error_description.clone(),
+            });
+        }
+        if request.code.is_empty() {
+            return Err(ServiceError::bad_request(
+                ErrorCode::BadOauthCallback,
+                "OAuth callback with missing authorization code missing",
+            )
+            .into());
+        }
+        let provider = self.provider(&flow.provider_type, "").await.map_err(|e| {
+            ServiceError::bad_request(
+                ErrorCode::OauthProviderNotSupported,
+                format!("Unsupported provider: {e}"),
+            )
+        })?;
+        let pkce_verifier = if flow.oauth_client_state_id.is_empty() {
+            None
+        } else {
+            Some(crate::client_state::take(&self.db, &flow.oauth_client_state_id, &flow.provider_type).await?)
+        };
+        if provider.requires_pkce() && pkce_verifier.is_none() {
+            return Err(
+                ServiceError::bad_request(ErrorCode::OauthInvalidState, "OAuth PKCE code verifier missing").into(),
+            );
+        }
+        let tokens = provider
+            .exchange(&self.http, &request.code, pkce_verifier.as_deref())
+            .await
+            .map_err(|cause| {
+                // GoTrue shows the code's first four characters, nothing more.
+                let shown: String = request.code.chars().take(4).collect();
+                tracing::warn!(provider = %flow.provider_type, %cause, "code exchange failed");
+                ServiceError::new(
+                    500,
+                    ErrorCode::UnexpectedFailure,
+                    format!("Unable to exchange external code: {shown}"),
+                )
+            })?;
+        let oidc_issuer = self.oidc_issuer_of(&flow.provider_type);
+        let user = provider
+            .user_data(&self.http, &tokens, &self.oidc, &oidc_issuer)
+            .await
+            .map_err(|cause| {
+                tracing::warn!(provider = %flow.provider_type, %cause, "reading the provider's user failed");
+                ServiceError::new(
+                    500,
+                    ErrorCode::UnexpectedFailure,
+                    "Error getting user profile from external provider",
+                )
+            })?;
+        Ok((user, tokens))
+    }
+
+    /// GoTrue's `oAuth1Callback`: the request token and verifier traded for an access token.
+    async fn twitter_user(
+        &self,
+        flow: &auth_proto::token::v1::ExternalFlow,
+        request: &CallbackRequest,
+    ) -> Result<(crate::providers::UserData, ProviderTokens), CallbackFailure> {
+        let twitter = Twitter::from_config(self.config.external.providers.get("twitter")).map_err(|e| {
+            ServiceError::bad_request(
+                ErrorCode::OauthProviderNotSupported,
+                format!("Unsupported provider: {e}"),
+            )
+        })?;
+        let (token, secret) = twitter
+            .access_token(&self.http, &request.oauth_token, &request.oauth_verifier)
+            .await
+            .map_err(|cause| {
+                tracing::warn!(provider = %flow.provider_type, %cause, "access token request failed");
+                ServiceError::new(500, ErrorCode::UnexpectedFailure, "Unable to retrieve access token")
+            })?;
+        let user = twitter.user_data(&self.http, &token, &secret).await.map_err(|cause| {
+            tracing::warn!(provider = %flow.provider_type, %cause, "reading the provider's user failed");
+            ServiceError::new(
+                500,
+                ErrorCode::UnexpectedFailure,
+                "Error getting user email from external provider",
+            )
+        })?;
+        let tokens = ProviderTokens {
+            access_token: token,
+            refresh_token: String::new(),
+            extra: serde_json::Map::new(),
+        };
+        Ok((user, tokens))
     }
 }

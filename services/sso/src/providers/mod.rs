@@ -26,6 +26,7 @@ mod slack_oidc;
 mod snapchat;
 mod spotify;
 mod twitch;
+pub mod twitter;
 mod vercel_marketplace;
 mod workos;
 mod x;
@@ -377,9 +378,16 @@ impl Provider {
         name: &str,
         config: Option<&'c OAuthProviderConfig>,
     ) -> Result<(Kind, &'c OAuthProviderConfig), String> {
-        let not_found = || format!("Provider {name} could not be found");
-        let kind = Kind::from_name(name).ok_or_else(not_found)?;
-        let config = config.ok_or_else(not_found)?;
+        let kind = Kind::from_name(name).ok_or_else(|| format!("Provider {name} could not be found"))?;
+        Ok((kind, Self::check_config(name, config)?))
+    }
+
+    /// GoTrue's `ValidateOAuth` of a provider's settings (any protocol).
+    pub fn check_config<'c>(
+        name: &str,
+        config: Option<&'c OAuthProviderConfig>,
+    ) -> Result<&'c OAuthProviderConfig, String> {
+        let config = config.ok_or_else(|| format!("Provider {name} could not be found"))?;
         if !config.enabled {
             return Err("provider is not enabled".into());
         }
@@ -392,7 +400,7 @@ impl Provider {
         if config.redirect_uri.is_none() {
             return Err("missing redirect URI".into());
         }
-        Ok((kind, config))
+        Ok(config)
     }
 
     /// Whether the provider requires PKCE from its clients (GoTrue's `RequiresPKCE`).

@@ -1118,3 +1118,70 @@ async fn an_invitation_is_accepted_through_a_provider() -> anyhow::Result<()> {
 fn claims_of(session: &Value) -> Value {
     claims(session["access_token"].as_str().unwrap_or_default())
 }
+
+/// Twitter over OAuth 1.0a, as GoTrue still serves it: a signed request token at `/authorize`, the
+/// browser sent to Twitter's `/oauth/authenticate`, the callback's `oauth_token` and
+/// `oauth_verifier` traded (signed) for an access token, the user read from `verify_credentials`.
+#[tokio::test]
+async fn twitter_sign_in_goes_through_oauth_1a() -> anyhow::Result<()> {
+    let provider = FakeOAuthProvider::start(CLIENT_ID, CLIENT_SECRET).await?;
+    let twitter_url = format!("{}/twitter", provider.base_url());
+    let suite = with_provider(Suite::builder(), "TWITTER", &twitter_url)
+        .env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**")
+        .start()
+        .await?;
+    let redirect = authorize(&suite, &format!("provider=twitter&redirect_to={APP}")).await?;
+    assert_eq!(redirect.path(), "/twitter/oauth/authenticate");
+    let request_token = query_map(&redirect)["oauth_token"].clone();
+
+    let email = email();
+    let callback_url = provider
+        .twitter_authorize(&request_token, &FakeUser::new(1234, &email, false))
+        .expect("the request token the suite obtained");
+    let callback_url = Url::parse(&callback_url)?;
+    assert_eq!(callback_url.path(), "/callback");
+    let response = suite
+        .get(&format!("/callback?{}", callback_url.query().unwrap_or_default()))
+        .await?;
+    assert_eq!(response.status(), 302);
+    let fragment = fragment_map(&location(&response));
+    assert!(fragment["provider_token"].starts_with("at-"), "{fragment:?}");
+    let user = user_of(&suite, &fragment).await?;
+    assert_eq!(user["email"], email);
+    assert!(user["email_confirmed_at"].is_string(), "Twitter's emails are verified");
+    let identity = &user["identities"][0];
+    assert_eq!(identity["provider"], "twitter");
+    assert_eq!(identity["id"], "1234");
+    // What GoTrue v2.196 writes for the same answer of the same fake (compared side by side).
+    assert_eq!(
+        identity["identity_data"],
+        json!({
+            "iss": format!("{twitter_url}/1.1/account/verify_credentials.json"), "sub": "1234",
+            "name": "User 1234", "email": email, "picture": "https://avatars.example/1234.png",
+            "full_name": "User 1234", "user_name": "user1234", "avatar_url": "https://avatars.example/1234.png",
+            "provider_id": "1234", "email_verified": true, "phone_verified": false, "preferred_username": "user1234",
+        })
+    );
+
+    // A verifier for another request token is refused by Twitter: the sign-in fails visibly.
+    let redirect = authorize(&suite, &format!("provider=twitter&redirect_to={APP}")).await?;
+    let state_url = provider
+        .twitter_authorize(
+            &query_map(&redirect)["oauth_token"],
+            &FakeUser::new(1, &crate::support::email(), true),
+        )
+        .expect("authorized");
+    let forged = Url::parse(&state_url)?;
+    let mut pairs = query_map(&forged);
+    pairs.insert("oauth_verifier".into(), "forged".into());
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&pairs)
+        .finish();
+    let response = suite.get(&format!("/callback?{query}")).await?;
+    assert_eq!(response.status(), 302);
+    let landed = query_map(&location(&response));
+    assert_eq!(landed["error"], "server_error");
+    assert_eq!(landed["error_description"], "Unable to retrieve access token");
+    suite.shutdown().await;
+    Ok(())
+}
