@@ -120,9 +120,23 @@ impl MfaState {
             ServiceError::server_misconfigured("Error generating QR Code")
         })?;
         let factor_id = Uuid::new_v4();
-        let secret = Some(enrollment.secret.as_str());
-        self.insert_factor(user, factor_id, &request.friendly_name, FactorType::Totp, secret, None)
-            .await?;
+        // Sealed with the factor's id when GOTRUE_SECURITY_DB_ENCRYPTION_ENCRYPT is on, as GoTrue's
+        // `SetSecret` does.
+        let stored_secret = auth_account::db_encryption::seal(
+            &self.config.security.db_encryption,
+            &factor_id.to_string(),
+            &enrollment.secret,
+        )
+        .map_err(ServiceError::internal)?;
+        self.insert_factor(
+            user,
+            factor_id,
+            &request.friendly_name,
+            FactorType::Totp,
+            Some(&stored_secret),
+            None,
+        )
+        .await?;
         Ok(EnrollFactorResponse {
             id: factor_id.to_string(),
             r#type: "totp".into(),
@@ -343,8 +357,19 @@ impl MfaState {
             }
             (FactorType::Totp, _) => {
                 let now = u64::try_from(Utc::now().timestamp()).unwrap_or_default();
-                let step = factor
+                let secret = factor
                     .secret
+                    .as_deref()
+                    .map(|stored| {
+                        auth_account::db_encryption::open(
+                            &self.config.security.db_encryption,
+                            &factor.id.to_string(),
+                            stored,
+                        )
+                    })
+                    .transpose()
+                    .map_err(ServiceError::internal)?;
+                let step = secret
                     .as_deref()
                     .and_then(|secret| totp::accepted_step(secret, &request.code, now));
                 self.counted(factor.id, step.map(Proof::TotpStep).ok_or_else(totp::invalid_code))

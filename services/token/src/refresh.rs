@@ -158,7 +158,9 @@ impl TokenState {
                     .session
                     .refresh_token_hmac_key
                     .as_deref()
-                    .and_then(refresh_token::decode_hmac_key)
+                    .and_then(|stored| {
+                        refresh_token::session_hmac_key(&self.config.security.db_encryption, signed.session_id, stored)
+                    })
                     .ok_or_else(not_found)?;
                 if !signed.signed_by(&key) {
                     return Err(not_found().into());
@@ -389,10 +391,12 @@ impl TokenState {
             .await
             .map_err(internal)?;
             let key = refresh_token::new_hmac_key();
+            let stored_key = refresh_token::stored_hmac_key(&self.config.security.db_encryption, session.id, &key)
+                .map_err(Refusal::Rollback)?;
             sqlx::query!(
                 "UPDATE sessions SET refresh_token_hmac_key = $2, refresh_token_counter = 0 WHERE id = $1",
                 session.id,
-                &key
+                &stored_key
             )
             .execute(&mut *conn)
             .await
@@ -443,7 +447,7 @@ impl TokenState {
         let key = session
             .refresh_token_hmac_key
             .as_deref()
-            .and_then(refresh_token::decode_hmac_key)
+            .and_then(|stored| refresh_token::session_hmac_key(&security.db_encryption, session.id, stored))
             .ok_or_else(not_found)?;
         let current = u64::try_from(session.refresh_token_counter.unwrap_or(0)).unwrap_or(0);
         let presented = signed.counter;

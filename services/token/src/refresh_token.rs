@@ -111,6 +111,32 @@ pub fn decode_hmac_key(stored: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(stored.trim_end_matches('=')).ok()
 }
 
+/// What the session `session_id` stores for `key` (base64url): sealed with the session's id when
+/// `GOTRUE_SECURITY_DB_ENCRYPTION_ENCRYPT` is on, as GoTrue stores it.
+pub fn stored_hmac_key(
+    config: &auth_core::config::DbEncryptionConfig,
+    session_id: Uuid,
+    key: &str,
+) -> Result<String, auth_core::ServiceError> {
+    auth_account::db_encryption::seal(config, &session_id.to_string(), key).map_err(auth_core::ServiceError::internal)
+}
+
+/// The HMAC key of the session `session_id` from what it stores, sealed (by the suite or GoTrue)
+/// or not (GoTrue's `GetRefreshTokenHmacKey`).
+pub fn session_hmac_key(
+    config: &auth_core::config::DbEncryptionConfig,
+    session_id: Uuid,
+    stored: &str,
+) -> Option<Vec<u8>> {
+    match auth_account::db_encryption::open(config, &session_id.to_string(), stored) {
+        Ok(key) => decode_hmac_key(&key),
+        Err(error) => {
+            tracing::warn!(%session_id, %error, "a session's refresh-token key cannot be opened");
+            None
+        }
+    }
+}
+
 /// A v1 token: 12 characters of GoTrue's lower-case base32 alphabet.
 pub fn new_v1() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";

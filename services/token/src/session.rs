@@ -105,6 +105,10 @@ impl TokenState {
         let session_id = Uuid::new_v4();
         let v2 = self.config.security.refresh_token_algorithm_version == 2;
         let hmac_key = v2.then(refresh_token::new_hmac_key);
+        let stored_key = hmac_key
+            .as_deref()
+            .map(|key| refresh_token::stored_hmac_key(&self.config.security.db_encryption, session_id, key))
+            .transpose()?;
         let v1_token = (!v2).then(refresh_token::new_v1);
 
         let issued = auth_account::with_user_columns!(
@@ -113,7 +117,7 @@ impl TokenState {
             user_id,
             (client.user_agent),
             (client.ip),
-            hmac_key,
+            stored_key,
             (v2.then_some(0i64)),
             v1_token,
             (Uuid::new_v4()),

@@ -57,9 +57,10 @@ impl TokenState {
         headers.insert("sb-auth-session-id".into(), session_id.to_string());
         let refresh_token = match (&session.refresh_token_hmac_key, session.refresh_token_counter) {
             (Some(stored_key), Some(counter)) => {
-                let key = refresh_token::decode_hmac_key(stored_key).ok_or_else(|| {
-                    ServiceError::internal(anyhow::anyhow!("a session's refresh-token key is not base64url"))
-                })?;
+                let key = refresh_token::session_hmac_key(&self.config.security.db_encryption, session_id, stored_key)
+                    .ok_or_else(|| {
+                        ServiceError::internal(anyhow::anyhow!("a session's refresh-token key is not base64url"))
+                    })?;
                 let counter = counter + 2;
                 sqlx::query!(
                     "UPDATE sessions SET refresh_token_counter = $2 WHERE id = $1",

@@ -291,7 +291,7 @@ impl UserState {
         };
         let hash = match imported_hash {
             Some(hash) => hash.to_string(),
-            None => self.admin_password_hash(password).await?,
+            None => self.admin_password_hash(id, password).await?,
         };
         let providers: Vec<&str> = [email.as_ref().map(|_| "email"), phone.as_ref().map(|_| "phone")]
             .into_iter()
@@ -377,7 +377,7 @@ impl UserState {
 
     /// The hash of the admin's password, or of a random one nobody knows (GoTrue's choice when no
     /// password is given).
-    async fn admin_password_hash(&self, password: Option<&str>) -> Result<String, ServiceError> {
+    async fn admin_password_hash(&self, user_id: Uuid, password: Option<&str>) -> Result<String, ServiceError> {
         let random;
         let password = match password {
             Some(password) => password,
@@ -386,7 +386,9 @@ impl UserState {
                 &random
             }
         };
-        self.hasher.hash(password).await.map_err(ServiceError::internal)
+        self.hash_password(user_id, password)
+            .await
+            .map_err(ServiceError::internal)
     }
 
     /// `PUT /admin/users/{id}`.
@@ -426,7 +428,7 @@ impl UserState {
         let hash = match request.password.as_deref() {
             Some(password) => {
                 check_strength(&self.config.password, password)?;
-                Some(self.hasher.hash(password).await.map_err(ServiceError::internal)?)
+                Some(self.hash_password(id, password).await.map_err(ServiceError::internal)?)
             }
             None => None,
         };

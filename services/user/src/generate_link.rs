@@ -13,6 +13,7 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::json;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::code_purpose::LinkType;
 use crate::invite::create_email_user;
@@ -57,6 +58,7 @@ impl UserState {
         }
         // A new sign-up needs a password, checked (and hashed, off the async threads) before the
         // transaction opens.
+        let new_user_id = Uuid::new_v4();
         let password_hash = if existing.is_none() && link_type == LinkType::Signup {
             if password.is_empty() {
                 return Err(ServiceError::bad_request(
@@ -65,7 +67,11 @@ impl UserState {
                 ));
             }
             check_strength(&self.config.password, &password)?;
-            Some(self.hasher.hash(&password).await.map_err(ServiceError::internal)?)
+            Some(
+                self.hash_password(new_user_id, &password)
+                    .await
+                    .map_err(ServiceError::internal)?,
+            )
         } else {
             None
         };
@@ -83,7 +89,7 @@ impl UserState {
                 let user = match existing {
                     Some(user) if user.is_email_confirmed() => return Err(email_exists()),
                     Some(user) => user,
-                    None => create_email_user(&mut tx, self, &aud, &email, None, &data).await?,
+                    None => create_email_user(&mut tx, self, Uuid::new_v4(), &aud, &email, None, &data).await?,
                 };
                 audit::record_by_admin(
                     &mut *tx,
@@ -107,7 +113,10 @@ impl UserState {
                         store::users::set_user_metadata(&mut tx, user.id, metadata).await?;
                         user
                     }
-                    None => create_email_user(&mut tx, self, &aud, &email, password_hash.as_deref(), &data).await?,
+                    None => {
+                        let hash = password_hash.as_deref();
+                        create_email_user(&mut tx, self, new_user_id, &aud, &email, hash, &data).await?
+                    }
                 };
                 let hash = outbox::token_hash(&email, &otp);
                 store_code(&mut tx, &user, OneTimeTokenKind::Confirmation, &hash).await?;

@@ -35,7 +35,7 @@ impl UserState {
                 ));
             }
             Some(user) => user,
-            None => create_email_user(&mut tx, self, &aud, &email, None, &data).await?,
+            None => create_email_user(&mut tx, self, Uuid::new_v4(), &aud, &email, None, &data).await?,
         };
         audit::record_by_admin(
             &mut *tx,
@@ -59,12 +59,12 @@ impl UserState {
 pub(crate) async fn create_email_user(
     conn: &mut PgConnection,
     state: &UserState,
+    id: Uuid,
     aud: &str,
     email: &str,
     password_hash: Option<&str>,
     data: &Map<String, Value>,
 ) -> Result<UserRecord, ServiceError> {
-    let id = Uuid::new_v4();
     let new_user = store::users::NewUser {
         id,
         aud,

@@ -18,6 +18,7 @@ mod live_sessions;
 mod notifications;
 mod otp_failures;
 pub mod password;
+mod sealed_password;
 mod send;
 mod signin;
 mod signup;

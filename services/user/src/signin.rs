@@ -116,7 +116,7 @@ impl UserState {
             return Err(invalid_credentials());
         };
         let stored = user.encrypted_password.clone().unwrap_or_default();
-        let verified = match self.hasher.verify(password, &stored).await {
+        let verified = match self.verify_password(user.id, password, &stored).await {
             Ok(verified) => verified,
             Err(e) => {
                 tracing::warn!(user_id = %user.id, error = %e, "stored password hash cannot be checked");
@@ -127,7 +127,7 @@ impl UserState {
             return Err(invalid_credentials());
         }
         if verified.needs_rehash {
-            match self.hasher.hash(password).await {
+            match self.hash_password(user.id, password).await {
                 Ok(upgraded) => {
                     // Only replace the hash we verified: a concurrent password change wins.
                     let mut conn = self.db.acquire().await?;

@@ -53,9 +53,9 @@ impl UserState {
         let (address, existing) = self.find_sign_up_address(provider, &request, &aud).await?;
         let data = validate::metadata(&request.data_json)?;
         // Always hash: a repeated sign-up must take as long as a new one.
+        let new_user_id = Uuid::new_v4();
         let password_hash = self
-            .hasher
-            .hash(&request.password)
+            .hash_password(new_user_id, &request.password)
             .await
             .map_err(ServiceError::internal)?;
 
@@ -63,7 +63,6 @@ impl UserState {
             Provider::Email => existing.is_email_confirmed(),
             Provider::Phone => existing.is_phone_confirmed(),
         });
-        let new_user_id = Uuid::new_v4();
         let pkce = !request.code_challenge.is_empty();
         // The confirmation link of a PKCE sign-up yields an auth code. That flow is the token
         // service's: it is started before the transaction opens, so no call is made while the

@@ -215,8 +215,7 @@ impl UserState {
                         ));
                     }
                     let ok = self
-                        .hasher
-                        .verify(current, &stored)
+                        .verify_password(user.id, current, &stored)
                         .await
                         .map(|v| v.matches)
                         .unwrap_or(false);
@@ -228,8 +227,7 @@ impl UserState {
                     }
                 }
                 let same = self
-                    .hasher
-                    .verify(password, &stored)
+                    .verify_password(user.id, password, &stored)
                     .await
                     .map(|v| v.matches)
                     .unwrap_or(false);
@@ -240,7 +238,11 @@ impl UserState {
                     ));
                 }
             }
-            return Ok(Some(self.hasher.hash(password).await.map_err(ServiceError::internal)?));
+            return Ok(Some(
+                self.hash_password(user.id, password)
+                    .await
+                    .map_err(ServiceError::internal)?,
+            ));
         }
         Ok(None)
     }

@@ -465,7 +465,10 @@ impl UserState {
         let has_password = user.encrypted_password.as_deref().is_some_and(|p| !p.is_empty());
         if !has_password && user.invited_at.is_some() {
             let random = outbox::generate_otp(64);
-            let hash = self.hasher.hash(&random).await.map_err(ServiceError::internal)?;
+            let hash = self
+                .hash_password(user.id, &random)
+                .await
+                .map_err(ServiceError::internal)?;
             store::users::set_password_hash(conn, user.id, &hash).await?;
         }
         record_audit(

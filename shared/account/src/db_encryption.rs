@@ -119,6 +119,16 @@ pub fn open(config: &DbEncryptionConfig, row_id: &str, stored: &str) -> Result<S
     String::from_utf8(plain).map_err(|_| EncryptionError::Inauthentic)
 }
 
+/// GoTrue's `shouldReEncrypt`: with encryption on, a value stored in the clear or under another
+/// key is sealed anew (with the current key) when next written, e.g. at the next sign-in.
+pub fn needs_resealing(config: &DbEncryptionConfig, stored: &str) -> bool {
+    config.encrypt
+        && match parse(stored) {
+            Some(sealed) => sealed.key_id != config.encryption_key_id,
+            None => true,
+        }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +158,15 @@ mod tests {
             open(&config, "row-2", &sealed),
             Err(EncryptionError::Inauthentic)
         ));
+    }
+
+    #[test]
+    fn values_in_the_clear_or_under_old_keys_are_resealed() {
+        let on = encrypting("k2");
+        assert!(needs_resealing(&on, "plain"));
+        assert!(needs_resealing(&on, &seal(&encrypting("k1"), "row", "s").unwrap()));
+        assert!(!needs_resealing(&on, &seal(&on, "row", "s").unwrap()));
+        assert!(!needs_resealing(&DbEncryptionConfig::default(), "plain"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod clients;
 mod compat;
 mod compat_links;
 mod custom_providers;
+mod db_encryption;
 mod deploy_files;
 mod external;
 mod general;
