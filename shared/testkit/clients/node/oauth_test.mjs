@@ -1,9 +1,10 @@
 // Runs @supabase/auth-js's OAuth sign-in (signInWithOAuth, implicit and PKCE flows,
-// exchangeCodeForSession, getUserIdentities, linkIdentity, unlinkIdentity) against a running suite
-// whose GitHub provider points at the test's fake provider, with manual linking on. Usage:
-//   node oauth_test.mjs <gateway url> <service_role key> <email> <code> <code> <link code>
+// exchangeCodeForSession, getUserIdentities, linkIdentity, unlinkIdentity, signInWithIdToken)
+// against a running suite whose GitHub and Keycloak providers point at the test's fake provider,
+// with manual linking on. Usage:
+//   node oauth_test.mjs <gateway url> <service_role key> <email> <code> <code> <link code> <id token>
 // The two codes are granted by the fake provider for one user with <email> (verified), the link
-// code for a second GitHub account.
+// code for a second GitHub account; the ID token is the fake Keycloak realm's.
 //
 // Node has no browser, so the script follows the redirects a browser would: auth-js's /authorize
 // URL to the provider, the provider's redirect back to /callback (with the granted code), and the
@@ -11,8 +12,8 @@
 import assert from 'node:assert/strict'
 import { AuthClient } from '@supabase/auth-js'
 
-const [url, serviceKey, email, implicitCode, pkceCode, linkCode] = process.argv.slice(2)
-assert.ok(url && serviceKey && email && implicitCode && pkceCode && linkCode, 'usage: see the header')
+const [url, serviceKey, email, implicitCode, pkceCode, linkCode, idToken] = process.argv.slice(2)
+assert.ok(url && serviceKey && email && implicitCode && pkceCode && linkCode && idToken, 'usage: see the header')
 const APP = 'http://localhost:3000/welcome'
 
 const memoryStorage = () => {
@@ -122,5 +123,15 @@ const pkce = client('pkce')
   // Used once.
   const again = await pkce.exchangeCodeForSession(code)
   assert.ok(again.error, 'a spent code fails')
+}
+// --- a native app's ID token --------------------------------------------------------------------
+{
+  const native = client('implicit')
+  const { data, error } = await native.signInWithIdToken({ provider: 'keycloak', token: idToken })
+  assert.ifError(error)
+  assert.ok(data.session?.access_token, 'a session')
+  assert.equal(data.user.app_metadata.provider, 'keycloak')
+  const { error: badError } = await native.signInWithIdToken({ provider: 'keycloak', token: `${idToken}x` })
+  assert.equal(badError?.status, 400, 'a forged ID token is refused')
 }
 console.log('auth-js OAuth: ok')

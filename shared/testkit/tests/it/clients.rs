@@ -92,24 +92,38 @@ async fn supabase_auth_js_passkeys() -> anyhow::Result<()> {
 async fn supabase_auth_js_oauth() -> anyhow::Result<()> {
     use auth_testkit::oauth::{FakeOAuthProvider, FakeUser};
     let provider = FakeOAuthProvider::start("client-id", "client-secret").await?;
-    let suite = Suite::builder()
-        .env("GOTRUE_EXTERNAL_GITHUB_ENABLED", "true")
-        .env("GOTRUE_EXTERNAL_GITHUB_CLIENT_ID", "client-id")
-        .env("GOTRUE_EXTERNAL_GITHUB_SECRET", "client-secret")
-        .env("GOTRUE_EXTERNAL_GITHUB_REDIRECT_URI", "http://localhost:9999/callback")
-        .env("GOTRUE_EXTERNAL_GITHUB_URL", &provider.base_url())
+    let realm = format!("{}/realms/test", provider.base_url());
+    let mut builder = Suite::builder()
         .env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**")
-        .env("GOTRUE_SECURITY_MANUAL_LINKING_ENABLED", "true")
-        .start()
-        .await?;
+        .env("GOTRUE_SECURITY_MANUAL_LINKING_ENABLED", "true");
+    for (name, url) in [("GITHUB", provider.base_url()), ("KEYCLOAK", realm.clone())] {
+        builder = builder
+            .env(&format!("GOTRUE_EXTERNAL_{name}_ENABLED"), "true")
+            .env(&format!("GOTRUE_EXTERNAL_{name}_CLIENT_ID"), "client-id")
+            .env(&format!("GOTRUE_EXTERNAL_{name}_SECRET"), "client-secret")
+            .env(
+                &format!("GOTRUE_EXTERNAL_{name}_REDIRECT_URI"),
+                "http://localhost:9999/callback",
+            )
+            .env(&format!("GOTRUE_EXTERNAL_{name}_URL"), &url);
+    }
+    let suite = builder.start().await?;
     let email = format!("octo-{}@example.com", uuid::Uuid::new_v4().simple());
     let user = FakeUser::new(1001, &email, true);
     let second = FakeUser::new(1002, &format!("second-{email}"), true);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let id_token = provider.id_token(&json!({
+        "iss": realm, "sub": "js-kc-1", "aud": "client-id", "exp": now + 600,
+        "email": format!("kc-{email}"), "email_verified": true,
+    }));
     let args = [
         email.clone(),
         provider.grant(&user),
         provider.grant(&user),
         provider.grant(&second),
+        id_token,
     ];
     let result = run_with("node".into(), clients_dir().join("node/oauth_test.mjs"), &suite, &args).await;
     suite.shutdown().await;
