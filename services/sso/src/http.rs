@@ -17,6 +17,24 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// The body of a 2xx answer; anything else (unreachable, another status) as an error naming the URL
+/// and the start of what came back.
+async fn successful_body(url: &str, response: Result<reqwest::Response, reqwest::Error>) -> Result<Vec<u8>, ApiError> {
+    let response = response.map_err(|e| ApiError(format!("request to {url} failed: {e}")))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ApiError(format!("reading {url} failed: {e}")))?;
+    if !status.is_success() {
+        return Err(ApiError(format!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
+        )));
+    }
+    Ok(body.to_vec())
+}
+
 #[derive(Clone)]
 pub struct ProviderHttp {
     client: reqwest::Client,
@@ -83,19 +101,8 @@ impl ProviderHttp {
             .get(url)
             .header(http::header::AUTHORIZATION, authorization)
             .send()
-            .await
-            .map_err(|e| ApiError(format!("request to {url} failed: {e}")))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ApiError(format!("reading {url} failed: {e}")))?;
-        if !status.is_success() {
-            return Err(ApiError(format!(
-                "{url} answered {status}: {}",
-                String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
-            )));
-        }
+            .await;
+        let body = successful_body(url, response).await?;
         Ok(url::form_urlencoded::parse(&body).into_owned().collect())
     }
 
@@ -115,21 +122,7 @@ impl ProviderHttp {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ApiError(format!("request to {url} failed: {e}")))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ApiError(format!("reading {url} failed: {e}")))?;
-        if !status.is_success() {
-            return Err(ApiError(format!(
-                "{url} answered {status}: {}",
-                String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
-            )));
-        }
+        let body = successful_body(url, request.send().await).await?;
         serde_json::from_slice(&body).map_err(|e| ApiError(format!("{url} answered unreadable JSON: {e}")))
     }
 }

@@ -88,15 +88,12 @@ async fn supabase_auth_js_passkeys() -> anyhow::Result<()> {
 /// auth-js's `signInWithOAuth` (implicit and PKCE), `exchangeCodeForSession`, `getUserIdentities`,
 /// `linkIdentity` and `unlinkIdentity` with GitHub pointed at the fake provider; the script follows
 /// the redirects.
-#[tokio::test]
-async fn supabase_auth_js_oauth() -> anyhow::Result<()> {
-    use auth_testkit::oauth::{FakeOAuthProvider, FakeUser};
-    let provider = FakeOAuthProvider::start("client-id", "client-secret").await?;
-    let realm = format!("{}/realms/test", provider.base_url());
+/// A suite whose GitHub and Keycloak (`realm`) providers are the fake provider, with manual linking.
+async fn oauth_client_suite(provider: &auth_testkit::oauth::FakeOAuthProvider, realm: &str) -> anyhow::Result<Suite> {
     let mut builder = Suite::builder()
         .env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**")
         .env("GOTRUE_SECURITY_MANUAL_LINKING_ENABLED", "true");
-    for (name, url) in [("GITHUB", provider.base_url()), ("KEYCLOAK", realm.clone())] {
+    for (name, url) in [("GITHUB", provider.base_url()), ("KEYCLOAK", realm.to_string())] {
         builder = builder
             .env(&format!("GOTRUE_EXTERNAL_{name}_ENABLED"), "true")
             .env(&format!("GOTRUE_EXTERNAL_{name}_CLIENT_ID"), "client-id")
@@ -107,17 +104,35 @@ async fn supabase_auth_js_oauth() -> anyhow::Result<()> {
             )
             .env(&format!("GOTRUE_EXTERNAL_{name}_URL"), &url);
     }
-    let suite = builder.start().await?;
-    let email = format!("octo-{}@example.com", uuid::Uuid::new_v4().simple());
-    let user = FakeUser::new(1001, &email, true);
-    let second = FakeUser::new(1002, &format!("second-{email}"), true);
+    builder.start().await
+}
+
+/// An ID token of the fake Keycloak realm for `subject`, verified `email`, valid ten minutes.
+fn realm_id_token(
+    provider: &auth_testkit::oauth::FakeOAuthProvider,
+    realm: &str,
+    subject: &str,
+    email: &str,
+) -> anyhow::Result<String> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
-    let id_token = provider.id_token(&json!({
-        "iss": realm, "sub": "js-kc-1", "aud": "client-id", "exp": now + 600,
-        "email": format!("kc-{email}"), "email_verified": true,
-    }));
+    Ok(provider.id_token(&json!({
+        "iss": realm, "sub": subject, "aud": "client-id", "exp": now + 600,
+        "email": email, "email_verified": true,
+    })))
+}
+
+#[tokio::test]
+async fn supabase_auth_js_oauth() -> anyhow::Result<()> {
+    use auth_testkit::oauth::{FakeOAuthProvider, FakeUser};
+    let provider = FakeOAuthProvider::start("client-id", "client-secret").await?;
+    let realm = format!("{}/realms/test", provider.base_url());
+    let suite = oauth_client_suite(&provider, &realm).await?;
+    let email = format!("octo-{}@example.com", uuid::Uuid::new_v4().simple());
+    let user = FakeUser::new(1001, &email, true);
+    let second = FakeUser::new(1002, &format!("second-{email}"), true);
+    let id_token = realm_id_token(&provider, &realm, "js-kc-1", &format!("kc-{email}"))?;
     let args = [
         email.clone(),
         provider.grant(&user),
@@ -137,32 +152,12 @@ async fn supabase_auth_python_oauth() -> anyhow::Result<()> {
     use auth_testkit::oauth::{FakeOAuthProvider, FakeUser};
     let python = clients_dir().join("python/.venv/bin/python");
     let provider = FakeOAuthProvider::start("client-id", "client-secret").await?;
-    let mut builder = Suite::builder()
-        .env("GOTRUE_URI_ALLOW_LIST", "http://localhost:3000/**")
-        .env("GOTRUE_SECURITY_MANUAL_LINKING_ENABLED", "true");
     let realm = format!("{}/realms/test", provider.base_url());
-    for (name, url) in [("GITHUB", provider.base_url()), ("KEYCLOAK", realm.clone())] {
-        builder = builder
-            .env(&format!("GOTRUE_EXTERNAL_{name}_ENABLED"), "true")
-            .env(&format!("GOTRUE_EXTERNAL_{name}_CLIENT_ID"), "client-id")
-            .env(&format!("GOTRUE_EXTERNAL_{name}_SECRET"), "client-secret")
-            .env(
-                &format!("GOTRUE_EXTERNAL_{name}_REDIRECT_URI"),
-                "http://localhost:9999/callback",
-            )
-            .env(&format!("GOTRUE_EXTERNAL_{name}_URL"), &url);
-    }
-    let suite = builder.start().await?;
+    let suite = oauth_client_suite(&provider, &realm).await?;
     let email = format!("py-octo-{}@example.com", uuid::Uuid::new_v4().simple());
     let user = FakeUser::new(2001, &email, true);
     let second = FakeUser::new(2002, &format!("second-{email}"), true);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let id_token = provider.id_token(&json!({
-        "iss": realm, "sub": "py-kc-1", "aud": "client-id", "exp": now + 600,
-        "email": format!("kc-{email}"), "email_verified": true,
-    }));
+    let id_token = realm_id_token(&provider, &realm, "py-kc-1", &format!("kc-{email}"))?;
     let args = [email.clone(), provider.grant(&user), provider.grant(&second), id_token];
     // The Python script takes the URL and then these (no service key).
     let output = tokio::process::Command::new(&python)
