@@ -59,6 +59,19 @@ fn client_ip() -> String {
 }
 
 impl MfaState {
+    /// What to store instead of a TOTP factor's `stored` secret once it verified: sealed anew when
+    /// encryption is on and it is in the clear or under an old key (GoTrue's `shouldReEncrypt`).
+    fn resealed_secret(&self, factor_id: Uuid, stored: &str) -> Result<Option<String>, ServiceError> {
+        let encryption = &self.config.security.db_encryption;
+        if !auth_account::db_encryption::needs_resealing(encryption, stored) {
+            return Ok(None);
+        }
+        let row = factor_id.to_string();
+        let clear = auth_account::db_encryption::open(encryption, &row, stored).map_err(ServiceError::internal)?;
+        let sealed = auth_account::db_encryption::seal(encryption, &row, &clear).map_err(ServiceError::internal)?;
+        Ok(Some(sealed))
+    }
+
     /// `POST /factors`.
     pub async fn enroll(
         &self,
@@ -393,12 +406,19 @@ impl MfaState {
             }
         };
 
+        let resealed = match (&proof, factor.secret.as_deref()) {
+            (Proof::TotpStep(_), Some(stored)) => self.resealed_secret(factor.id, stored)?,
+            _ => None,
+        };
         let mut tx = self.db.begin().await?;
         match &proof {
             // A TOTP code is accepted once: only for a step newer than the last this factor accepted.
             Proof::TotpStep(step) => {
                 if !store::accept_totp_step(&mut tx, factor.id, i64::try_from(*step).unwrap_or(i64::MAX)).await? {
                     return Err(totp::invalid_code());
+                }
+                if let (Some(sealed), Some(stored)) = (&resealed, factor.secret.as_deref()) {
+                    store::reseal_factor_secret(&mut tx, factor.id, sealed, stored).await?;
                 }
             }
             Proof::WebAuthn(update) => {

@@ -347,6 +347,25 @@ pub async fn accept_totp_step(conn: &mut PgConnection, factor_id: Uuid, step: i6
     Ok(fresh.is_some())
 }
 
+/// Replaces a TOTP factor's stored secret with `sealed` if it still holds `stored` (GoTrue
+/// re-encrypts a secret kept in the clear or under an old key once it verifies).
+pub async fn reseal_factor_secret(
+    conn: &mut PgConnection,
+    factor_id: Uuid,
+    sealed: &str,
+    stored: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE mfa_factors SET secret = $2 WHERE id = $1 AND secret = $3",
+        factor_id,
+        sealed,
+        stored
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Replaces the user's recovery codes with new ones (their hashes); when they were made.
 pub async fn replace_recovery_codes(
     conn: &mut PgConnection,
