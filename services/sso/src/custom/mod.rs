@@ -98,11 +98,21 @@ impl SsoState {
                 .issuer
                 .clone()
                 .ok_or_else(|| format!("OIDC provider {identifier} missing issuer"))?;
+            let discovery_url = row.discovery_url().unwrap_or_default();
+            let failed = |e: String| {
+                format!(
+                    "error creating OIDC provider: failed to create OIDC provider: oidc: discovery request to {discovery_url} failed: {e}"
+                )
+            };
+            // As GoTrue, the guard is applied at sign-in too: the name may point elsewhere by now.
+            url_guard::check(&discovery_url, self.config.custom_oauth.allow_private_networks)
+                .await
+                .map_err(|e| failed(format!("{}: {}", e.http_status, e.message)))?;
             let discovered = self
                 .oidc
-                .issuer_at(&issuer, &row.discovery_url().unwrap_or_default())
+                .issuer_at(&issuer, &discovery_url)
                 .await
-                .map_err(|e| format!("error creating OIDC provider: failed to create OIDC provider: {e}"))?;
+                .map_err(|e| failed(e.to_string()))?;
             settings.userinfo_url = discovered.discovery.userinfo_endpoint.clone();
             settings.oidc_issuer = Some(issuer);
             let endpoints = Endpoints {

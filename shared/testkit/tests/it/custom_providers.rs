@@ -348,6 +348,26 @@ async fn the_admin_api_refuses_what_gotrue_refuses() -> anyhow::Result<()> {
     let response = admin(&guarded, Method::POST, "/admin/custom-providers", Some(with(json!({})))).await?;
     let body = assert_gotrue_error(response, 400, "validation_failed").await;
     assert_eq!(body["msg"], "URL cannot point to localhost or loopback addresses");
+    // A row that points inside (written by hand, or a name re-pointed since) is refused at sign-in
+    // too, with GoTrue's message.
+    sqlx::query(
+        "INSERT INTO custom_oauth_providers (provider_type, identifier, name, client_id, client_secret, issuer) \
+         VALUES ('oidc', 'custom:inside', 'Inside', 'c', 's', $1)",
+    )
+    .bind(provider.base_url())
+    .execute(&guarded.db)
+    .await?;
+    let response = guarded
+        .get(&format!("/authorize?provider=custom:inside&redirect_to={APP}"))
+        .await?;
+    let body = assert_gotrue_error(response, 400, "validation_failed").await;
+    assert_eq!(
+        body["msg"],
+        format!(
+            "Unsupported provider: error creating OIDC provider: failed to create OIDC provider: oidc: discovery request to {}/.well-known/openid-configuration failed: 400: URL cannot point to localhost or loopback addresses",
+            provider.base_url()
+        )
+    );
     guarded.shutdown().await;
 
     // Switched off, the whole API is a 404.
