@@ -7,6 +7,7 @@
 //! shared [`crate::oidc::OidcCache`].
 
 mod admin;
+mod checks;
 pub mod mapping;
 pub mod store;
 mod url_guard;
@@ -104,10 +105,13 @@ impl SsoState {
                     "error creating OIDC provider: failed to create OIDC provider: oidc: discovery request to {discovery_url} failed: {e}"
                 )
             };
-            // As GoTrue, the guard is applied at sign-in too: the name may point elsewhere by now.
-            url_guard::check(&discovery_url, self.config.custom_oauth.allow_private_networks)
-                .await
-                .map_err(|e| failed(format!("{}: {}", e.http_status, e.message)))?;
+            // As GoTrue, the guard is applied again whenever the discovery document is fetched (the
+            // name may point elsewhere by now); a cached document needs no lookup.
+            if !self.oidc.is_fresh(&issuer) {
+                url_guard::check(&discovery_url, self.config.custom_oauth.allow_private_networks)
+                    .await
+                    .map_err(|e| failed(format!("{}: {}", e.http_status, e.message)))?;
+            }
             let discovered = self
                 .oidc
                 .issuer_at(&issuer, &discovery_url)

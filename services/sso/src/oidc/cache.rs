@@ -81,6 +81,12 @@ impl OidcCache {
         self.issuer(issuer, true).await
     }
 
+    /// Whether the issuer's document and keys are cached and young enough to be used without a fetch.
+    pub fn is_fresh(&self, issuer: &str) -> bool {
+        self.cached(issuer)
+            .is_some_and(|(_, fetched_at, _)| fetched_at.elapsed() < self.ttl)
+    }
+
     /// Forgets an issuer (a custom provider changed or went away): the next use fetches anew.
     pub fn invalidate(&self, issuer: &str) {
         self.entries
